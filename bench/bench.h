@@ -1,0 +1,53 @@
+// Micro-benchmark harness behind `qkv bench`. Every case first checks its
+// result against the scalar reference (and fails loudly), then times repeats
+// and reports the median in physical units. One suite per file.
+//
+// JSON schema (one object per line, shared with bench/peers/):
+//   {"suite":..., "case":..., "threads":..., "ms":..., "gflops":..., "gbps":...}
+// plus optional suite-specific fields (gemm adds "peak_fraction").
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace qkv::bench {
+
+struct Options {
+  bool json = false;
+  int threads = 1;           // set by the caller; suites run at this count
+  double min_seconds = 0.3;  // per case, after warm-up
+  int min_repeats = 5;
+  bool quick = false;        // smaller sizes and fewer repeats (tests use this)
+};
+
+struct Result {
+  std::string suite, name;
+  int threads = 1;
+  double ms = 0;      // median wall time of one call
+  double gflops = 0;  // 0 when not meaningful
+  double gbps = 0;    // 0 when not meaningful
+  double peak_fraction = -1;  // gemm only: gflops / measured FMA peak (< 0: absent)
+};
+
+// Median wall time in ms of fn() over repeats (after one warm-up call).
+double median_ms(const std::function<void()>& fn, const Options& opt);
+
+// Prints one result: a JSON line with --json, else an aligned table row.
+void report(const Options& opt, const Result& r);
+
+// Throws qkv::Error naming the case when the max relative error exceeds tol.
+void verify(const std::string& what, const float* got, const float* want, long n, double tol);
+
+// Measured FMA peak in GFLOP/s at `threads` threads (register-only FMA loop),
+// cached per thread count for the life of the process.
+double fma_peak_gflops(int threads);
+
+// Suites. Each returns its results (also printed through report()).
+std::vector<Result> suite_gemm(const Options& opt);
+std::vector<Result> suite_softmax(const Options& opt);
+
+// Names of all suites in order, and the runner `qkv bench` calls.
+const std::vector<std::string>& suite_names();
+std::vector<Result> run_suite(const std::string& name, const Options& opt);
+
+}  // namespace qkv::bench

@@ -1,0 +1,22 @@
+// The scalar GEMM oracle: a plain triple loop with a double accumulator, so it
+// is both obviously right and more accurate than the kernel it checks.
+#include "engine/kernels/gemm.h"
+
+namespace qkv {
+
+void gemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+              int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double acc = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        double a = ta ? A[k * lda + i] : A[i * lda + k];
+        double b = tb ? B[j * ldb + k] : B[k * ldb + j];
+        acc += a * b;
+      }
+      float& c = C[i * ldc + j];
+      c = float(alpha * acc + (beta == 0.f ? 0.0 : double(beta) * c));
+    }
+}
+
+}  // namespace qkv

@@ -1,0 +1,16 @@
+// Thread count for every OpenMP region of qkv.
+// QKV_THREADS, else OMP_NUM_THREADS, else the number of cores. Results depend
+// on the count only through the order of floating-point sums, and for a fixed
+// count every kernel is deterministic (static schedules, no atomics on floats).
+#pragma once
+#include <cstdint>
+
+namespace qkv {
+
+int num_threads();               // the count in force (>= 1)
+void set_num_threads(int n);     // n >= 1; also sets OpenMP's default
+// Whether `work` units (roughly: elements touched, or FLOPs / 16) are worth a
+// parallel region: one costs ~1-2 us, so below ~32K elements it is a loss.
+inline bool worth_threads(int64_t work) { return work >= (int64_t(1) << 15); }
+
+}  // namespace qkv

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages qkv builds with (only the missing ones, through
+# sudo when not root), then configures and builds it. Idempotent: with
+# everything present it only runs an incremental build.
+#   QKV_BUILD_DIR   build directory (default: build)
+#   QKV_MESON_ARGS  extra 'meson setup' arguments, e.g. -Dnative=false
+#   QKV_EXTRA_PKGS  more packages to ensure (e.g. dataset-fashion-mnist)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(g++ meson ninja-build pkg-config libxsimd-dev doctest-dev nlohmann-json3-dev zlib1g-dev)
+# shellcheck disable=SC2206
+pkgs+=(${QKV_EXTRA_PKGS:-})
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  echo "setup: installing ${missing[*]}" >&2
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >&2
+fi
+
+build=${QKV_BUILD_DIR:-build}
+if [ ! -f "$build/build.ninja" ]; then
+  # shellcheck disable=SC2086
+  meson setup "$build" ${QKV_MESON_ARGS:-} >&2
+fi
+ninja -C "$build" >&2

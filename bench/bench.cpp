@@ -57,13 +57,14 @@ void report(const Options& opt, const Result& r) {
 }
 
 const std::vector<std::string>& suite_names() {
-  static const std::vector<std::string> names = {"gemm", "softmax"};
+  static const std::vector<std::string> names = {"gemm", "softmax", "layernorm"};
   return names;
 }
 
 std::vector<Result> run_suite(const std::string& name, const Options& opt) {
   if (name == "gemm") return suite_gemm(opt);
   if (name == "softmax") return suite_softmax(opt);
+  if (name == "layernorm") return suite_layernorm(opt);
   std::string known;
   for (const auto& n : suite_names()) known += (known.empty() ? "" : ", ") + n;
   fail("bench: unknown suite '", name, "' (known: ", known, ")");

@@ -45,6 +45,7 @@ double fma_peak_gflops(int threads);
 // Suites. Each returns its results (also printed through report()).
 std::vector<Result> suite_gemm(const Options& opt);
 std::vector<Result> suite_softmax(const Options& opt);
+std::vector<Result> suite_layernorm(const Options& opt);
 
 // Names of all suites in order, and the runner `qkv bench` calls.
 const std::vector<std::string>& suite_names();

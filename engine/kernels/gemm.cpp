@@ -1,8 +1,396 @@
-// placeholder until the packed kernel lands
+// SGEMM, row-major: C = alpha * op(A) * op(B) + beta * C.
+//
+// Goto/BLIS structure (Goto & van de Geijn, TOMS 2008): five loops around a
+// register-tiled micro-kernel.
+//
+//   for jc in N step NC:                       B block  KC x NC  (L3)
+//     for pc in K step KC:   pack B -> Bp      shared by all threads
+//       for ic in M step MC: pack A -> Ap      per thread          (L2)
+//         for jr in NC step NR:                B micro-panel KC x NR (L1)
+//           for ir in MC step MR:  micro_kernel(Ap[ir], Bp[jr]) -> C[MR x NR]
+//
+// Threads split the (ic block x jr range) work units of each (jc, pc) step;
+// B is packed cooperatively first. Small problems skip packing entirely:
+// a few rows (decoder steps, GEMV) or a few columns go through the dot/axpy
+// paths at the bottom, and A is read in place (not packed) when it is not
+// transposed and N is small enough that packing would cost more than it saves.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "engine/error.h"
 #include "engine/kernels/gemm.h"
+#include "engine/simd.h"
+#include "engine/threads.h"
+
 namespace qkv {
+namespace {
+
+using simd::VF;
+using simd::W;
+
+// ---- blocking ---------------------------------------------------------------
+// Micro-tile MR x NR with NR = NV vectors: MR*NV accumulators + NV B vectors +
+// 1 broadcast must fit the register file (32 zmm with AVX-512, 16 otherwise),
+// and MR*NV >= 8 covers FMA latency (4) x pipes (2).
+// AVX-512: 12 x 32 (24 accumulators). The B micro-panel KC x 32 floats (32 KiB
+// at KC = 256) stays in the 48 KiB L1 while 12-row A panels stream from L2.
+constexpr int MR = W >= 16 ? 12 : 6;
+constexpr int NV = 2;
+constexpr int NR = NV * W;
+constexpr int64_t KC = 256;
+constexpr int64_t MC = 192;   // A block MC x KC = 192 KiB: well inside L2
+constexpr int64_t NC = 4096;  // B block KC x NC = 4 MiB: L3
+
+// ---- per-thread pack buffers ---------------------------------------------------
+// Kept for the life of the thread (allocation and page faults per call would
+// cost more than small GEMMs themselves).
+struct PackBuffer {
+  float* p = nullptr;
+  size_t cap = 0;
+  float* get(size_t n) {
+    if (n > cap) {
+      std::free(p);
+      cap = (n + 15) / 16 * 16;
+      p = static_cast<float*>(std::aligned_alloc(64, cap * sizeof(float)));
+      check(p != nullptr, "gemm: out of memory for pack buffer of ", cap, " floats");
+    }
+    return p;
+  }
+  ~PackBuffer() { std::free(p); }
+};
+thread_local PackBuffer tl_apack, tl_bpack;
+
+// ---- packing -----------------------------------------------------------------
+// Bp micro-panel layout: for each k, NR consecutive columns; zero-padded past N
+// so the micro-kernel never branches on edges in its inner loop.
+// B is op(B): b(k, j) = tb ? B[j*ldb + k] : B[k*ldb + j].
+void pack_b_panel(bool tb, const float* B, int64_t ldb, int64_t k0, int64_t kc, int64_t j0,
+                  int64_t nr, float* dst) {
+  if (!tb) {
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = B + (k0 + k) * ldb + j0;
+      float* d = dst + k * NR;
+      std::memcpy(d, src, nr * sizeof(float));
+      std::fill(d + nr, d + NR, 0.f);
+    }
+  } else {
+    // Read each column of op(B) (a row of B) contiguously; write strided.
+    for (int64_t j = 0; j < nr; ++j) {
+      const float* src = B + (j0 + j) * ldb + k0;
+      for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = src[k];
+    }
+    if (nr < NR)
+      for (int64_t k = 0; k < kc; ++k) std::fill(dst + k * NR + nr, dst + (k + 1) * NR, 0.f);
+  }
+}
+
+// Ap micro-panel layout: for each k, MR consecutive rows; zero-padded past M.
+// a(i, k) = ta ? A[k*lda + i] : A[i*lda + k].
+void pack_a_panel(bool ta, const float* A, int64_t lda, int64_t i0, int64_t mr, int64_t k0,
+                  int64_t kc, float* dst) {
+  if (ta) {
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = A + (k0 + k) * lda + i0;
+      float* d = dst + k * MR;
+      std::memcpy(d, src, mr * sizeof(float));
+      std::fill(d + mr, d + MR, 0.f);
+    }
+  } else {
+    for (int64_t i = 0; i < mr; ++i) {
+      const float* src = A + (i0 + i) * lda + k0;
+      for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = src[k];
+    }
+    if (mr < MR)
+      for (int64_t k = 0; k < kc; ++k) std::fill(dst + k * MR + mr, dst + (k + 1) * MR, 0.f);
+  }
+}
+
+// ---- micro-kernel ------------------------------------------------------------
+// Contract: C[0:mr, 0:nr] = alpha * a[MR x kc] * b[kc x NR] + beta * C, where
+//   b: packed micro-panel (NR floats per k, 64-byte aligned),
+//   a: packed micro-panel (MR floats per k) when kPackedA, else rows of A read
+//      in place: a(i, k) = a[i*lda + k] (rows >= mr are clamped to row mr-1:
+//      read but discarded, so nothing out of bounds is touched);
+//   beta == 0: C is not read (it may hold NaN).
+// The MR x NR accumulator tile lives in registers for the whole k loop.
+template <bool kPackedA>
+__attribute__((always_inline)) inline void micro_kernel(int64_t kc, const float* __restrict a,
+                                                        int64_t lda, const float* __restrict b,
+                                                        float* c, int64_t ldc, int mr, int nr,
+                                                        float alpha, float beta) {
+  VF acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = VF(0.f);
+
+  const float* row[MR];
+  if constexpr (!kPackedA)
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) row[i] = a + std::min(i, mr - 1) * lda;
+
+  for (int64_t k = 0; k < kc; ++k) {
+    VF bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = VF::load_aligned(b + v * W);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const VF ai(kPackedA ? a[i] : row[i][k]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(ai, bv[v], acc[i][v]);
+    }
+    b += NR;
+    if constexpr (kPackedA) a += MR;
+  }
+
+  const VF va(alpha);
+  if (mr == MR && nr == NR) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        float* p = c + i * ldc + v * W;
+        VF r = acc[i][v] * va;
+        if (beta != 0.f) r = xsimd::fma(VF(beta), VF::load_unaligned(p), r);
+        r.store_unaligned(p);
+      }
+    return;
+  }
+  alignas(64) float tile[MR * NR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v].store_aligned(tile + i * NR + v * W);
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j) {
+      float& cij = c[i * ldc + j];
+      cij = alpha * tile[i * NR + j] + (beta != 0.f ? beta * cij : 0.f);
+    }
+}
+
+// ---- the blocked driver --------------------------------------------------------
+
+struct Problem {
+  bool ta, tb;
+  int64_t M, N, K;
+  float alpha;
+  const float* A;
+  int64_t lda;
+  const float* B;
+  int64_t ldb;
+  float beta;
+  float* C;
+  int64_t ldc;
+};
+
+// One work unit: rows [i0, i0+mc) of C against B micro-panels [p0, p1) of the
+// current packed B block (columns jc + p*NR ...).
+void run_unit(const Problem& P, bool pack_a, int64_t i0, int64_t mc, int64_t p0, int64_t p1,
+              int64_t jc, int64_t nc, int64_t pc, int64_t kc, const float* bp, float beta) {
+  const float* ap = nullptr;
+  if (pack_a) {
+    float* buf = tl_apack.get(size_t((mc + MR - 1) / MR * MR * kc));
+    for (int64_t ir = 0; ir < mc; ir += MR)
+      pack_a_panel(P.ta, P.A, P.lda, i0 + ir, std::min<int64_t>(MR, mc - ir), pc, kc,
+                   buf + ir * kc);
+    ap = buf;
+  }
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t jr = p * NR;
+    const int nr = int(std::min<int64_t>(NR, nc - jr));
+    const float* bpanel = bp + p * NR * kc;
+    float* cblk = P.C + i0 * P.ldc + jc + jr;
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+      const int mr = int(std::min<int64_t>(MR, mc - ir));
+      float* c = cblk + ir * P.ldc;
+      if (pack_a)
+        micro_kernel<true>(kc, ap + ir * kc, 0, bpanel, c, P.ldc, mr, nr, P.alpha, beta);
+      else
+        micro_kernel<false>(kc, P.A + (i0 + ir) * P.lda + pc, P.lda, bpanel, c, P.ldc, mr, nr,
+                            P.alpha, beta);
+    }
+  }
+}
+
+void gemm_blocked(const Problem& P, int nt) {
+  // Packing A costs one read+write of A per (pc, jc) step and pays off by
+  // making each of the N/NR re-reads unit-stride; with few B panels (small N)
+  // reading A in place is cheaper. Transposed A is always packed.
+  const bool pack_a = P.ta || P.N > 4 * NR;
+
+  // Balance the ic blocks over the threads: a multiple of nt blocks of
+  // near-equal height (a multiple of MR).
+  int64_t n_ic = (P.M + MC - 1) / MC;
+  if (n_ic > 1 && n_ic % nt) n_ic += nt - n_ic % nt;
+  int64_t mc_eff = ((P.M + n_ic - 1) / n_ic + MR - 1) / MR * MR;
+  n_ic = (P.M + mc_eff - 1) / mc_eff;
+
+  const int64_t nc_max = std::min<int64_t>(NC, (P.N + NR - 1) / NR * NR);
+  const int64_t kc_max = std::min<int64_t>(KC, P.K);
+  float* bp = tl_bpack.get(size_t(nc_max * kc_max));
+
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  for (int64_t jc = 0; jc < P.N; jc += NC) {
+    const int64_t nc = std::min<int64_t>(NC, P.N - jc);
+    const int64_t n_panels = (nc + NR - 1) / NR;
+    // Too few ic blocks to feed every thread: also split the B panels.
+    const int64_t n_chunks = std::min<int64_t>(n_panels, std::max<int64_t>(1, (nt + n_ic - 1) / n_ic));
+    for (int64_t pc = 0; pc < P.K; pc += KC) {
+      const int64_t kc = std::min<int64_t>(KC, P.K - pc);
+      const float beta = pc == 0 ? P.beta : 1.f;
+#pragma omp for schedule(static)
+      for (int64_t p = 0; p < n_panels; ++p)
+        pack_b_panel(P.tb, P.B, P.ldb, pc, kc, jc + p * NR, std::min<int64_t>(NR, nc - p * NR),
+                     bp + p * NR * kc);
+      // (implicit barrier: Bp complete)
+#pragma omp for schedule(static)
+      for (int64_t u = 0; u < n_ic * n_chunks; ++u) {
+        const int64_t ib = u / n_chunks, ch = u % n_chunks;
+        const int64_t i0 = ib * mc_eff, mc = std::min(mc_eff, P.M - i0);
+        const int64_t p0 = n_panels * ch / n_chunks, p1 = n_panels * (ch + 1) / n_chunks;
+        run_unit(P, pack_a, i0, mc, p0, p1, jc, nc, pc, kc, bp, beta);
+      }
+      // (implicit barrier: nobody still reads Bp when it is repacked)
+    }
+  }
+}
+
+// ---- small paths: no packing ----------------------------------------------------
+
+float dot(const float* x, const float* y, int64_t n) {
+  VF s0(0.f), s1(0.f), s2(0.f), s3(0.f);  // 4 chains hide FMA latency
+  int64_t k = 0;
+  for (; k + 4 * W <= n; k += 4 * W) {
+    s0 = xsimd::fma(VF::load_unaligned(x + k), VF::load_unaligned(y + k), s0);
+    s1 = xsimd::fma(VF::load_unaligned(x + k + W), VF::load_unaligned(y + k + W), s1);
+    s2 = xsimd::fma(VF::load_unaligned(x + k + 2 * W), VF::load_unaligned(y + k + 2 * W), s2);
+    s3 = xsimd::fma(VF::load_unaligned(x + k + 3 * W), VF::load_unaligned(y + k + 3 * W), s3);
+  }
+  for (; k + W <= n; k += W)
+    s0 = xsimd::fma(VF::load_unaligned(x + k), VF::load_unaligned(y + k), s0);
+  float s = simd::hsum((s0 + s1) + (s2 + s3));
+  for (; k < n; ++k) s += x[k] * y[k];
+  return s;
+}
+
+// y[0:n] += s * x[0:n]
+void axpy(float s, const float* x, float* y, int64_t n) {
+  const VF vs(s);
+  int64_t j = 0;
+  for (; j + W <= n; j += W)
+    xsimd::fma(vs, VF::load_unaligned(x + j), VF::load_unaligned(y + j)).store_unaligned(y + j);
+  for (; j < n; ++j) y[j] += s * x[j];
+}
+
+void store_row(const Problem& P, float* c, const float* acc, int64_t n) {
+  for (int64_t j = 0; j < n; ++j)
+    c[j] = P.alpha * acc[j] + (P.beta != 0.f ? P.beta * c[j] : 0.f);
+}
+
+// Few rows (decoder steps, GEMV): each row of C from contiguous streams.
+void gemm_few_rows(const Problem& P, int nt) {
+  const int64_t M = P.M, N = P.N, K = P.K;
+  if (!P.tb) {
+    // c_i = sum_k a(i,k) * B[k, :]: axpy over contiguous rows of B, split over columns.
+    const int64_t chunk = std::max<int64_t>(W * 16, (N + nt - 1) / nt / W * W + W);
+    const int64_t n_chunks = (N + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && n_chunks > 1)
+    for (int64_t ch = 0; ch < n_chunks; ++ch) {
+      const int64_t j0 = ch * chunk, n = std::min(chunk, N - j0);
+      std::vector<float> acc(static_cast<size_t>(n));
+      for (int64_t i = 0; i < M; ++i) {
+        std::fill(acc.begin(), acc.end(), 0.f);
+        for (int64_t k = 0; k < K; ++k) {
+          const float a = P.ta ? P.A[k * P.lda + i] : P.A[i * P.lda + k];
+          axpy(a, P.B + k * P.ldb + j0, acc.data(), n);
+        }
+        store_row(P, P.C + i * P.ldc + j0, acc.data(), n);
+      }
+    }
+  } else {
+    // c(i,j) = dot(a_i, B[j, :]): both contiguous (a_i gathered once if ta).
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+      std::vector<float> arow(static_cast<size_t>(K));
+      for (int64_t i = 0; i < M; ++i) {
+        const float* a = P.A + i * P.lda;
+        if (P.ta) {
+          for (int64_t k = 0; k < K; ++k) arow[k] = P.A[k * P.lda + i];
+          a = arow.data();
+        }
+#pragma omp for schedule(static)
+        for (int64_t j = 0; j < N; ++j) {
+          float& c = P.C[i * P.ldc + j];
+          c = P.alpha * dot(a, P.B + j * P.ldb, K) + (P.beta != 0.f ? P.beta * c : 0.f);
+        }
+      }
+    }
+  }
+}
+
+// Few columns (matrix-vector, N < one vector): column j of op(B) gathered once.
+void gemm_few_cols(const Problem& P, int nt) {
+  const int64_t M = P.M, N = P.N, K = P.K;
+  std::vector<float> bcol(static_cast<size_t>(N * K));
+  for (int64_t j = 0; j < N; ++j)
+    for (int64_t k = 0; k < K; ++k)
+      bcol[j * K + k] = P.tb ? P.B[j * P.ldb + k] : P.B[k * P.ldb + j];
+  if (!P.ta) {
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        float& c = P.C[i * P.ldc + j];
+        c = P.alpha * dot(P.A + i * P.lda, bcol.data() + j * K, K) +
+            (P.beta != 0.f ? P.beta * c : 0.f);
+      }
+  } else {
+    // op(A) columns are rows of A: c(:, j) = sum_k b(k,j) * A[k, :], split over rows.
+    const int64_t chunk = std::max<int64_t>(W * 16, (M + nt - 1) / nt / W * W + W);
+    const int64_t n_chunks = (M + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && n_chunks > 1)
+    for (int64_t ch = 0; ch < n_chunks; ++ch) {
+      const int64_t i0 = ch * chunk, m = std::min(chunk, M - i0);
+      std::vector<float> acc(static_cast<size_t>(m));
+      for (int64_t j = 0; j < N; ++j) {
+        std::fill(acc.begin(), acc.end(), 0.f);
+        for (int64_t k = 0; k < K; ++k) axpy(bcol[j * K + k], P.A + k * P.lda + i0, acc.data(), m);
+        for (int64_t i = 0; i < m; ++i) {
+          float& c = P.C[(i0 + i) * P.ldc + j];
+          c = P.alpha * acc[i] + (P.beta != 0.f ? P.beta * c : 0.f);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  gemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  check(M >= 0 && N >= 0 && K >= 0, "gemm: negative size M=", M, " N=", N, " K=", K);
+  check(lda >= std::max<int64_t>(1, ta ? M : K), "gemm: lda=", lda, " too small for ",
+        ta ? "A^T" : "A", " [", ta ? K : M, ",", ta ? M : K, "]");
+  check(ldb >= std::max<int64_t>(1, tb ? K : N), "gemm: ldb=", ldb, " too small for ",
+        tb ? "B^T" : "B", " [", tb ? N : K, ",", tb ? K : N, "]");
+  check(ldc >= std::max<int64_t>(1, N), "gemm: ldc=", ldc, " too small for C [", M, ",", N, "]");
+  if (M == 0 || N == 0) return;
+  if (K == 0 || alpha == 0.f) {  // C = beta * C, never reading C when beta == 0
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
+    return;
+  }
+  const Problem P{ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc};
+  // Threads pay off above ~1 MFLOP; inside a parallel region (matmul over a
+  // batch of small products) run serial.
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  const int nt = (omp_in_parallel() || flops < 2e6) ? 1 : num_threads();
+  if (M < MR / 2) return gemm_few_rows(P, nt);
+  if (N < W) return gemm_few_cols(P, nt);
+  gemm_blocked(P, nt);
 }
+
 }  // namespace qkv

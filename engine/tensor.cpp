@@ -7,6 +7,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "engine/memory.h"
 #include "engine/rng.h"
 #include "engine/threads.h"
 
@@ -34,10 +35,9 @@ namespace {
 template <class T>
 std::shared_ptr<T[]> alloc_storage(int64_t n) {
   size_t bytes = (size_t(std::max<int64_t>(n, 1)) * sizeof(T) + 63) / 64 * 64;
-  T* p = static_cast<T*>(std::aligned_alloc(64, bytes));
-  check(p != nullptr, "tensor: out of memory allocating ", bytes, " bytes");
+  T* p = static_cast<T*>(alloc_aligned(bytes));
   std::memset(reinterpret_cast<char*>(p) + n * sizeof(T), 0, bytes - n * sizeof(T));
-  return std::shared_ptr<T[]>(p, [](T* q) { std::free(q); });
+  return std::shared_ptr<T[]>(p, [](T* q) { free_aligned(q); });
 }
 
 // outer x axis x inner decomposition of a shape around one axis.

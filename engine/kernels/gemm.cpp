@@ -23,6 +23,7 @@
 
 #include "engine/error.h"
 #include "engine/kernels/gemm.h"
+#include "engine/memory.h"
 #include "engine/simd.h"
 #include "engine/threads.h"
 
@@ -53,14 +54,13 @@ struct PackBuffer {
   size_t cap = 0;
   float* get(size_t n) {
     if (n > cap) {
-      std::free(p);
+      free_aligned(p);
       cap = (n + 15) / 16 * 16;
-      p = static_cast<float*>(std::aligned_alloc(64, cap * sizeof(float)));
-      check(p != nullptr, "gemm: out of memory for pack buffer of ", cap, " floats");
+      p = static_cast<float*>(alloc_aligned(cap * sizeof(float)));
     }
     return p;
   }
-  ~PackBuffer() { std::free(p); }
+  ~PackBuffer() { free_aligned(p); }
 };
 thread_local PackBuffer tl_apack, tl_bpack;
 

@@ -1,0 +1,15 @@
+// Aligned allocation for tensor storage and kernel scratch.
+// Blocks of 2 MiB or more are 2 MiB-aligned and advised as transparent huge
+// pages (where the kernel allows it only on request, as with THP "madvise"):
+// a GEMM over 16 MiB operands otherwise spends a visible share of its time
+// in TLB misses.
+#pragma once
+#include <cstddef>
+
+namespace qkv {
+
+// At least `bytes` (rounded up to 64), 64-byte aligned; throws Error on failure.
+void* alloc_aligned(size_t bytes);
+void free_aligned(void* p);
+
+}  // namespace qkv

@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "engine/error.h"
 #include "engine/rng.h"
 #include "engine/tensor.h"
 
@@ -69,6 +71,16 @@ inline void expect_close(const Tensor& got, const Tensor& want, double tol,
 // Float rounding tolerance for a result accumulated over `len` terms.
 inline double tol_for(int64_t len, double base = 4e-7) {
   return base * std::max<double>(4.0, std::sqrt(double(len)) * 4.0);
+}
+
+// The message of the qkv::Error that f throws, or "(no error)".
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 }  // namespace qkv::test

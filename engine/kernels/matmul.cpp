@@ -5,6 +5,8 @@
 
 #include <omp.h>
 
+#include <algorithm>
+
 #include "engine/kernels/binary.h"
 #include "engine/kernels/gemm.h"
 #include "engine/threads.h"
@@ -48,7 +50,9 @@ Tensor matmul_with(GemmFn fn, const char* op, const Tensor& a, const Tensor& b, 
     }
     return idx;
   };
-  const int64_t lda = a.size(-1), ldb = b.size(-1), sa = a.size(-1) * a.size(-2),
+  // BLAS convention: a leading dimension is at least 1, even for an empty axis.
+  const int64_t lda = std::max<int64_t>(1, a.size(-1)), ldb = std::max<int64_t>(1, b.size(-1)),
+                sa = a.size(-1) * a.size(-2),
                 sb = b.size(-1) * b.size(-2);
   const float* A = a.data();
   const float* Bp = b.data();

@@ -38,9 +38,11 @@ void report(const Options& opt, const Result& r);
 // Throws qkv::Error naming the case when the max relative error exceeds tol.
 void verify(const std::string& what, const float* got, const float* want, long n, double tol);
 
-// Measured FMA peak in GFLOP/s at `threads` threads (register-only FMA loop),
-// cached per thread count for the life of the process.
-double fma_peak_gflops(int threads);
+// Measured FMA peak in GFLOP/s at `threads` threads (register-only FMA loop,
+// median of short repeats). Cached per thread count unless `fresh`: GEMM cases
+// re-measure it right before they run, so clock drift on a shared machine
+// moves both sides of the ratio alike.
+double fma_peak_gflops(int threads, bool fresh = false);
 
 // Suites. Each returns its results (also printed through report()).
 std::vector<Result> suite_gemm(const Options& opt);

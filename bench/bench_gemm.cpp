@@ -70,7 +70,7 @@ std::vector<Result> suite_gemm(const Options& opt) {
     r.threads = opt.threads;
     r.ms = median_ms(run, opt);
     r.gflops = 2.0 * c.M * c.N * c.K / (r.ms * 1e6);
-    r.peak_fraction = r.gflops / peak;
+    r.peak_fraction = r.gflops / fma_peak_gflops(opt.threads, /*fresh=*/true);
     report(opt, r);
     out.push_back(r);
   }

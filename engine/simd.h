@@ -3,7 +3,13 @@
 // SSE2 baseline), horizontal reductions and partial loads/stores for tails.
 // Only names that exist in 8.1.0 (hadd, not reduce_add; no load_masked).
 #pragma once
+// g++ 12 warns inside its own avx512fintrin.h (_mm512_undefined_ps is
+// `__m512 __Y = __Y;`, GCC bug 105593, fixed in 13) wherever xsimd's math is
+// inlined; silenced here once for every kernel.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <xsimd/xsimd.hpp>
+#pragma GCC diagnostic pop
 
 namespace qkv::simd {
 

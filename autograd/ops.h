@@ -1,0 +1,106 @@
+// The differentiable ops on Vars. Each is defined in one place with its
+// forward and backward (autograd/ops_<family>.cpp); the forward runs the
+// engine's SIMD kernels, the backward closure captures only what it needs.
+// Axes may be negative. Shape comments use the legend of the README.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "autograd/var.h"
+#include "engine/kernels/binary.h"
+#include "engine/kernels/unary.h"
+
+namespace qkv {
+
+class Generator;
+
+// ---- elementwise (ops_elementwise.cpp) -------------------------------------------
+// Broadcasting binary ops; gradients of broadcast inputs are summed back to
+// the input's shape. maximum/minimum send the gradient to the larger/smaller
+// input (ties: to the first).
+Var binary(BinaryOp op, const Var& a, const Var& b);
+Var unary(UnaryOp op, const Var& x);
+Var add(const Var& a, const Var& b);
+Var sub(const Var& a, const Var& b);
+Var mul(const Var& a, const Var& b);
+Var div(const Var& a, const Var& b);
+Var maximum(const Var& a, const Var& b);
+Var minimum(const Var& a, const Var& b);
+Var add_scalar(const Var& a, float s);  // a + s
+Var mul_scalar(const Var& a, float s);  // a * s
+Var rsub_scalar(const Var& a, float s); // s - a
+Var pow_scalar(const Var& a, float p);  // a^p (a > 0 unless p is an integer)
+Var neg(const Var& x);
+Var exp(const Var& x);
+Var log(const Var& x);
+Var sqrt(const Var& x);
+Var rsqrt(const Var& x);
+Var abs(const Var& x);
+Var tanh(const Var& x);
+Var sigmoid(const Var& x);
+Var relu(const Var& x);
+Var gelu(const Var& x);
+
+inline Var operator+(const Var& a, const Var& b) { return add(a, b); }
+inline Var operator-(const Var& a, const Var& b) { return sub(a, b); }
+inline Var operator*(const Var& a, const Var& b) { return mul(a, b); }
+inline Var operator/(const Var& a, const Var& b) { return div(a, b); }
+inline Var operator-(const Var& a) { return neg(a); }
+inline Var operator+(const Var& a, float s) { return add_scalar(a, s); }
+inline Var operator-(const Var& a, float s) { return add_scalar(a, -s); }
+inline Var operator*(const Var& a, float s) { return mul_scalar(a, s); }
+inline Var operator/(const Var& a, float s) { return mul_scalar(a, 1.f / s); }
+inline Var operator*(float s, const Var& a) { return mul_scalar(a, s); }
+inline Var operator-(float s, const Var& a) { return rsub_scalar(a, s); }
+
+// ---- reductions (ops_reduce.cpp) ----------------------------------------------------
+// Over the listed axes (empty list: all axes), keepdim keeps size-1 axes.
+Var sum(const Var& x, const std::vector<int64_t>& axes = {}, bool keepdim = false);
+Var mean(const Var& x, const std::vector<int64_t>& axes = {}, bool keepdim = false);
+// Max over one axis; the gradient goes to the first maximal element.
+Var max(const Var& x, int64_t axis, bool keepdim = false);
+
+// ---- matmul (ops_matmul.cpp) ---------------------------------------------------------
+// a: [..., M, K] ([..., K, M] if ta), b: [..., K, N] ([..., N, K] if tb) -> [..., M, N]
+Var matmul(const Var& a, const Var& b, bool ta = false, bool tb = false);
+
+// ---- layout (ops_layout.cpp) ----------------------------------------------------------
+Var reshape(const Var& x, Shape shape);  // free view; one -1 allowed
+Var permute(const Var& x, const std::vector<int>& dims);
+Var transpose(const Var& x, int64_t a, int64_t b);
+Var slice(const Var& x, int64_t axis, int64_t start, int64_t end);
+Var concat(const std::vector<Var>& xs, int64_t axis);
+Var stack(const std::vector<Var>& xs, int64_t axis);
+// Rows of x ([N, ...]) picked by ids (any shape) -> ids.shape + x.shape[1:].
+// Rows whose id equals padding_idx receive no gradient (-1: none).
+Var index_select(const Var& x, const IntTensor& ids, int64_t padding_idx = -1);
+
+// ---- softmax (ops_softmax.cpp): fused SIMD forward and backward, last axis ----------
+Var softmax(const Var& x);
+Var log_softmax(const Var& x);
+
+// ---- normalisation (ops_norm.cpp) ----------------------------------------------------------
+// Over the last axis; gamma, beta: [D] or undefined (no affine).
+Var layer_norm(const Var& x, const Var& gamma, const Var& beta, float eps = 1e-5f);
+
+// ---- dropout (ops_dropout.cpp) --------------------------------------------------------------
+// Zeroes each element with probability p and scales the rest by 1/(1-p)
+// (inverted dropout); identity when !training or p == 0. The mask comes from gen.
+Var dropout(const Var& x, float p, bool training, Generator& gen);
+
+// ---- losses (ops_loss.cpp) ---------------------------------------------------------------------
+enum class Reduction { mean, sum, none };
+// logits: [N, C] (or [..., C]), target: [N] (or [...]) class ids. Targets equal
+// to ignore_index contribute nothing and are not counted in the mean.
+// label_smoothing in [0, 1): the target distribution is (1-ls) one-hot + ls/C.
+// Fused: one log-softmax pass forward; d logits = softmax - target dist.
+Var cross_entropy(const Var& logits, const IntTensor& target, int64_t ignore_index = -100,
+                  float label_smoothing = 0.f, Reduction reduction = Reduction::mean);
+// logp: [N, C] log-probabilities, target: [N].
+Var nll_loss(const Var& logp, const IntTensor& target, int64_t ignore_index = -100,
+             Reduction reduction = Reduction::mean);
+Var mse_loss(const Var& pred, const Var& target, Reduction reduction = Reduction::mean);
+// Numerically stable: max(x,0) - x*y + log(1 + exp(-|x|)).
+Var bce_with_logits(const Var& logits, const Var& target, Reduction reduction = Reduction::mean);
+
+}  // namespace qkv

@@ -14,6 +14,11 @@ namespace qkv {
 
 class Generator;
 
+// The gradient of a broadcast operand: g summed back to `shape` (over leading
+// extra axes, then over axes where `shape` has size 1). Returns g itself when
+// the shapes already match.
+Tensor sum_to_shape(const Tensor& g, const Shape& shape);
+
 // ---- elementwise (ops_elementwise.cpp) -------------------------------------------
 // Broadcasting binary ops; gradients of broadcast inputs are summed back to
 // the input's shape. maximum/minimum send the gradient to the larger/smaller

@@ -1,2 +1,194 @@
-// placeholder: implemented by the kernels work in progress
+// LayerNorm forward over the last axis: two-pass row statistics, then one fused
+// normalise + affine pass. Rows are independent: threads split rows.
+// Not here: the backward (it needs only the mean and rstd returned here).
 #include "engine/kernels/layernorm.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/simd.h"
+#include "engine/threads.h"
+
+namespace qkv {
+namespace {
+
+using simd::VF;
+using simd::W;
+
+// Row sum with 4 accumulators (add latency 4 x 1 vector/cycle). LayerNorm rows
+// are model widths (<= a few thousand), so one chain of n/(4W) adds per lane is
+// accurate enough; the mean correction below absorbs its rounding anyway.
+float row_sum(const float* x, int64_t n) {
+  VF s0(0.f), s1(0.f), s2(0.f), s3(0.f);
+  int64_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    s0 += VF::load_unaligned(x + i);
+    s1 += VF::load_unaligned(x + i + W);
+    s2 += VF::load_unaligned(x + i + 2 * W);
+    s3 += VF::load_unaligned(x + i + 3 * W);
+  }
+  for (; i + W <= n; i += W) s0 += VF::load_unaligned(x + i);
+  if (i < n) s1 += simd::load_partial(x + i, int(n - i), 0.f);
+  return simd::hsum((s0 + s1) + (s2 + s3));
+}
+
+// mean = mean0 + shift, where mean0 = sum/n (pass 1) and shift = sum(d)/n with
+// d = x - mean0 (pass 2, alongside sum(d^2)). The shift is the rounding error
+// of mean0; keeping it apart lets the normalise pass use x - mean0 (exact when
+// x is near mean0), which matters when |mean| >> std: at mean 1000 a float
+// mean alone is off by up to 3e-5, i.e. 3e-3 in x_hat at std 0.01.
+struct RowStats {
+  float mean0, shift, rstd;
+};
+
+// n == 0 gives NaN statistics (0/0). `next` (the next row of x) is prefetched
+// during the second pass, which reads x from L1 and leaves DRAM idle: 4096x1024
+// at one thread went 1.23 -> 1.16 ms, the speed of a plain copy.
+RowStats row_stats(const float* x, int64_t n, float eps, const float* next) {
+  constexpr int kLine = 64 / int(sizeof(float));
+  const float mean0 = row_sum(x, n) / float(n);
+  const VF vm(mean0);
+  VF a0(0.f), a1(0.f), q0(0.f), q1(0.f), q2(0.f), q3(0.f);
+  int64_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    for (int k = 0; k < 4 * W; k += kLine) __builtin_prefetch(next + i + k, 0, 3);
+    const VF d0 = VF::load_unaligned(x + i) - vm, d1 = VF::load_unaligned(x + i + W) - vm;
+    const VF d2 = VF::load_unaligned(x + i + 2 * W) - vm,
+             d3 = VF::load_unaligned(x + i + 3 * W) - vm;
+    a0 += d0 + d1;
+    a1 += d2 + d3;
+    q0 = xsimd::fma(d0, d0, q0);
+    q1 = xsimd::fma(d1, d1, q1);
+    q2 = xsimd::fma(d2, d2, q2);
+    q3 = xsimd::fma(d3, d3, q3);
+  }
+  for (; i + W <= n; i += W) {
+    const VF d = VF::load_unaligned(x + i) - vm;
+    a0 += d;
+    q0 = xsimd::fma(d, d, q0);
+  }
+  if (i < n) {  // fill with mean0: d = 0 in the unused lanes
+    const VF d = simd::load_partial(x + i, int(n - i), mean0) - vm;
+    a1 += d;
+    q1 = xsimd::fma(d, d, q1);
+  }
+  const float shift = simd::hsum(a0 + a1) / float(n);
+  const float m2 = simd::hsum((q0 + q1) + (q2 + q3)) / float(n);
+  // Biased variance: mean(d^2) - shift^2 (shift^2 is tiny: no cancellation).
+  const float var = std::max(m2 - shift * shift, 0.f);
+  return {mean0, shift, 1.f / std::sqrt(var + eps)};  // exact sqrt and division
+}
+
+// y = ((x - mean0) * rstd - shift * rstd) * gamma + beta, one pass, no temporaries.
+template <bool Gamma, bool Beta>
+void normalize_row(const float* x, const float* gamma, const float* beta, int64_t n, RowStats st,
+                   float* y) {
+  const float off = -st.shift * st.rstd;
+  const VF vm(st.mean0), vr(st.rstd), vo(off);
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    VF v = xsimd::fma(VF::load_unaligned(x + i) - vm, vr, vo);
+    if constexpr (Gamma && Beta)
+      v = xsimd::fma(v, VF::load_unaligned(gamma + i), VF::load_unaligned(beta + i));
+    else if constexpr (Gamma)
+      v *= VF::load_unaligned(gamma + i);
+    else if constexpr (Beta)
+      v += VF::load_unaligned(beta + i);
+    v.store_unaligned(y + i);
+  }
+  for (; i < n; ++i) {
+    float v = (x[i] - st.mean0) * st.rstd + off;
+    if constexpr (Gamma) v *= gamma[i];
+    if constexpr (Beta) v += beta[i];
+    y[i] = v;
+  }
+}
+
+template <bool Gamma, bool Beta>
+void forward_rows(const float* x, const float* gamma, const float* beta, int64_t rows, int64_t n,
+                  float eps, float* y, float* mean, float* rstd) {
+#pragma omp parallel for schedule(static) if (worth_threads(rows * n)) num_threads(num_threads())
+  for (int64_t r = 0; r < rows; ++r) {
+    const RowStats st = row_stats(x + r * n, n, eps, x + std::min(r + 1, rows - 1) * n);
+    mean[r] = st.mean0 + st.shift;
+    rstd[r] = st.rstd;
+    normalize_row<Gamma, Beta>(x + r * n, gamma, beta, n, st, y + r * n);
+  }
+}
+
+}  // namespace
+
+// ---- kernels ----------------------------------------------------------------
+
+void layernorm_stats(const float* x, int64_t rows, int64_t n, float eps, float* mean, float* rstd) {
+#pragma omp parallel for schedule(static) if (worth_threads(rows * n)) num_threads(num_threads())
+  for (int64_t r = 0; r < rows; ++r) {
+    const RowStats st = row_stats(x + r * n, n, eps, x + std::min(r + 1, rows - 1) * n);
+    mean[r] = st.mean0 + st.shift;
+    rstd[r] = st.rstd;
+  }
+}
+
+void layernorm_stats_ref(const float* x, int64_t rows, int64_t n, float eps, float* mean,
+                         float* rstd) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * n;
+    double s = 0, m2 = 0;
+    for (int64_t i = 0; i < n; ++i) s += xr[i];
+    const double mu = s / double(n);
+    for (int64_t i = 0; i < n; ++i) m2 += (xr[i] - mu) * (xr[i] - mu);
+    mean[r] = float(mu);
+    rstd[r] = float(1.0 / std::sqrt(m2 / double(n) + double(eps)));
+  }
+}
+
+// x, y: [rows, n]; gamma, beta: [n] or null; mean, rstd: [rows].
+void layernorm_forward(const float* x, const float* gamma, const float* beta, int64_t rows,
+                       int64_t n, float eps, float* y, float* mean, float* rstd) {
+  if (gamma && beta)
+    forward_rows<true, true>(x, gamma, beta, rows, n, eps, y, mean, rstd);
+  else if (gamma)
+    forward_rows<true, false>(x, gamma, beta, rows, n, eps, y, mean, rstd);
+  else if (beta)
+    forward_rows<false, true>(x, gamma, beta, rows, n, eps, y, mean, rstd);
+  else
+    forward_rows<false, false>(x, gamma, beta, rows, n, eps, y, mean, rstd);
+}
+
+void layernorm_forward_ref(const float* x, const float* gamma, const float* beta, int64_t rows,
+                           int64_t n, float eps, float* y, float* mean, float* rstd) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * n;
+    double s = 0, m2 = 0;
+    for (int64_t i = 0; i < n; ++i) s += xr[i];
+    const double mu = s / double(n);
+    for (int64_t i = 0; i < n; ++i) m2 += (xr[i] - mu) * (xr[i] - mu);
+    const double rs = 1.0 / std::sqrt(m2 / double(n) + double(eps));
+    for (int64_t i = 0; i < n; ++i)
+      y[r * n + i] = float((xr[i] - mu) * rs * (gamma ? gamma[i] : 1.0) + (beta ? beta[i] : 0.0));
+    mean[r] = float(mu);
+    rstd[r] = float(rs);
+  }
+}
+
+// ---- Tensor wrapper ---------------------------------------------------------
+
+// x: [...,n] -> y: [...,n], mean, rstd: [...]
+LayerNormResult layernorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
+  check(x.defined(), "layernorm: undefined input tensor");
+  check(x.dim() >= 1, "layernorm: expected at least 1 dimension, got shape ", x.shape());
+  check(eps >= 0.f, "layernorm: eps must be >= 0, got ", eps);
+  const int64_t n = x.size(-1);
+  for (const auto& [t, name] : {std::pair{&gamma, "gamma"}, std::pair{&beta, "beta"}})
+    check(!t->defined() || t->shape() == Shape{n}, "layernorm: ", name, " has shape ", t->shape(),
+          ", expected [", n, "] (last axis of ", x.shape(), ")");
+  Shape stat_shape(x.shape().begin(), x.shape().end() - 1);
+  LayerNormResult r{Tensor(x.shape()), Tensor(stat_shape), Tensor(stat_shape)};
+  // rows from the stats shape, so n == 0 still writes (NaN) statistics per row.
+  layernorm_forward(x.data(), gamma.defined() ? gamma.data() : nullptr,
+                    beta.defined() ? beta.data() : nullptr, r.mean.numel(), n, eps, r.y.data(),
+                    r.mean.data(), r.rstd.data());
+  return r;
+}
+
+}  // namespace qkv

@@ -1,1 +1,163 @@
+// LayerNorm forward and statistics against the double-precision *_ref oracles
+// over the size sweep and every affine combination, plus the numerics that
+// matter: |mean| >> std (two-pass statistics), constant rows, shape errors.
+#include <cmath>
+#include <functional>
+#include <string>
+
+#include "engine/kernels/layernorm.h"
+#include "engine/threads.h"
 #include "tests/test_utils.h"
+
+namespace qkv {
+namespace {
+
+using test::expect_close;
+using test::kSizes;
+using test::rand_tensor;
+using test::tol_for;
+
+// Kernel vs reference on x: [rows, n] (raw pointers, any alignment).
+void check_forward(const float* x, const float* gamma, const float* beta, int64_t rows, int64_t n,
+                   float eps, double tol, const std::string& what) {
+  const size_t R = size_t(rows), N = size_t(n);
+  std::vector<float> y(R * N), mean(R), rstd(R);
+  std::vector<float> wy(y.size()), wmean(mean.size()), wrstd(rstd.size());
+  layernorm_forward(x, gamma, beta, rows, n, eps, y.data(), mean.data(), rstd.data());
+  layernorm_forward_ref(x, gamma, beta, rows, n, eps, wy.data(), wmean.data(), wrstd.data());
+  expect_close(y.data(), wy.data(), rows * n, tol, what + " y");
+  expect_close(mean.data(), wmean.data(), rows, tol, what + " mean");
+  expect_close(rstd.data(), wrstd.data(), rows, tol, what + " rstd");
+  std::vector<float> smean(mean.size()), srstd(rstd.size());
+  layernorm_stats(x, rows, n, eps, smean.data(), srstd.data());
+  CHECK(smean == mean);  // the same statistics code as the forward
+  CHECK(srstd == rstd);
+  layernorm_stats_ref(x, rows, n, eps, smean.data(), srstd.data());
+  CHECK(smean == wmean);
+  CHECK(srstd == wrstd);
+}
+
+std::string dims(int64_t rows, int64_t n) {
+  return "[" + std::to_string(rows) + "," + std::to_string(n) + "]";
+}
+
+}  // namespace
+
+TEST_SUITE("engine/layernorm") {
+  TEST_CASE("matches the reference over kSizes x kSizes, with and without affine") {
+    for (int64_t rows : kSizes)
+      for (int64_t n : kSizes) {
+        Tensor x = rand_tensor({rows, n}, uint64_t(rows * 1000 + n), -3.f, 5.f);
+        Tensor g = rand_tensor({n}, uint64_t(n + 1), 0.5f, 2.f),
+               b = rand_tensor({n}, uint64_t(n + 2));
+        for (int affine = 0; affine < 4; ++affine)
+          check_forward(x.data(), affine & 1 ? g.data() : nullptr, affine & 2 ? b.data() : nullptr,
+                        rows, n, 1e-5f, tol_for(n),
+                        dims(rows, n) + " affine " + std::to_string(affine));
+      }
+  }
+
+  TEST_CASE("Tensor wrapper: shapes, optional affine, rank 3") {
+    Tensor x = rand_tensor({2, 3, 8}, 5);
+    Tensor g = rand_tensor({8}, 6), b = rand_tensor({8}, 7);
+    LayerNormResult r = layernorm(x, g, b);
+    CHECK(r.y.shape() == Shape{2, 3, 8});
+    CHECK(r.mean.shape() == Shape{2, 3});
+    CHECK(r.rstd.shape() == Shape{2, 3});
+    Tensor wy(x.shape()), wm(Shape{6}), wr(Shape{6});
+    layernorm_forward_ref(x.data(), g.data(), b.data(), 6, 8, 1e-5f, wy.data(), wm.data(),
+                          wr.data());
+    expect_close(r.y, wy, tol_for(8), "layernorm [2,3,8]");
+    expect_close(r.mean.data(), wm.data(), 6, tol_for(8), "mean");
+    // Undefined gamma/beta: no affine (each on its own too).
+    layernorm_forward_ref(x.data(), nullptr, b.data(), 6, 8, 1e-3f, wy.data(), wm.data(),
+                          wr.data());
+    expect_close(layernorm(x, Tensor(), b, 1e-3f).y, wy, tol_for(8), "beta only");
+    layernorm_forward_ref(x.data(), nullptr, nullptr, 6, 8, 1e-5f, wy.data(), wm.data(), wr.data());
+    expect_close(layernorm(x, Tensor(), Tensor()).y, wy, tol_for(8), "no affine");
+    // Rank 1: statistics are scalars.
+    LayerNormResult v = layernorm(rand_tensor({8}, 8), g, b);
+    CHECK(v.mean.shape() == Shape{});
+    CHECK(v.rstd.shape() == Shape{});
+  }
+
+  TEST_CASE("accurate when |mean| >> std (mean 1000, std 0.01) against double") {
+    // One-pass E[x^2] - E[x]^2 is wrong by O(1) here (perf-notes 4.2: error 3.3).
+    for (int64_t n : {int64_t(7), int64_t(100), int64_t(1024), int64_t(4099)}) {
+      Generator gen{uint64_t(n)};
+      Tensor x = normal({6, n}, 1000.f, 0.01f, gen);
+      Tensor g = rand_tensor({n}, 3, 0.5f, 2.f), b = rand_tensor({n}, 4);
+      check_forward(x.data(), g.data(), b.data(), 6, n, 1e-5f, 1e-4,
+                    "mean 1000 std 0.01 " + dims(6, n));
+      check_forward(x.data(), nullptr, nullptr, 6, n, 0.f, 1e-4,
+                    "mean 1000 std 0.01 no affine eps 0 " + dims(6, n));
+    }
+  }
+
+  TEST_CASE("misaligned input and output, and in place (y aliases x)") {
+    for (int64_t n : kSizes) {
+      Tensor big = rand_tensor({6, n}, uint64_t(90 + n), -2.f, 2.f);
+      Tensor x = big.narrow_rows(1, 6);  // misaligned unless n % 16 == 0
+      Tensor g = rand_tensor({n + 1}, 1), b = rand_tensor({n + 1}, 2);
+      check_forward(x.data(), g.data() + 1, b.data() + 1, 5, n, 1e-5f, tol_for(n),
+                    "narrow " + dims(5, n));
+      Tensor want(x.shape()), wm(Shape{5}), wr(Shape{5}), m(Shape{5}), r(Shape{5});
+      layernorm_forward_ref(x.data(), g.data(), b.data(), 5, n, 1e-5f, want.data(), wm.data(),
+                            wr.data());
+      Tensor y = x.clone();
+      layernorm_forward(y.data(), g.data(), b.data(), 5, n, 1e-5f, y.data(), m.data(), r.data());
+      expect_close(y, want, tol_for(n), "in place n=" + std::to_string(n));
+    }
+  }
+
+  TEST_CASE("constant rows, one element, empty tensors") {
+    // var = 0: rstd = 1/sqrt(eps), y = beta.
+    Tensor x = full({3, 33}, 7.f), g = rand_tensor({33}, 1), b = rand_tensor({33}, 2);
+    LayerNormResult r = layernorm(x, g, b, 1e-5f);
+    expect_close(r.y.narrow_rows(1, 2).view({33}), b, 1e-6, "constant row");
+    CHECK(r.mean.at({2}) == 7.f);
+    CHECK(r.rstd.at({0}) == doctest::Approx(1.0 / std::sqrt(1e-5)));
+    // n = 1: x - mean = 0.
+    LayerNormResult one =
+        layernorm(Tensor::from({2, 1}, {3.f, -4.f}), Tensor(), Tensor::from({1}, {0.5f}));
+    CHECK(one.y.to_vector() == std::vector<float>{0.5f, 0.5f});
+    // Empty: no rows keeps shapes; an empty last axis gives NaN statistics (0/0).
+    LayerNormResult e0 = layernorm(Tensor::empty({0, 8}), Tensor(), Tensor());
+    CHECK(e0.y.shape() == Shape{0, 8});
+    CHECK(e0.mean.shape() == Shape{0});
+    LayerNormResult e1 = layernorm(Tensor::empty({3, 0}), Tensor(), Tensor());
+    CHECK(e1.y.shape() == Shape{3, 0});
+    for (float v : e1.mean.to_vector()) CHECK(std::isnan(v));
+    for (float v : e1.rstd.to_vector()) CHECK(std::isnan(v));
+  }
+
+  TEST_CASE("shape errors name the op and the expected shape") {
+    Tensor x = rand_tensor({2, 8}, 1);
+    CHECK(test::error_of([&] { layernorm(x, rand_tensor({5}, 2), Tensor()); }) ==
+          "layernorm: gamma has shape [5], expected [8] (last axis of [2,8])");
+    CHECK(test::error_of([&] {
+            layernorm(x, Tensor(), rand_tensor({1, 8}, 2));
+          }) == "layernorm: beta has shape [1,8], expected [8] (last axis of [2,8])");
+    CHECK(test::error_of([&] { layernorm(Tensor::scalar(1.f), Tensor(), Tensor()); }) ==
+          "layernorm: expected at least 1 dimension, got shape []");
+    CHECK(test::error_of([&] { layernorm(Tensor(), Tensor(), Tensor()); }).find("layernorm:") == 0);
+    CHECK(test::error_of([&] { layernorm(x, Tensor(), Tensor(), -1.f); }).find("layernorm: eps") ==
+          0);
+  }
+
+  TEST_CASE("results do not depend on the thread count") {
+    Tensor x = rand_tensor({300, 257}, 3), g = rand_tensor({257}, 4), b = rand_tensor({257}, 5);
+    const int old = num_threads();
+    set_num_threads(1);
+    LayerNormResult a = layernorm(x, g, b);
+    set_num_threads(2);
+    LayerNormResult c = layernorm(x, g, b);
+    set_num_threads(old);
+    CHECK(a.y.to_vector() == c.y.to_vector());
+    CHECK(a.mean.to_vector() == c.mean.to_vector());
+    CHECK(a.rstd.to_vector() == c.rstd.to_vector());
+  }
+
+}  // TEST_SUITE
+
+}  // namespace qkv

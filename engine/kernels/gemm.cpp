@@ -115,7 +115,8 @@ void pack_a_panel(bool ta, const float* A, int64_t lda, int64_t i0, int64_t mr, 
 
 // ---- micro-kernel ------------------------------------------------------------
 // Contract: C[0:mr, 0:nr] = alpha * a[MR x kc] * b[kc x NR] + beta * C, where
-//   b: packed micro-panel (NR floats per k, 64-byte aligned),
+//   b: NR floats per k, consecutive k rows `bs` floats apart (bs = NR for a
+//      packed micro-panel; ldb when B is read in place, full panels only),
 //   a: packed micro-panel (MR floats per k) when kPackedA, else rows of A read
 //      in place: a(i, k) = a[i*lda + k] (rows >= mr are clamped to row mr-1:
 //      read but discarded, so nothing out of bounds is touched);
@@ -124,8 +125,8 @@ void pack_a_panel(bool ta, const float* A, int64_t lda, int64_t i0, int64_t mr, 
 template <bool kPackedA>
 __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const float* __restrict a,
                                                         int64_t lda, const float* __restrict b,
-                                                        float* c, int64_t ldc, int mr, int nr,
-                                                        float alpha, float beta) {
+                                                        int64_t bs, float* c, int64_t ldc, int mr,
+                                                        int nr, float alpha, float beta) {
   VF acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
@@ -148,14 +149,14 @@ __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const float*
   for (int64_t k = 0; k < kc; ++k) {
     VF bv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = VF::load_aligned(b + v * W);
+    for (int v = 0; v < NV; ++v) bv[v] = VF::load_unaligned(b + v * W);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       const VF ai(kPackedA ? a[i] : row[i][k]);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(ai, bv[v], acc[i][v]);
     }
-    b += NR;
+    b += bs;
     if constexpr (kPackedA) a += MR;
   }
 
@@ -201,8 +202,9 @@ struct Problem {
 
 // One work unit: rows [i0, i0+mc) of C against B micro-panels [p0, p1) of the
 // current packed B block (columns jc + p*NR ...).
-void run_unit(const Problem& P, bool pack_a, int64_t i0, int64_t mc, int64_t p0, int64_t p1,
-              int64_t jc, int64_t nc, int64_t pc, int64_t kc, const float* bp, float beta) {
+void run_unit(const Problem& P, bool pack_a, bool pack_b, int64_t i0, int64_t mc, int64_t p0,
+              int64_t p1, int64_t jc, int64_t nc, int64_t pc, int64_t kc, const float* bp,
+              float beta) {
   const float* ap = nullptr;
   if (pack_a) {
     float* buf = tl_apack.get(size_t((mc + MR - 1) / MR * MR * kc));
@@ -214,15 +216,19 @@ void run_unit(const Problem& P, bool pack_a, int64_t i0, int64_t mc, int64_t p0,
   for (int64_t p = p0; p < p1; ++p) {
     const int64_t jr = p * NR;
     const int nr = int(std::min<int64_t>(NR, nc - jr));
-    const float* bpanel = bp + p * NR * kc;
+    // A full panel of an untransposed B can be read in place (row stride ldb);
+    // otherwise the packed copy (ragged tail panels are always packed).
+    const bool in_place = !pack_b && nr == NR;
+    const float* bpanel = in_place ? P.B + pc * P.ldb + jc + jr : bp + p * NR * kc;
+    const int64_t bs = in_place ? P.ldb : NR;
     float* cblk = P.C + i0 * P.ldc + jc + jr;
     for (int64_t ir = 0; ir < mc; ir += MR) {
       const int mr = int(std::min<int64_t>(MR, mc - ir));
       float* c = cblk + ir * P.ldc;
       if (pack_a)
-        micro_kernel<true>(kc, ap + ir * kc, 0, bpanel, c, P.ldc, mr, nr, P.alpha, beta);
+        micro_kernel<true>(kc, ap + ir * kc, 0, bpanel, bs, c, P.ldc, mr, nr, P.alpha, beta);
       else
-        micro_kernel<false>(kc, P.A + (i0 + ir) * P.lda + pc, P.lda, bpanel, c, P.ldc, mr, nr,
+        micro_kernel<false>(kc, P.A + (i0 + ir) * P.lda + pc, P.lda, bpanel, bs, c, P.ldc, mr, nr,
                             P.alpha, beta);
     }
   }
@@ -233,6 +239,10 @@ void gemm_blocked(const Problem& P, int nt) {
   // making each of the N/NR re-reads unit-stride; with few B panels (small N)
   // reading A in place is cheaper. Transposed A is always packed.
   const bool pack_a = P.ta || P.N > 4 * NR;
+  // Likewise B: each packed B panel serves M/MR micro-kernels. With few rows
+  // packing it is a full extra pass over B (a 1 MiB operand for 64x1024x256)
+  // for little reuse, so an untransposed B is then read in place.
+  const bool pack_b = P.tb || P.M > 16 * MR;
 
   // Balance the ic blocks over the threads: a multiple of nt blocks of
   // near-equal height (a multiple of MR).
@@ -256,7 +266,8 @@ void gemm_blocked(const Problem& P, int nt) {
       const float beta = pc == 0 ? P.beta : 1.f;
 #pragma omp for schedule(static)
       for (int64_t p = 0; p < n_panels; ++p)
-        pack_b_panel(P.tb, P.B, P.ldb, pc, kc, jc + p * NR, std::min<int64_t>(NR, nc - p * NR),
+        if (pack_b || (p + 1) * NR > nc)
+          pack_b_panel(P.tb, P.B, P.ldb, pc, kc, jc + p * NR, std::min<int64_t>(NR, nc - p * NR),
                      bp + p * NR * kc);
       // (implicit barrier: Bp complete)
 #pragma omp for schedule(static)
@@ -264,7 +275,7 @@ void gemm_blocked(const Problem& P, int nt) {
         const int64_t ib = u / n_chunks, ch = u % n_chunks;
         const int64_t i0 = ib * mc_eff, mc = std::min(mc_eff, P.M - i0);
         const int64_t p0 = n_panels * ch / n_chunks, p1 = n_panels * (ch + 1) / n_chunks;
-        run_unit(P, pack_a, i0, mc, p0, p1, jc, nc, pc, kc, bp, beta);
+        run_unit(P, pack_a, pack_b, i0, mc, p0, p1, jc, nc, pc, kc, bp, beta);
       }
       // (implicit barrier: nobody still reads Bp when it is repacked)
     }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "engine/error.h"
@@ -54,6 +55,32 @@ void report(const Options& opt, const Result& r) {
     std::printf("\n");
   }
   std::fflush(stdout);
+}
+
+void time_bandwidth(const Options& opt, const std::string& suite, const std::string& name,
+                    double bytes, const std::function<void()>& fn, std::vector<Result>& out) {
+  Result r;
+  r.suite = suite;
+  r.name = name;
+  r.threads = opt.threads;
+  r.ms = median_ms(fn, opt);
+  r.gbps = bytes / (r.ms * 1e6);
+  report(opt, r);
+  out.push_back(r);
+}
+
+void time_copy(const Options& opt, const std::string& suite, const std::string& dims,
+               const Tensor& src, Tensor& dst, std::vector<Result>& out) {
+  check(src.numel() == dst.numel(), "bench copy: sizes differ");
+  const int64_t n = src.numel(), chunk = 16384;  // 64 KiB per task
+  auto run = [&] {
+#pragma omp parallel for schedule(static) num_threads(opt.threads) if (opt.threads > 1)
+    for (int64_t i = 0; i < n; i += chunk)
+      std::memcpy(dst.data() + i, src.data() + i, size_t(std::min(chunk, n - i)) * sizeof(float));
+  };
+  run();
+  verify("copy " + dims, dst.data(), src.data(), long(n), 0.0);
+  time_bandwidth(opt, suite, "copy " + dims, 2.0 * double(n) * sizeof(float), run, out);
 }
 
 const std::vector<std::string>& suite_names() {

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/tensor.h"
+
 namespace qkv::bench {
 
 struct Options {
@@ -37,6 +39,16 @@ void report(const Options& opt, const Result& r);
 
 // Throws qkv::Error naming the case when the max relative error exceeds tol.
 void verify(const std::string& what, const float* got, const float* want, long n, double tol);
+
+// Times fn as case `name` of `suite` that moves `bytes` (read + written),
+// reports it in GB/s and appends it to `out`.
+void time_bandwidth(const Options& opt, const std::string& suite, const std::string& name,
+                    double bytes, const std::function<void()>& fn, std::vector<Result>& out);
+
+// The bandwidth yardstick of a memory-bound suite: "copy <dims>", a copy of
+// src into dst (same bytes as the kernel moves) on the suite's threads.
+void time_copy(const Options& opt, const std::string& suite, const std::string& dims,
+               const Tensor& src, Tensor& dst, std::vector<Result>& out);
 
 // Measured FMA peak in GFLOP/s at `threads` threads (register-only FMA loop,
 // median of short repeats). Cached per thread count unless `fresh`: GEMM cases

@@ -27,17 +27,6 @@ std::vector<Result> suite_layernorm(const Options& opt) {
   Tensor y(Shape{rows, n}), mean(Shape{rows}), rstd(Shape{rows}), y_copy(Shape{rows, n});
 
   std::vector<Result> out;
-  auto time_case = [&](const std::string& name, const std::function<void()>& fn) {
-    Result r;
-    r.suite = "layernorm";
-    r.name = name + " " + dims;
-    r.threads = opt.threads;
-    r.ms = median_ms(fn, opt);
-    r.gflops = 0;
-    r.gbps = bytes / (r.ms * 1e6);
-    report(opt, r);
-    out.push_back(r);
-  };
 
   auto run_ln = [&] {
     layernorm_forward(x.data(), gamma.data(), beta.data(), rows, n, eps, y.data(), mean.data(),
@@ -49,12 +38,9 @@ std::vector<Result> suite_layernorm(const Options& opt) {
   verify("layernorm " + dims, y.data(), want.data(), long(x.numel()), 1e-5);
   verify("layernorm " + dims + " mean", mean.data(), want_mean.data(), long(rows), 1e-5);
   verify("layernorm " + dims + " rstd", rstd.data(), want_rstd.data(), long(rows), 1e-5);
-  time_case("layernorm", run_ln);
+  time_bandwidth(opt, "layernorm", "layernorm " + dims, bytes, run_ln, out);
 
-  auto run_copy = [&] { std::memcpy(y_copy.data(), x.data(), size_t(x.numel()) * sizeof(float)); };
-  run_copy();
-  verify("copy " + dims, y_copy.data(), x.data(), long(x.numel()), 0.0);
-  time_case("copy", run_copy);
+  time_copy(opt, "layernorm", dims, x, y_copy, out);
   return out;
 }
 

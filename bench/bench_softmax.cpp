@@ -26,34 +26,20 @@ std::vector<Result> suite_softmax(const Options& opt) {
   Tensor y_soft(Shape{rows, n}), y_log(Shape{rows, n}), y_copy(Shape{rows, n});
 
   std::vector<Result> out;
-  auto time_case = [&](const std::string& name, const std::function<void()>& fn) {
-    Result r;
-    r.suite = "softmax";
-    r.name = name + " " + dims;
-    r.threads = opt.threads;
-    r.ms = median_ms(fn, opt);
-    r.gflops = 0;
-    r.gbps = bytes / (r.ms * 1e6);
-    report(opt, r);
-    out.push_back(r);
-  };
 
   auto run_soft = [&] { softmax_forward(x.data(), y_soft.data(), rows, n); };
   run_soft();
   softmax_forward_ref(x.data(), want.data(), rows, n);
   verify("softmax " + dims, y_soft.data(), want.data(), long(x.numel()), 1e-5);
-  time_case("softmax", run_soft);
+  time_bandwidth(opt, "softmax", "softmax " + dims, bytes, run_soft, out);
 
   auto run_log = [&] { log_softmax_forward(x.data(), y_log.data(), rows, n); };
   run_log();
   log_softmax_forward_ref(x.data(), want.data(), rows, n);
   verify("log_softmax " + dims, y_log.data(), want.data(), long(x.numel()), 1e-5);
-  time_case("log_softmax", run_log);
+  time_bandwidth(opt, "softmax", "log_softmax " + dims, bytes, run_log, out);
 
-  auto run_copy = [&] { std::memcpy(y_copy.data(), x.data(), size_t(x.numel()) * sizeof(float)); };
-  run_copy();
-  verify("copy " + dims, y_copy.data(), x.data(), long(x.numel()), 0.0);
-  time_case("copy", run_copy);
+  time_copy(opt, "softmax", dims, x, y_copy, out);
   return out;
 }
 

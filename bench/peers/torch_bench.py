@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""PyTorch peer of `qkv bench`: times the same cases with the same method.
+
+usage: python3 bench/peers/torch_bench.py [SUITE ...] [CASE ...] [--threads N] [--json]
+
+Suites: gemm softmax layernorm (default: all). Any other positional argument
+restricts the run to the cases of that name (e.g. 512x512x512 or
+"softmax 4096x1024"). Output is always JSON, one object per line, with the
+schema of `qkv bench --json` plus "peer":"torch"; --json is accepted for
+symmetry with qkv. Method as qkv's: one warm-up call, then repeats until
+>= 0.3 s and >= 5 repeats; the median is reported.
+
+The torch version, its CPU capability (the ATen kernel set: AVX2, AVX512...)
+and the BLAS core type go to stderr. Exit 2: torch is not installed, or bad
+arguments; exit 1: a result check failed.
+"""
+import importlib.util
+import os
+import sys
+
+SUITES = ("gemm", "softmax", "layernorm")
+GEMM_CASES = ("128x128x128", "256x256x256", "512x512x512", "1024x1024x1024",
+              "2048x2048x2048", "8192x2048x512", "64x1024x256", "4096x64x64")
+ROWS, COLS = 4096, 1024
+SOFTMAX_CASES = (f"softmax {ROWS}x{COLS}", f"log_softmax {ROWS}x{COLS}", f"copy {ROWS}x{COLS}")
+LAYERNORM_CASES = (f"layernorm {ROWS}x{COLS}", f"copy {ROWS}x{COLS}")
+MIN_SECONDS, MIN_REPEATS, MAX_REPEATS = 0.3, 5, 10000
+
+
+def usage_exit(msg):
+    print(f"torch_bench: {msg}", file=sys.stderr)
+    print(__doc__.strip().splitlines()[2], file=sys.stderr)
+    sys.exit(2)
+
+
+def parse_args(argv):
+    threads, suites, filters = None, [], []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("-h", "--help"):
+            print(__doc__.strip())
+            sys.exit(0)
+        elif a == "--json":
+            pass
+        elif a == "--threads" or a.startswith("--threads="):
+            if a == "--threads":
+                if i + 1 >= len(argv):
+                    usage_exit("--threads: missing value")
+                i += 1
+                v = argv[i]
+            else:
+                v = a.split("=", 1)[1]
+            if not v.isdigit() or not 1 <= int(v) <= 1024:
+                usage_exit(f"--threads: expected a count >= 1, got '{v}'")
+            threads = int(v)
+        elif a.startswith("--"):
+            usage_exit(f"unknown option '{a}'")
+        elif a in SUITES:
+            suites.append(a)
+        else:
+            filters.append(a)
+        i += 1
+    if threads is None:  # the same fallback chain as qkv
+        v = os.environ.get("QKV_THREADS") or os.environ.get("OMP_NUM_THREADS") or ""
+        v = v.split(",")[0]
+        threads = int(v) if v.isdigit() and int(v) >= 1 else (os.cpu_count() or 1)
+    return threads, suites or list(SUITES), filters
+
+
+THREADS, RUN_SUITES, FILTERS = parse_args(sys.argv[1:])
+
+# A python3 from a version manager or venv may lack Debian's python3-torch,
+# which lives in the system interpreter: retry there once, before touching
+# the environment.
+if importlib.util.find_spec("torch") is None:
+    system_python = "/usr/bin/python3"
+    if (os.environ.get("QKV_TORCH_BENCH_REEXEC") != "1" and os.path.exists(system_python)
+            and os.path.realpath(sys.executable) != os.path.realpath(system_python)):
+        os.environ["QKV_TORCH_BENCH_REEXEC"] = "1"
+        print(f"torch_bench: no torch in {sys.executable}; retrying with {system_python}",
+              file=sys.stderr, flush=True)
+        os.execv(system_python, [system_python, os.path.abspath(__file__)] + sys.argv[1:])
+    print("torch_bench: PyTorch not found; install it with: apt-get install python3-torch",
+          file=sys.stderr)
+    sys.exit(2)
+
+# Thread counts must be in the environment before torch (and its OpenMP and
+# BLAS) load: OMP_NUM_THREADS for ATen's OpenMP pool, OPENBLAS_NUM_THREADS for
+# the system OpenBLAS that Debian's torch calls for torch.mm.
+os.environ["OMP_NUM_THREADS"] = str(THREADS)
+os.environ["OPENBLAS_NUM_THREADS"] = str(THREADS)
+# Debian's torch calls the system OpenBLAS (0.3.21) for torch.mm, which
+# misdetects some newer CPUs and falls back to AVX2 or SSE3 kernels;
+# SkylakeX selects its AVX-512 kernels (as bench/peers/openblas.sh does).
+# A value set by the caller is kept; "auto" leaves it to OpenBLAS's detection.
+if os.environ.get("OPENBLAS_CORETYPE") == "auto":
+    del os.environ["OPENBLAS_CORETYPE"]
+elif not os.environ.get("OPENBLAS_CORETYPE"):
+    os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
+
+# ATen's own vectorised kernels (softmax, layer_norm, copy) default to AVX2 in
+# Debian's build; on an AVX-512 machine give the peer its widest kernels, so
+# qkv is compared against PyTorch at its best. A value set by the caller is kept.
+if not os.environ.get("ATEN_CPU_CAPABILITY") and "avx512f" in open("/proc/cpuinfo").read():
+    os.environ["ATEN_CPU_CAPABILITY"] = "avx512"
+
+import torch  # noqa: E402
+
+import json  # noqa: E402
+import time  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+
+def cpu_capability():
+    try:
+        return torch.backends.cpu.get_cpu_capability()  # torch >= 2.0
+    except AttributeError:
+        pass
+    for line in torch.__config__.show().splitlines():  # torch 1.x
+        if "CPU capability usage:" in line:
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def median_ms(fn):
+    """qkv's method: one warm-up, then >= MIN_REPEATS and >= MIN_SECONDS; the median."""
+    fn()
+    ms, spent = [], 0.0
+    while (len(ms) < MIN_REPEATS or spent < MIN_SECONDS) and len(ms) < MAX_REPEATS:
+        t0 = time.perf_counter()
+        fn()
+        t = time.perf_counter() - t0
+        ms.append(t * 1e3)
+        spent += t
+    ms.sort()
+    return ms[len(ms) // 2]  # the upper median, as qkv
+
+
+def report(suite, case, ms, gflops=0.0, gbps=0.0):
+    row = {"suite": suite, "case": case, "threads": THREADS, "ms": round(ms, 6),
+           "gflops": round(gflops, 4), "gbps": round(gbps, 4), "peer": "torch"}
+    print(json.dumps(row, separators=(",", ":")), flush=True)
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def check(what, got, want, tol):
+    err = ((got.double() - want).abs() / want.abs().clamp(min=1.0)).max().item()
+    if not err <= tol:
+        raise CheckFailed(f"{what}: relative error {err:.3g} exceeds {tol:.3g}")
+
+
+def gemm_cases():
+    g = torch.Generator().manual_seed(1234)
+    for name in GEMM_CASES:
+        if FILTERS and name not in FILTERS:
+            continue
+        M, N, K = (int(v) for v in name.split("x"))
+        A = torch.rand(M, K, generator=g) * 2 - 1
+        B = torch.rand(K, N, generator=g) * 2 - 1
+        C = torch.empty(M, N)
+
+        def run():
+            torch.mm(A, B, out=C)
+
+        run()
+        rows = torch.arange(0, M, max(1, M // 8))
+        check(f"gemm {name}", C[rows], A[rows].double() @ B.double(), 1e-5 * K ** 0.5 * 4)
+        ms = median_ms(run)
+        report("gemm", name, ms, gflops=2.0 * M * N * K / (ms * 1e6))
+
+
+def rowwise_cases(suite, names):
+    g = torch.Generator().manual_seed(4321)
+    x = torch.randn(ROWS, COLS, generator=g)
+    y = torch.empty_like(x)
+    w = torch.rand(COLS, generator=g) + 0.5
+    b = torch.randn(COLS, generator=g)
+    bytes_moved = 2 * ROWS * COLS * 4  # read x, write y
+    head = x[:16].double()
+    for name in names:
+        if FILTERS and name not in FILTERS:
+            continue
+        op = name.split()[0]
+        if op == "softmax":
+            # aten::_softmax.out: the fused, vectorised last-dim CPU kernel,
+            # writing into a preallocated output.
+            def run():
+                torch._softmax(x, -1, False, out=y)
+            want = torch.softmax(head, -1)
+        elif op == "log_softmax":
+            def run():
+                torch._log_softmax(x, -1, False, out=y)
+            want = torch.log_softmax(head, -1)
+        elif op == "copy":
+            def run():
+                y.copy_(x)
+            want = head
+        elif op == "layernorm":
+            # F.layer_norm, as a model calls it: it returns a new tensor on
+            # each call (malloc hands back the block freed by the last one).
+            out = {}
+
+            def run():
+                out["y"] = F.layer_norm(x, (COLS,), w, b, 1e-5)
+            want = F.layer_norm(head, (COLS,), w.double(), b.double(), 1e-5)
+        else:
+            raise AssertionError(name)
+        run()
+        got = out["y"] if op == "layernorm" else y
+        check(f"{suite} {name}", got[:16], want, 1e-5)
+        ms = median_ms(run)
+        report(suite, name, ms, gbps=bytes_moved / (ms * 1e6))
+
+
+def main():
+    torch.set_num_threads(THREADS)
+    torch.set_grad_enabled(False)
+    print(f"torch_bench: torch {torch.__version__}, CPU capability {cpu_capability()}, "
+          f"{torch.get_num_threads()} thread(s), "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}", file=sys.stderr)
+    known = set()
+    for s in RUN_SUITES:
+        known.update({"gemm": GEMM_CASES, "softmax": SOFTMAX_CASES,
+                      "layernorm": LAYERNORM_CASES}[s])
+    unknown = [f for f in FILTERS if f not in known]
+    if unknown:
+        usage_exit(f"unknown suite or case {', '.join(repr(u) for u in unknown)} "
+                   f"(suites: {' '.join(SUITES)})")
+    try:
+        for s in RUN_SUITES:
+            if s == "gemm":
+                gemm_cases()
+            elif s == "softmax":
+                rowwise_cases("softmax", SOFTMAX_CASES)
+            elif s == "layernorm":
+                rowwise_cases("layernorm", LAYERNORM_CASES)
+    except CheckFailed as e:
+        print(f"torch_bench: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

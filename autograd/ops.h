@@ -18,6 +18,9 @@ class Generator;
 // extra axes, then over axes where `shape` has size 1). Returns g itself when
 // the shapes already match.
 Tensor sum_to_shape(const Tensor& g, const Shape& shape);
+// Its adjoint: t broadcast to `shape` as a contiguous copy (t itself when the
+// shapes already match).
+Tensor expand_to(const Tensor& t, const Shape& shape);
 
 // ---- elementwise (ops_elementwise.cpp) -------------------------------------------
 // Broadcasting binary ops; gradients of broadcast inputs are summed back to

@@ -2,6 +2,8 @@
 // unary_forward_ref() over sizes, odd shapes, misaligned pointers, in-place use,
 // empty tensors and threads, plus special values (inf, NaN, 0, negatives, tails).
 // Errors are relative to |want| itself (not max(|want|,1)), so small results count.
+// unary_backward() likewise against unary_backward_ref(), and against central
+// differences of the forward kernel.
 #include "engine/kernels/unary.h"
 
 #include <cfloat>
@@ -95,7 +97,7 @@ float simd_of(UnaryOp op, float v, int64_t n = 19) {
   std::vector<float> x(n, v), y(n);
   unary_forward(op, x.data(), y.data(), n);
   for (int64_t i = 1; i < n; ++i) {
-    INFO(unary_name(op), "(", v, ") at ", i, ": ", y[i], " vs ", y[0]);
+    INFO(std::string(unary_name(op)), "(", v, ") at ", i, ": ", y[i], " vs ", y[0]);
     CHECK(std::memcmp(&y[i], &y[0], sizeof(float)) == 0);
   }
   return y[0];
@@ -236,7 +238,7 @@ TEST_CASE("special values") {
   CHECK(simd_of(UnaryOp::relu, inf) == inf);
   // NaN in -> NaN out, for every op, in both paths.
   for (UnaryOp op : kOps) {
-    INFO(unary_name(op));
+    INFO(name_of(op));
     CHECK(std::isnan(simd_of(op, nan)));
     CHECK(std::isnan(ref_of(op, nan)));
   }
@@ -302,6 +304,219 @@ TEST_CASE("errors and names") {
   }
   CHECK(name_of(UnaryOp::rsqrt) == "rsqrt");
   CHECK(name_of(UnaryOp::gelu) == "gelu");
+}
+
+// ---- backward -------------------------------------------------------------------------
+
+namespace {
+
+// Relative tolerance of each backward against its double oracle, and the floor
+// of the relative error's denominator as a multiple of |dy|. Products of a
+// correctly rounded factor with dy round once or twice (exp, log, sqrt: the
+// true value rounded once; tanh, sigmoid: a fused 1-y^2 / y-y^2, then * dy);
+// rsqrt rounds y^3 twice more. gelu' = Phi + x phi crosses 0 near x = -0.75, so
+// its error is measured against |dy| (|gelu'| <= 1.13): that of erfc and exp.
+struct BackTol {
+  double rel;
+  double floor;  // denominator: max(|want|, floor * |dy|)
+};
+BackTol back_tol_of(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::neg: case UnaryOp::abs: case UnaryOp::relu: return {0.0, 0.0};
+    case UnaryOp::exp: case UnaryOp::log: case UnaryOp::sqrt: return {1.2e-7, 0.0};
+    case UnaryOp::rsqrt:                                      return {3.6e-7, 0.0};
+    case UnaryOp::tanh: case UnaryOp::sigmoid:                return {2.4e-7, 0.0};
+    case UnaryOp::gelu:                                       return {4e-7, 1.0};
+  }
+  return {0.0, 0.0};
+}
+
+// dx through the kernel with only the pointers it documents reading (the others
+// null: a read would crash) or through the oracle.
+void backward_of(UnaryOp op, const float* x, const float* y, const float* dy, float* dx,
+                 int64_t n, bool ref) {
+  const float* px = unary_backward_reads_x(op) ? x : nullptr;
+  const float* py = unary_backward_reads_y(op) ? y : nullptr;
+  if (ref) {
+    unary_backward_ref(op, px, py, dy, dx, n);
+  } else {
+    unary_backward(op, px, py, dy, dx, n);
+  }
+}
+
+void expect_back(UnaryOp op, const float* got, const float* want, const float* dy, int64_t n,
+                 const std::string& what) {
+  const BackTol t = back_tol_of(op);
+  double worst = 0;
+  int64_t at = -1;
+  bool bad = false;
+  for (int64_t i = 0; i < n; ++i) {
+    const double g = got[i], w = want[i];
+    if (std::isnan(g) || std::isnan(w) || std::isinf(g) || std::isinf(w)) {
+      if (!((std::isnan(g) && std::isnan(w)) || g == w) && !bad) { bad = true; at = i; }
+      continue;
+    }
+    const double den =
+        std::max({std::fabs(w), t.floor * std::fabs(double(dy[i])), double(FLT_MIN)});
+    const double r = std::fabs(g - w) / den;
+    if (r > worst) { worst = r; if (!bad) at = i; }
+  }
+  INFO(what, ": max_rel=", worst, " at ", at,
+       at >= 0 ? " got " + std::to_string(got[at]) + " want " + std::to_string(want[at]) : "");
+  CHECK(!bad);
+  CHECK(worst <= t.rel);
+}
+
+// x, y = f(x) and dy in [-2, 2] for an n-long problem.
+struct BackCase {
+  Tensor x, y, dy;
+};
+BackCase back_case(UnaryOp op, int64_t n, uint64_t seed) {
+  BackCase c{input_for(op, {n}, seed), Tensor(), rand_tensor({n}, seed + 7777, -2.f, 2.f)};
+  c.y = unary(op, c.x);
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("backward: which operand each op reads") {
+  for (UnaryOp op : kOps) {
+    INFO(name_of(op));
+    const bool rx = unary_backward_reads_x(op), ry = unary_backward_reads_y(op);
+    CHECK_FALSE((rx && ry));
+    const bool want_x = op == UnaryOp::log || op == UnaryOp::abs || op == UnaryOp::gelu;
+    CHECK(rx == want_x);
+    CHECK(ry == (!want_x && op != UnaryOp::neg));
+  }
+}
+
+TEST_CASE("backward: kernel vs oracle over kSizes, misaligned, in place") {
+  uint64_t seed = 1000;
+  for (UnaryOp op : kOps) {
+    for (int64_t n : kSizes) {
+      const std::string what = name_of(op) + " n=" + std::to_string(n);
+      BackCase c = back_case(op, n, seed++);
+      Tensor got({n}), want({n});
+      backward_of(op, c.x.data(), c.y.data(), c.dy.data(), got.data(), n, false);
+      backward_of(op, c.x.data(), c.y.data(), c.dy.data(), want.data(), n, true);
+      expect_back(op, got.data(), want.data(), c.dy.data(), n, what);
+      // Every operand misaligned by a different amount.
+      std::vector<float> x(n + 1), y(n + 2), dy(n + 3), dx(n + 4);
+      std::copy(c.x.begin(), c.x.end(), x.begin() + 1);
+      std::copy(c.y.begin(), c.y.end(), y.begin() + 2);
+      std::copy(c.dy.begin(), c.dy.end(), dy.begin() + 3);
+      backward_of(op, x.data() + 1, y.data() + 2, dy.data() + 3, dx.data() + 4, n, false);
+      CHECK(std::memcmp(dx.data() + 4, got.data(), size_t(n) * sizeof(float)) == 0);
+      // In place over dy.
+      backward_of(op, c.x.data(), c.y.data(), c.dy.data(), c.dy.data(), n, false);
+      CHECK(std::memcmp(c.dy.data(), got.data(), size_t(n) * sizeof(float)) == 0);
+    }
+  }
+  for (UnaryOp op : kOps) unary_backward(op, nullptr, nullptr, nullptr, nullptr, 0);
+}
+
+TEST_CASE("backward: threaded sizes vs oracle and independent of the count; gelu sweep") {
+  const int saved = num_threads();
+  uint64_t seed = 2000;
+  for (UnaryOp op : kOps) {
+    for (int64_t n : {int64_t(40000), int64_t(100003)}) {
+      BackCase c = back_case(op, n, seed++);
+      Tensor one({n}), two({n}), want({n});
+      set_num_threads(1);
+      backward_of(op, c.x.data(), c.y.data(), c.dy.data(), one.data(), n, false);
+      set_num_threads(2);
+      backward_of(op, c.x.data(), c.y.data(), c.dy.data(), two.data(), n, false);
+      backward_of(op, c.x.data(), c.y.data(), c.dy.data(), want.data(), n, true);
+      expect_back(op, two.data(), want.data(), c.dy.data(), n,
+                  name_of(op) + " n=" + std::to_string(n));
+      CHECK(std::memcmp(one.data(), two.data(), size_t(n) * sizeof(float)) == 0);
+    }
+  }
+  set_num_threads(saved);
+  // gelu over [-12, 12]: both tails, and the zero of gelu' near -0.75.
+  const int64_t n = 24001;
+  Tensor x({n}), dy = Tensor::full({n}, 1.f), got({n}), want({n});
+  for (int64_t i = 0; i < n; ++i) x.data()[i] = -12.f + 24.f * float(i) / float(n - 1);
+  unary_backward(UnaryOp::gelu, x.data(), nullptr, dy.data(), got.data(), n);
+  unary_backward_ref(UnaryOp::gelu, x.data(), nullptr, dy.data(), want.data(), n);
+  expect_back(UnaryOp::gelu, got.data(), want.data(), dy.data(), n, "gelu sweep");
+}
+
+TEST_CASE("backward: kernel vs central differences of the forward kernel") {
+  // Inputs where f is smooth within the step (|x| >= 0.1 at the kinks of relu
+  // and abs), h = 1e-3 max(|x|, 1): truncation ~h^2 |f'''| and rounding
+  // ~ulp(f)/h stay well under the tolerance, 1e-3 of max(|f'|, 1).
+  uint64_t seed = 3000;
+  for (UnaryOp op : kOps) {
+    const int64_t n = 257;
+    Tensor x = input_for(op, {n}, seed++);
+    if (op == UnaryOp::exp) x = rand_tensor({n}, seed++, -4.f, 4.f);
+    if (op == UnaryOp::log || op == UnaryOp::sqrt || op == UnaryOp::rsqrt)
+      x = rand_tensor({n}, seed++, 0.2f, 5.f);
+    for (float& v : x)
+      if (std::fabs(v) < 0.1f) v = v < 0 ? -0.1f : 0.1f;
+    Tensor y = unary(op, x), ones = Tensor::full({n}, 1.f), d({n});
+    backward_of(op, x.data(), y.data(), ones.data(), d.data(), n, false);
+    Tensor xp({n}), xm({n}), yp({n}), ym({n});
+    for (int64_t i = 0; i < n; ++i) {
+      const float h = 1e-3f * std::max(1.f, std::fabs(x.data()[i]));
+      xp.data()[i] = x.data()[i] + h;
+      xm.data()[i] = x.data()[i] - h;
+    }
+    unary_forward(op, xp.data(), yp.data(), n);
+    unary_forward(op, xm.data(), ym.data(), n);
+    double worst = 0;
+    int64_t at = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double fd = (double(yp.data()[i]) - ym.data()[i]) /
+                        (double(xp.data()[i]) - xm.data()[i]);  // the steps taken in float
+      const double e = std::fabs(d.data()[i] - fd) / std::max(1.0, std::fabs(fd));
+      if (e > worst) { worst = e; at = i; }
+    }
+    INFO(name_of(op), ": worst ", worst, " at x=", x.data()[at], " analytic ", d.data()[at]);
+    CHECK(worst <= 1e-3);
+  }
+}
+
+TEST_CASE("backward: special values") {
+  const float nan = kNaN, inf = kInf;
+  auto back = [](UnaryOp op, float x, float dy = 1.f) {
+    float y = 0, dx = 0, want = 0;
+    unary_forward(op, &x, &y, 1);
+    backward_of(op, &x, &y, &dy, &dx, 1, false);
+    backward_of(op, &x, &y, &dy, &want, 1, true);
+    expect_back(op, &dx, &want, &dy, 1,
+                name_of(op) + "'(" + std::to_string(x) + ") * " + std::to_string(dy));
+    return dx;
+  };
+  // Kinks: relu'(0) = abs'(0) = 0 (as torch), also at -0 and for a NaN x.
+  CHECK(back(UnaryOp::relu, 0.f) == 0.f);
+  CHECK(back(UnaryOp::relu, -0.f) == 0.f);
+  CHECK(back(UnaryOp::relu, 1e-30f) == 1.f);
+  CHECK(back(UnaryOp::relu, -inf, nan) == 0.f);  // masked: even a NaN dy gives 0
+  CHECK(back(UnaryOp::abs, 0.f) == 0.f);
+  CHECK(back(UnaryOp::abs, -0.f) == 0.f);
+  CHECK(back(UnaryOp::abs, nan) == 0.f);
+  CHECK(back(UnaryOp::abs, -2.f, 3.f) == -3.f);
+  // gelu' at the centre and at the limits (x phi(x) is inf * 0 at +-inf).
+  CHECK(back(UnaryOp::gelu, 0.f) == doctest::Approx(0.5).epsilon(1e-7));  // xsimd erfc(0) < 1
+  CHECK(back(UnaryOp::gelu, inf) == 1.f);
+  CHECK(back(UnaryOp::gelu, -inf) == 0.f);
+  CHECK(back(UnaryOp::gelu, 20.f) == 1.f);
+  CHECK(std::fabs(back(UnaryOp::gelu, -20.f)) < 1e-30f);
+  // Saturated tanh and sigmoid have zero slope; their centres are exact.
+  CHECK(back(UnaryOp::tanh, 20.f) == 0.f);
+  CHECK(back(UnaryOp::tanh, 0.f) == 1.f);
+  CHECK(back(UnaryOp::sigmoid, 0.f) == 0.25f);
+  CHECK(back(UnaryOp::sigmoid, 100.f) == 0.f);
+  CHECK(back(UnaryOp::sigmoid, -100.f) > 0.f);  // y ~ 3.7e-44 is a denormal, not 0
+  // The poles of sqrt, rsqrt and log at 0.
+  CHECK(back(UnaryOp::sqrt, 0.f) == inf);
+  CHECK(back(UnaryOp::rsqrt, 0.f) == -inf);
+  CHECK(back(UnaryOp::log, 0.f) == inf);
+  CHECK(back(UnaryOp::exp, 1.f, 2.f) == 2.f * unary(UnaryOp::exp, Tensor::scalar(1.f)).item());
+  // A NaN upstream gradient stays NaN wherever the slope is not masked to 0.
+  for (UnaryOp op : kOps) CHECK(std::isnan(back(op, 0.5f, nan)));
 }
 
 }  // TEST_SUITE

@@ -11,18 +11,6 @@
 namespace qkv {
 namespace {
 
-// outer x mid x inner split of a shape around one axis.
-struct Split3 {
-  int64_t outer = 1, mid = 1, inner = 1;
-};
-Split3 split_at(const Shape& s, int axis) {
-  Split3 r;
-  for (int i = 0; i < axis; ++i) r.outer *= s[i];
-  r.mid = s[axis];
-  for (size_t i = axis + 1; i < s.size(); ++i) r.inner *= s[i];
-  return r;
-}
-
 std::vector<int> inverse(const std::vector<int>& p) {
   std::vector<int> inv(p.size());
   for (size_t i = 0; i < p.size(); ++i) inv[p[i]] = int(i);
@@ -81,7 +69,7 @@ Var slice(const Var& x, int64_t axis, int64_t start, int64_t end) {
                 [in = x.shape(), ax, start](const Tensor& g, const std::vector<bool>&) {
                   // dx = zeros with g copied into [start, start + n) of axis ax
                   Tensor dx = Tensor::zeros(in);
-                  Split3 s = split_at(in, ax);
+                  AxisSplit s = split_axis(in, ax);
                   const int64_t run = g.shape()[ax] * s.inner;
                   for (int64_t o = 0; o < s.outer; ++o)
                     std::memcpy(dx.data() + (o * s.mid + start) * s.inner, g.data() + o * run,

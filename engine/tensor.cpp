@@ -24,6 +24,14 @@ int64_t numel_of(const Shape& s) {
   return n;
 }
 
+AxisSplit split_axis(const Shape& s, int axis) {
+  AxisSplit r;
+  for (int i = 0; i < axis; ++i) r.outer *= s[i];
+  r.mid = s[axis];
+  for (size_t i = axis + 1; i < s.size(); ++i) r.inner *= s[i];
+  return r;
+}
+
 int normalize_axis(int64_t axis, int64_t dim, const char* op) {
   check(axis >= -dim && axis < dim, op, ": axis ", axis, " out of range for rank ", dim);
   return int(axis < 0 ? axis + dim : axis);
@@ -38,18 +46,6 @@ std::shared_ptr<T[]> alloc_storage(int64_t n) {
   T* p = static_cast<T*>(alloc_aligned(bytes));
   std::memset(reinterpret_cast<char*>(p) + n * sizeof(T), 0, bytes - n * sizeof(T));
   return std::shared_ptr<T[]>(p, [](T* q) { free_aligned(q); });
-}
-
-// outer x axis x inner decomposition of a shape around one axis.
-struct Split3 {
-  int64_t outer = 1, mid = 1, inner = 1;
-};
-Split3 split_at(const Shape& s, int axis) {
-  Split3 r;
-  for (int i = 0; i < axis; ++i) r.outer *= s[i];
-  r.mid = s[axis];
-  for (size_t i = axis + 1; i < s.size(); ++i) r.inner *= s[i];
-  return r;
 }
 
 }  // namespace
@@ -268,7 +264,7 @@ TensorT<T> slice(const TensorT<T>& x, int64_t axis, int64_t start, int64_t end) 
   Shape out_shape = x.shape();
   out_shape[ax] = end - start;
   TensorT<T> out(out_shape);
-  Split3 s = split_at(x.shape(), ax);
+  AxisSplit s = split_axis(x.shape(), ax);
   const int64_t run = (end - start) * s.inner;
   for (int64_t o = 0; o < s.outer; ++o)
     std::memcpy(out.data() + o * run, x.data() + (o * s.mid + start) * s.inner, run * sizeof(T));
@@ -291,7 +287,7 @@ TensorT<T> concat(const std::vector<TensorT<T>>& xs, int64_t axis) {
     out_shape[ax] += s[ax];
   }
   TensorT<T> out(out_shape);
-  Split3 so = split_at(out_shape, ax);
+  AxisSplit so = split_axis(out_shape, ax);
   int64_t col = 0;  // running offset along ax, in elements of one outer row
   for (const auto& x : xs) {
     const int64_t run = x.shape()[ax] * so.inner;

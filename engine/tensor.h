@@ -25,6 +25,13 @@ int64_t numel_of(const Shape& s);
 // Resolves a possibly negative axis against rank `dim`; names `op` on error.
 int normalize_axis(int64_t axis, int64_t dim, const char* op);
 
+// A shape seen as [outer, mid, inner] around `axis` (mid = shape[axis]): the
+// view every per-axis kernel (slice, concat, reductions) iterates over.
+struct AxisSplit {
+  int64_t outer = 1, mid = 1, inner = 1;
+};
+AxisSplit split_axis(const Shape& s, int axis);
+
 template <class T>
 class TensorT {
  public:

@@ -104,7 +104,7 @@ enum class Reduction { mean, sum, none };
 // Fused: one log-softmax pass forward; d logits = softmax - target dist.
 Var cross_entropy(const Var& logits, const IntTensor& target, int64_t ignore_index = -100,
                   float label_smoothing = 0.f, Reduction reduction = Reduction::mean);
-// logp: [N, C] log-probabilities, target: [N].
+// logp: [..., C] log-probabilities, target: [...] class ids (as cross_entropy).
 Var nll_loss(const Var& logp, const IntTensor& target, int64_t ignore_index = -100,
              Reduction reduction = Reduction::mean);
 Var mse_loss(const Var& pred, const Var& target, Reduction reduction = Reduction::mean);

@@ -1,10 +1,12 @@
-// LayerNorm forward over the last axis: two-pass row statistics, then one fused
-// normalise + affine pass. Rows are independent: threads split rows.
-// Not here: the backward (it needs only the mean and rstd returned here).
+// LayerNorm over the last axis. Forward: two-pass row statistics, then one
+// fused normalise + affine pass. Backward: two passes per row (sums, then dx
+// and the dgamma/dbeta partials) over a row still in L1. Threads split rows
+// (the backward: fixed row blocks, so dgamma/dbeta do not depend on the count).
 #include "engine/kernels/layernorm.h"
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "engine/simd.h"
 #include "engine/threads.h"
@@ -116,6 +118,116 @@ void forward_rows(const float* x, const float* gamma, const float* beta, int64_t
   }
 }
 
+// ---- backward ------------------------------------------------------------------
+
+// The row blocks whose dgamma/dbeta partials are summed in block order. Fixed
+// by the row count alone (never by the thread count), so the sums are
+// reproducible; 8 blocks keep 2..8 threads busy and cost 16 partial rows.
+constexpr int64_t kBackwardBlocks = 8;
+
+// Row r of the backward. Pass 1: sum(d), sum(g), sum(g*d) with d = x - mean
+// and g = dy * gamma. Pass 2: x_hat = (d - mean(d)) * rstd, dx, and
+// dgamma/dbeta partials (pg, pb) += dy * x_hat, dy. mean(d) is ~0; taking it
+// out restores the exact zero mean of x_hat that the float mean rounded away.
+template <bool Gamma, bool DX, bool DG, bool DB>
+void backward_row(const float* x, float mean, float rstd, const float* gamma, const float* dy,
+                  int64_t n, float* dx, float* pg, float* pb) {
+  auto gval = [&](int64_t i) {
+    const VF d = VF::load_unaligned(dy + i);
+    return Gamma ? d * VF::load_unaligned(gamma + i) : d;
+  };
+  const VF vmean(mean);
+  VF sd0(0.f), sd1(0.f), sg0(0.f), sg1(0.f), sgd0(0.f), sgd1(0.f);
+  int64_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const VF d0 = VF::load_unaligned(x + i) - vmean, d1 = VF::load_unaligned(x + i + W) - vmean;
+    sd0 += d0;
+    sd1 += d1;
+    if constexpr (DX) {
+      const VF g0 = gval(i), g1 = gval(i + W);
+      sg0 += g0;
+      sg1 += g1;
+      sgd0 = xsimd::fma(g0, d0, sgd0);
+      sgd1 = xsimd::fma(g1, d1, sgd1);
+    }
+  }
+  float sd = simd::hsum(sd0 + sd1), sg = 0.f, sgd = 0.f;
+  if constexpr (DX) sg = simd::hsum(sg0 + sg1), sgd = simd::hsum(sgd0 + sgd1);
+  for (; i < n; ++i) {
+    const float d = x[i] - mean, g = Gamma ? dy[i] * gamma[i] : dy[i];
+    sd += d;
+    sg += g;
+    sgd += g * d;
+  }
+  const float inv_n = 1.f / float(n);
+  const float md = sd * inv_n;  // mean(d)
+  // mean(g * x_hat) = rstd * (sum(g*d) - mean(d) * sum(g)) / n
+  const float mg = sg * inv_n, mgx = rstd * (sgd - md * sg) * inv_n;
+  // (x - mean) - md, not x - (mean + md): mean + md would round md away.
+  const VF vmd(md), vr(rstd), vmg(mg), vmgx(mgx);
+  for (i = 0; i + W <= n; i += W) {
+    const VF xh = ((VF::load_unaligned(x + i) - vmean) - vmd) * vr;
+    const VF g = VF::load_unaligned(dy + i);
+    if constexpr (DX) {
+      const VF gg = Gamma ? g * VF::load_unaligned(gamma + i) : g;
+      (xsimd::fnma(xh, vmgx, gg - vmg) * vr).store_unaligned(dx + i);
+    }
+    if constexpr (DG) xsimd::fma(g, xh, VF::load_unaligned(pg + i)).store_unaligned(pg + i);
+    if constexpr (DB) (VF::load_unaligned(pb + i) + g).store_unaligned(pb + i);
+  }
+  for (; i < n; ++i) {
+    const float xh = ((x[i] - mean) - md) * rstd, g = dy[i];  // read g before dx (may alias)
+    if constexpr (DX) dx[i] = (((Gamma ? g * gamma[i] : g) - mg) - xh * mgx) * rstd;
+    if constexpr (DG) pg[i] += g * xh;
+    if constexpr (DB) pb[i] += g;
+  }
+}
+
+template <bool Gamma, bool DX, bool DG, bool DB>
+void backward_rows(const float* x, const float* mean, const float* rstd, const float* gamma,
+                   const float* dy, int64_t rows, int64_t n, float* dx, float* dgamma,
+                   float* dbeta) {
+  constexpr bool kAcc = DG || DB;
+  // Without dgamma/dbeta every row is its own block.
+  const int64_t blocks = kAcc ? std::min(rows, kBackwardBlocks) : rows;
+  std::vector<float> part(kAcc ? size_t(2 * blocks * n) : 0, 0.f);  // [blocks, 2, n]
+#pragma omp parallel for schedule(static) if (worth_threads(rows * n)) num_threads(num_threads())
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t r0 = b * rows / blocks, r1 = (b + 1) * rows / blocks;
+    float* pg = kAcc ? part.data() + 2 * b * n : nullptr;
+    for (int64_t r = r0; r < r1; ++r)
+      backward_row<Gamma, DX, DG, DB>(x + r * n, mean[r], rstd[r], gamma, dy + r * n, n,
+                                      DX ? dx + r * n : nullptr, pg, kAcc ? pg + n : nullptr);
+  }
+  // Block order (the compiler vectorises over columns).
+  if constexpr (DG)
+    for (int64_t j = 0; j < n; ++j) {
+      float s = 0.f;
+      for (int64_t b = 0; b < blocks; ++b) s += part[size_t(2 * b * n + j)];
+      dgamma[j] = s;
+    }
+  if constexpr (DB)
+    for (int64_t j = 0; j < n; ++j) {
+      float s = 0.f;
+      for (int64_t b = 0; b < blocks; ++b) s += part[size_t((2 * b + 1) * n + j)];
+      dbeta[j] = s;
+    }
+}
+
+template <bool Gamma, bool DX>
+void backward_dispatch(const float* x, const float* mean, const float* rstd, const float* gamma,
+                       const float* dy, int64_t rows, int64_t n, float* dx, float* dgamma,
+                       float* dbeta) {
+  if (dgamma && dbeta)
+    backward_rows<Gamma, DX, true, true>(x, mean, rstd, gamma, dy, rows, n, dx, dgamma, dbeta);
+  else if (dgamma)
+    backward_rows<Gamma, DX, true, false>(x, mean, rstd, gamma, dy, rows, n, dx, dgamma, dbeta);
+  else if (dbeta)
+    backward_rows<Gamma, DX, false, true>(x, mean, rstd, gamma, dy, rows, n, dx, dgamma, dbeta);
+  else
+    backward_rows<Gamma, DX, false, false>(x, mean, rstd, gamma, dy, rows, n, dx, dgamma, dbeta);
+}
+
 }  // namespace
 
 // ---- kernels ----------------------------------------------------------------
@@ -168,6 +280,53 @@ void layernorm_forward_ref(const float* x, const float* gamma, const float* beta
       y[r * n + i] = float((xr[i] - mu) * rs * (gamma ? gamma[i] : 1.0) + (beta ? beta[i] : 0.0));
     mean[r] = float(mu);
     rstd[r] = float(rs);
+  }
+}
+
+// x, dy, dx: [rows, n]; mean, rstd: [rows]; gamma, dgamma, dbeta: [n] or null.
+void layernorm_backward(const float* x, const float* mean, const float* rstd, const float* gamma,
+                        const float* dy, int64_t rows, int64_t n, float* dx, float* dgamma,
+                        float* dbeta) {
+  if (rows == 0 || n == 0) {  // no rows: the sums over rows are 0
+    if (dgamma) std::fill(dgamma, dgamma + n, 0.f);
+    if (dbeta) std::fill(dbeta, dbeta + n, 0.f);
+    return;
+  }
+  if (gamma && dx)
+    backward_dispatch<true, true>(x, mean, rstd, gamma, dy, rows, n, dx, dgamma, dbeta);
+  else if (dx)
+    backward_dispatch<false, true>(x, mean, rstd, gamma, dy, rows, n, dx, dgamma, dbeta);
+  else  // gamma only enters dx
+    backward_dispatch<false, false>(x, mean, rstd, gamma, dy, rows, n, dx, dgamma, dbeta);
+}
+
+void layernorm_backward_ref(const float* x, const float* mean, const float* rstd,
+                            const float* gamma, const float* dy, int64_t rows, int64_t n, float* dx,
+                            float* dgamma, float* dbeta) {
+  const size_t N = size_t(n);
+  std::vector<double> dg(N, 0.0), db(N, 0.0), xh(N, 0.0);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *xr = x + r * n, *dyr = dy + r * n;
+    double md = 0, mg = 0, mgx = 0;
+    for (int64_t i = 0; i < n; ++i) md += double(xr[i]) - mean[r];
+    md /= double(n);
+    for (int64_t i = 0; i < n; ++i) {
+      xh[i] = (double(xr[i]) - mean[r] - md) * rstd[r];
+      const double g = double(dyr[i]) * (gamma ? gamma[i] : 1.0);
+      mg += g / double(n);
+      mgx += g * xh[i] / double(n);
+      dg[i] += dyr[i] * xh[i];
+      db[i] += dyr[i];
+    }
+    if (dx)
+      for (int64_t i = 0; i < n; ++i) {
+        const double g = double(dyr[i]) * (gamma ? gamma[i] : 1.0);
+        dx[r * n + i] = float(rstd[r] * (g - mg - xh[i] * mgx));
+      }
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    if (dgamma) dgamma[i] = float(dg[i]);
+    if (dbeta) dbeta[i] = float(db[i]);
   }
 }
 

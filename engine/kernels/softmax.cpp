@@ -1,12 +1,15 @@
-// Softmax and log-softmax over the last axis, one row at a time (threads split
-// rows). Standalone kernels: the online (running max + rescaled sum) form
-// belongs to the fused attention kernel, where the row is never stored.
+// Softmax and log-softmax over the last axis, forward and backward, and the
+// fused cross-entropy pair; one row at a time (threads split rows).
+// Standalone kernels: the online (running max + rescaled sum) form belongs to
+// the fused attention kernel, where the row is never stored.
 
 #include "engine/kernels/softmax.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
+#include <vector>
 
 #include "engine/simd.h"
 #include "engine/threads.h"
@@ -108,6 +111,133 @@ void log_softmax_row(const float* x, float* y, int64_t n, const float* next) {
   for (; i < n; ++i) y[i] = (x[i] - m) - lse;
 }
 
+// ---- backward rows ------------------------------------------------------------
+// Each is a reduction pass then a write pass over the same row, which is still
+// in L1/L2 for the second: one trip through memory per tensor.
+
+// dx = y * (dy - sum(dy * y))
+void softmax_backward_row(const float* y, const float* dy, float* dx, int64_t n) {
+  VF s0(0.f), s1(0.f), s2(0.f), s3(0.f);
+  int64_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    s0 = xsimd::fma(VF::load_unaligned(y + i), VF::load_unaligned(dy + i), s0);
+    s1 = xsimd::fma(VF::load_unaligned(y + i + W), VF::load_unaligned(dy + i + W), s1);
+    s2 = xsimd::fma(VF::load_unaligned(y + i + 2 * W), VF::load_unaligned(dy + i + 2 * W), s2);
+    s3 = xsimd::fma(VF::load_unaligned(y + i + 3 * W), VF::load_unaligned(dy + i + 3 * W), s3);
+  }
+  for (; i + W <= n; i += W)
+    s0 = xsimd::fma(VF::load_unaligned(y + i), VF::load_unaligned(dy + i), s0);
+  if (i < n)
+    s1 = xsimd::fma(simd::load_partial(y + i, int(n - i), 0.f),
+                    simd::load_partial(dy + i, int(n - i), 0.f), s1);
+  const float dot = simd::hsum((s0 + s1) + (s2 + s3));
+  const VF vd(dot);
+  i = 0;
+  for (; i + W <= n; i += W)
+    ((VF::load_unaligned(dy + i) - vd) * VF::load_unaligned(y + i)).store_unaligned(dx + i);
+  for (; i < n; ++i) dx[i] = (dy[i] - dot) * y[i];
+}
+
+// dx = dy - exp(y) * sum(dy)
+void log_softmax_backward_row(const float* y, const float* dy, float* dx, int64_t n) {
+  VF s0(0.f), s1(0.f), s2(0.f), s3(0.f);
+  int64_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    s0 += VF::load_unaligned(dy + i);
+    s1 += VF::load_unaligned(dy + i + W);
+    s2 += VF::load_unaligned(dy + i + 2 * W);
+    s3 += VF::load_unaligned(dy + i + 3 * W);
+  }
+  for (; i + W <= n; i += W) s0 += VF::load_unaligned(dy + i);
+  if (i < n) s1 += simd::load_partial(dy + i, int(n - i), 0.f);
+  const float sum = simd::hsum((s0 + s1) + (s2 + s3));
+  const VF vs(sum);
+  i = 0;
+  for (; i + W <= n; i += W)
+    xsimd::fnma(xsimd::exp(VF::load_unaligned(y + i)), vs, VF::load_unaligned(dy + i))
+        .store_unaligned(dx + i);
+  if (i < n) {  // exp on a partial vector: 0-filled lanes are computed, not stored
+    const int k = int(n - i);
+    simd::store_partial(dx + i,
+                        xsimd::fnma(xsimd::exp(simd::load_partial(y + i, k, 0.f)), vs,
+                                    simd::load_partial(dy + i, k, 0.f)),
+                        k);
+  }
+}
+
+// ---- cross-entropy rows -----------------------------------------------------------
+
+// sum(exp(x - m)) and, when SumX, sum(x) (for the label-smoothing term).
+// Tail lanes: -inf for exp (adds exp(-inf) = 0), 0 for the plain sum.
+template <bool SumX>
+std::pair<float, float> ce_row_sums(const float* x, int64_t n, float m, const float* next) {
+  constexpr int kLine = 64 / int(sizeof(float));
+  const VF vm(m);
+  VF s0(0.f), s1(0.f), s2(0.f), s3(0.f), t0(0.f), t1(0.f);
+  int64_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    for (int k = 0; k < 4 * W; k += kLine) __builtin_prefetch(next + i + k, 0, 3);
+    const VF a = VF::load_unaligned(x + i), b = VF::load_unaligned(x + i + W);
+    const VF c = VF::load_unaligned(x + i + 2 * W), d = VF::load_unaligned(x + i + 3 * W);
+    s0 += xsimd::exp(a - vm);
+    s1 += xsimd::exp(b - vm);
+    s2 += xsimd::exp(c - vm);
+    s3 += xsimd::exp(d - vm);
+    if constexpr (SumX) {
+      t0 += a + b;
+      t1 += c + d;
+    }
+  }
+  for (; i + W <= n; i += W) {
+    const VF a = VF::load_unaligned(x + i);
+    s0 += xsimd::exp(a - vm);
+    if constexpr (SumX) t0 += a;
+  }
+  if (i < n) {
+    const int k = int(n - i);
+    s1 += xsimd::exp(simd::load_partial(x + i, k, kNegInf) - vm);
+    if constexpr (SumX) t1 += simd::load_partial(x + i, k, 0.f);
+  }
+  return {simd::hsum((s0 + s1) + (s2 + s3)), SumX ? simd::hsum(t0 + t1) : 0.f};
+}
+
+// One row of the forward: the loss, and max/logsum for the backward.
+//   -logp[c] = logsum - (x[c] - max);  mean_c(-logp[c]) = logsum - (sum(x)/C - max)
+// The smoothing term is skipped at ls == 0, so a -inf logit elsewhere in the
+// row does not turn 0 * inf into NaN.
+float ce_row_forward(const float* x, int64_t C, int32_t t, float ls, float* max, float* logsum,
+                     const float* next) {
+  const float m = row_max(x, C);
+  float loss;
+  if (ls == 0.f) {
+    const float l = std::log(ce_row_sums<false>(x, C, m, next).first);
+    loss = l - (x[t] - m);
+    *logsum = l;
+  } else {
+    const auto [s, sx] = ce_row_sums<true>(x, C, m, next);
+    const float l = std::log(s);
+    loss = (1.f - ls) * (l - (x[t] - m)) + ls * (l - (sx / float(C) - m));
+    *logsum = l;
+  }
+  *max = m;
+  return loss;
+}
+
+// dx = g * exp((x - max) - logsum) - g * ls / C, then dx[t] -= g * (1 - ls).
+void ce_row_backward(const float* x, int64_t C, int32_t t, float m, float l, float g, float ls,
+                     float* dx) {
+  const VF vm(m), vl(l), vg(g), vq(g * ls / float(C));
+  int64_t i = 0;
+  for (; i + W <= C; i += W)
+    xsimd::fms(vg, xsimd::exp((VF::load_unaligned(x + i) - vm) - vl), vq).store_unaligned(dx + i);
+  if (i < C) {
+    const int k = int(C - i);
+    simd::store_partial(
+        dx + i, xsimd::fms(vg, xsimd::exp((simd::load_partial(x + i, k, 0.f) - vm) - vl), vq), k);
+  }
+  dx[t] -= g * (1.f - ls);
+}
+
 // x: [...,n] -> rows, n; rank 0 has no axis to normalise.
 void check_input(const Tensor& x, const char* op) {
   check(x.defined(), op, ": undefined tensor");
@@ -154,6 +284,108 @@ void log_softmax_forward_ref(const float* x, float* y, int64_t rows, int64_t n) 
     for (int64_t i = 0; i < n; ++i) s += std::exp(double(xr[i]) - m);
     const double lse = std::log(s);
     for (int64_t i = 0; i < n; ++i) yr[i] = float((double(xr[i]) - m) - lse);
+  }
+}
+
+// ---- backward kernels ---------------------------------------------------------
+// y, dy, dx: [rows, n]
+
+void softmax_backward(const float* y, const float* dy, float* dx, int64_t rows, int64_t n) {
+#pragma omp parallel for schedule(static) if (worth_threads(rows * n)) num_threads(num_threads())
+  for (int64_t r = 0; r < rows; ++r) softmax_backward_row(y + r * n, dy + r * n, dx + r * n, n);
+}
+
+void softmax_backward_ref(const float* y, const float* dy, float* dx, int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *yr = y + r * n, *dyr = dy + r * n;
+    double dot = 0;
+    for (int64_t i = 0; i < n; ++i) dot += double(yr[i]) * dyr[i];
+    for (int64_t i = 0; i < n; ++i) dx[r * n + i] = float(double(yr[i]) * (dyr[i] - dot));
+  }
+}
+
+void log_softmax_backward(const float* y, const float* dy, float* dx, int64_t rows, int64_t n) {
+#pragma omp parallel for schedule(static) if (worth_threads(rows * n)) num_threads(num_threads())
+  for (int64_t r = 0; r < rows; ++r) log_softmax_backward_row(y + r * n, dy + r * n, dx + r * n, n);
+}
+
+void log_softmax_backward_ref(const float* y, const float* dy, float* dx, int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *yr = y + r * n, *dyr = dy + r * n;
+    double s = 0;
+    for (int64_t i = 0; i < n; ++i) s += dyr[i];
+    for (int64_t i = 0; i < n; ++i) dx[r * n + i] = float(dyr[i] - std::exp(double(yr[i])) * s);
+  }
+}
+
+// ---- cross-entropy kernels ------------------------------------------------------------
+// x, dx: [rows, C]; target, loss, max, logsum, dloss: [rows]
+
+void cross_entropy_forward(const float* x, const int32_t* target, int64_t rows, int64_t C,
+                           int64_t ignore_index, float ls, float* loss, float* max, float* logsum) {
+#pragma omp parallel for schedule(static) if (worth_threads(rows * C)) num_threads(num_threads())
+  for (int64_t r = 0; r < rows; ++r) {
+    if (target[r] == ignore_index) {
+      loss[r] = 0.f;
+      continue;
+    }
+    loss[r] = ce_row_forward(x + r * C, C, target[r], ls, max + r, logsum + r,
+                             x + std::min(r + 1, rows - 1) * C);
+  }
+}
+
+void cross_entropy_forward_ref(const float* x, const int32_t* target, int64_t rows, int64_t C,
+                               int64_t ignore_index, float ls, float* loss, float* max,
+                               float* logsum) {
+  std::vector<float> logp(size_t(std::max<int64_t>(C, 0)));
+  for (int64_t r = 0; r < rows; ++r) {
+    if (target[r] == ignore_index) {
+      loss[r] = 0.f;
+      continue;
+    }
+    const float* xr = x + r * C;
+    float m = kNegInf;
+    for (int64_t i = 0; i < C; ++i) m = std::isnan(xr[i]) || xr[i] > m ? xr[i] : m;
+    double s = 0, mean_nlp = 0;
+    for (int64_t i = 0; i < C; ++i) s += std::exp(double(xr[i]) - m);
+    const double l = std::log(s);
+    for (int64_t i = 0; i < C; ++i) mean_nlp -= ((double(xr[i]) - m) - l) / double(C);
+    const double nll = -((double(xr[target[r]]) - m) - l);
+    loss[r] = float(ls == 0.f ? nll : (1.0 - ls) * nll + ls * mean_nlp);
+    max[r] = m;
+    logsum[r] = float(l);
+  }
+}
+
+void cross_entropy_backward(const float* x, const int32_t* target, const float* max,
+                            const float* logsum, const float* dloss, float scale, int64_t rows,
+                            int64_t C, int64_t ignore_index, float ls, float* dx) {
+#pragma omp parallel for schedule(static) if (worth_threads(rows * C)) num_threads(num_threads())
+  for (int64_t r = 0; r < rows; ++r) {
+    if (target[r] == ignore_index) {
+      std::fill(dx + r * C, dx + (r + 1) * C, 0.f);
+      continue;
+    }
+    const float g = dloss ? scale * dloss[r] : scale;
+    ce_row_backward(x + r * C, C, target[r], max[r], logsum[r], g, ls, dx + r * C);
+  }
+}
+
+void cross_entropy_backward_ref(const float* x, const int32_t* target, const float* max,
+                                const float* logsum, const float* dloss, float scale, int64_t rows,
+                                int64_t C, int64_t ignore_index, float ls, float* dx) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const bool ignored = target[r] == ignore_index;
+    const double g = ignored ? 0.0 : double(scale) * (dloss ? dloss[r] : 1.f);
+    for (int64_t i = 0; i < C; ++i) {
+      if (ignored) {
+        dx[r * C + i] = 0.f;
+        continue;
+      }
+      const double p = std::exp((double(x[r * C + i]) - max[r]) - logsum[r]);
+      const double q = (i == target[r] ? 1.0 - ls : 0.0) + double(ls) / double(C);
+      dx[r * C + i] = float(g * (p - q));
+    }
   }
 }
 

@@ -26,6 +26,17 @@ Tensor matmul_with(GemmFn fn, const char* op, const Tensor& a, const Tensor& b, 
   check(Ka == Kb, op, ": inner dimensions differ: ", a.shape(), (ta ? "^T" : ""), " x ",
         b.shape(), (tb ? "^T" : ""));
   const int64_t K = Ka;
+  if (b.dim() == 2 && !ta && a.dim() > 2) {
+    // A rank-2 right operand shared by the whole batch (a Linear weight): one
+    // GEMM over all batch rows at once, [prod(batch) * M, K] x [K, N].
+    Shape out_shape(a.shape().begin(), a.shape().end() - 1);
+    out_shape.push_back(N);
+    Tensor out(out_shape);
+    if (out.numel() > 0)
+      fn(false, tb, out.numel() / N, N, K, 1.f, a.data(), std::max<int64_t>(1, K), b.data(),
+         std::max<int64_t>(1, b.size(-1)), 0.f, out.data(), N);
+    return out;
+  }
   Shape ba(a.shape().begin(), a.shape().end() - 2), bb(b.shape().begin(), b.shape().end() - 2);
   Shape batch = broadcast_shapes(ba, bb, op);
   Shape out_shape = batch;

@@ -1,0 +1,90 @@
+// Module: a node of a model tree holding parameters (Vars that require a
+// gradient) and child modules, with PyTorch's dotted names
+// ("encoder.rnn.weight_ih_l0"), so a state_dict saved by PyTorch loads here by
+// name. Forward signatures differ per module (an LSTM returns states), so the
+// base has none; UnaryModule is the Var -> Var kind that Sequential chains.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "autograd/var.h"
+
+namespace qkv {
+
+// What load_state_dict found, by name (empty when everything matched).
+struct LoadReport {
+  std::vector<std::string> missing;     // parameters the file lacks
+  std::vector<std::string> unexpected;  // tensors the module lacks
+  std::vector<std::string> mismatched;  // "name: file [3,4] vs module [4,3]"
+  bool ok() const { return missing.empty() && unexpected.empty() && mismatched.empty(); }
+};
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  // Depth-first in registration order, as torch.nn.Module.named_parameters().
+  std::vector<std::pair<std::string, Var>> named_parameters() const;
+  std::vector<Var> parameters() const;
+  // Non-trainable state saved with the parameters (running statistics).
+  std::vector<std::pair<std::string, Tensor>> named_buffers() const;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const {
+    return children_;
+  }
+  int64_t num_parameters() const;
+
+  void train(bool on = true);
+  void eval() { train(false); }
+  bool training() const { return training_; }
+  void zero_grad();
+
+  // One line: "Linear(in_features=4, out_features=3, bias=true)".
+  virtual std::string describe() const = 0;
+  // The tree, one module per line, with parameter counts.
+  std::string summary() const;
+
+  // Parameters and buffers by dotted name.
+  std::map<std::string, Tensor> state_dict() const;
+  // Copies tensors in by name. Strict: any missing, unexpected or mis-shaped
+  // tensor is an Error listing them all (nothing is copied then). Non-strict:
+  // copies what matches and returns the report.
+  LoadReport load_state_dict(const std::map<std::string, Tensor>& tensors, bool strict = true);
+
+ protected:
+  Var register_parameter(std::string name, Tensor value);
+  void register_buffer(std::string name, Tensor value);
+  template <class M>
+  std::shared_ptr<M> register_module(std::string name, std::shared_ptr<M> m) {
+    add_child(std::move(name), m);
+    return m;
+  }
+  // Called by train(); modules with their own mode-dependent state override it.
+  virtual void on_train(bool) {}
+
+ private:
+  void add_child(std::string name, std::shared_ptr<Module> m);
+  void collect(const std::string& prefix, std::vector<std::pair<std::string, Var>>& out) const;
+  void collect_buffers(const std::string& prefix,
+                       std::vector<std::pair<std::string, Tensor>>& out) const;
+  void summary_lines(const std::string& name, int depth, std::string& out) const;
+
+  std::vector<std::pair<std::string, Var>> params_;
+  std::vector<std::pair<std::string, Tensor>> buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  bool training_ = true;
+};
+
+// A module mapping one Var to one Var (layers, activations, Sequential).
+class UnaryModule : public Module {
+ public:
+  virtual Var forward(const Var& x) = 0;
+  Var operator()(const Var& x) { return forward(x); }
+};
+
+}  // namespace qkv

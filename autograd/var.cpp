@@ -28,8 +28,8 @@ namespace {
 struct Node {
   const char* op;
   std::vector<std::shared_ptr<GradSlot>> inputs;
-  std::shared_ptr<GradSlot> output;
-  BackwardFn backward;
+  std::vector<std::shared_ptr<GradSlot>> outputs;
+  BackwardMultiFn backward;
 };
 
 thread_local std::vector<Node> t_tape;
@@ -139,27 +139,49 @@ bool needs_record(const std::vector<Var>& inputs) {
   return false;
 }
 
-Var record(const char* name, Tensor out, const std::vector<Var>& inputs, BackwardFn backward) {
-  if (!needs_record(inputs)) return Var(std::move(out), false);
-  Var v(std::move(out), true);
-  GradSlot& s = *v.state()->slot;
-  s.leaf = false;
-  s.recorded = true;
-  s.op = name;
-  Node node{name, {}, v.state()->slot, std::move(backward)};
+std::vector<Var> record_multi(const char* name, std::vector<Tensor> outs,
+                              const std::vector<Var>& inputs, BackwardMultiFn backward) {
+  std::vector<Var> vs;
+  vs.reserve(outs.size());
+  if (!needs_record(inputs)) {
+    for (Tensor& t : outs) vs.emplace_back(std::move(t), false);
+    return vs;
+  }
+  Node node{name, {}, {}, std::move(backward)};
   node.inputs.reserve(inputs.size());
   for (const Var& in : inputs) {
     check(in.defined(), name, ": undefined input");
     node.inputs.push_back(in.state()->slot);
   }
+  for (Tensor& t : outs) {
+    Var v(std::move(t), true);
+    GradSlot& s = *v.state()->slot;
+    s.leaf = false;
+    s.recorded = true;
+    s.op = name;
+    node.outputs.push_back(v.state()->slot);
+    vs.push_back(std::move(v));
+  }
   t_tape.push_back(std::move(node));
-  return v;
+  return vs;
+}
+
+Var record(const char* name, Tensor out, const std::vector<Var>& inputs, BackwardFn backward) {
+  if (!needs_record(inputs)) return Var(std::move(out), false);
+  std::vector<Tensor> outs;
+  outs.push_back(std::move(out));
+  return record_multi(name, std::move(outs), inputs,
+                      [fn = std::move(backward)](const std::vector<Tensor>& douts,
+                                                 const std::vector<bool>& needs) {
+                        return fn(douts[0], needs);
+                      })[0];
 }
 
 size_t tape_size() { return t_tape.size(); }
 
 void tape_clear() {
-  for (Node& n : t_tape) n.output->recorded = false;
+  for (Node& n : t_tape)
+    for (auto& o : n.outputs) o->recorded = false;
   t_tape.clear();
   t_tape.shrink_to_fit();
 }
@@ -189,19 +211,26 @@ void backward(const Var& out, const Tensor& upstream) {
   // The tape is in execution order, hence topological: reverse is safe.
   for (auto it = t_tape.rbegin(); it != t_tape.rend(); ++it) {
     Node& n = *it;
-    GradSlot& o = *n.output;
-    if (!o.grad.defined()) continue;  // no gradient flows through this node
+    std::vector<Tensor> douts;
+    douts.reserve(n.outputs.size());
+    bool flows = false;
+    for (auto& o : n.outputs) {
+      flows |= o->grad.defined();
+      douts.push_back(o->grad);
+    }
+    if (!flows) continue;  // no gradient flows through this node
     std::vector<bool> needs(n.inputs.size());
     bool any = false;
     for (size_t i = 0; i < needs.size(); ++i) any |= (needs[i] = n.inputs[i]->requires_grad);
+    for (auto& o : n.outputs) o->grad = Tensor();  // an intermediate's gradient is done
     if (any) {
-      std::vector<Tensor> gs = n.backward(o.grad, needs);
+      std::vector<Tensor> gs = n.backward(douts, needs);
+      douts.clear();
       check(gs.size() == n.inputs.size(), "backward of ", n.op, ": returned ", gs.size(),
             " gradients for ", n.inputs.size(), " inputs");
       for (size_t i = 0; i < gs.size(); ++i)
         if (needs[i] && gs[i].defined()) accumulate(*n.inputs[i], std::move(gs[i]), n.op, i);
     }
-    o.grad = Tensor();  // an intermediate's gradient is no longer needed
     n.backward = nullptr;  // frees what the closure saved, as early as possible
   }
   for (Node& n : t_tape)

@@ -73,6 +73,14 @@ bool needs_record(const std::vector<Var>& inputs);
 // unevaluated, so closures should capture cheaply).
 Var record(const char* name, Tensor out, const std::vector<Var>& inputs, BackwardFn backward);
 
+// An op with several outputs (an LSTM layer: output, h_n, c_n). The closure
+// gets one upstream gradient per output, undefined where none flowed (treat
+// as zeros), and returns one gradient per input.
+using BackwardMultiFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& douts,
+                                                          const std::vector<bool>& needs)>;
+std::vector<Var> record_multi(const char* name, std::vector<Tensor> outs,
+                              const std::vector<Var>& inputs, BackwardMultiFn backward);
+
 // ---- running backward -----------------------------------------------------------------
 // Scalar loss: seeds d(loss)/d(loss) = 1. Non-scalar: pass `upstream` of the
 // same shape. Accumulates into every reachable Var that requires a gradient,

@@ -89,6 +89,32 @@ TEST_SUITE("autograd/var") {
     tape_clear();
   }
 
+  TEST_CASE("multi-output ops get one upstream per output, undefined where none flowed") {
+    Var x = leaf({3}, 1);
+    int calls = 0;
+    bool second_defined = true;
+    auto outs = record_multi("split2", {x.value().clone(), x.value().clone()}, {x},
+                             [&](const std::vector<Tensor>& d, const std::vector<bool>&) {
+                               ++calls;
+                               second_defined = d[1].defined();
+                               Tensor g = d[0].clone();
+                               if (d[1].defined()) binary_inplace(BinaryOp::add, g, d[1]);
+                               return std::vector<Tensor>{g};
+                             });
+    REQUIRE(outs.size() == 2);
+    backward(sum(outs[0]) * 3.f);
+    CHECK(calls == 1);
+    CHECK_FALSE(second_defined);
+    for (float v : x.grad()) CHECK(v == 3.f);
+    x.zero_grad();
+    auto both = record_multi("split2", {x.value().clone(), x.value().clone()}, {x},
+                             [](const std::vector<Tensor>& d, const std::vector<bool>&) {
+                               return std::vector<Tensor>{qkv::add(d[0], d[1])};
+                             });
+    backward(sum(both[0]) + sum(both[1]) * 2.f);
+    for (float v : x.grad()) CHECK(v == 3.f);
+  }
+
   TEST_CASE("set_requires_grad only on leaves; detach shares the value") {
     Var x = leaf({2, 2}, 1);
     Var y = matmul(x, x);

@@ -96,6 +96,19 @@ Var layer_norm(const Var& x, const Var& gamma, const Var& beta, float eps = 1e-5
 // (inverted dropout); identity when !training or p == 0. The mask comes from gen.
 Var dropout(const Var& x, float p, bool training, Generator& gen);
 
+// ---- recurrent layers (ops_rnn.cpp): one layer, one direction, whole sequence ----
+// x: [T,B,I]; h0, c0: [B,H] (undefined = zeros); w_ih: [G*H,I], w_hh: [G*H,H],
+// biases [G*H] (undefined = none), G = 4 (LSTM, gates i,f,g,o) or 3 (GRU,
+// r,z,n); lengths: [B] in [1,T] or null; reverse: run from each sequence's
+// last step back to 0. Returns {output [T,B,H], h_n [B,H], c_n [B,H]} for the
+// LSTM and {output, h_n} for the GRU; output is zero at padded steps.
+std::vector<Var> lstm_layer(const Var& x, const Var& h0, const Var& c0, const Var& w_ih,
+                            const Var& w_hh, const Var& b_ih, const Var& b_hh,
+                            const IntTensor* lengths, bool reverse);
+std::vector<Var> gru_layer(const Var& x, const Var& h0, const Var& w_ih, const Var& w_hh,
+                           const Var& b_ih, const Var& b_hh, const IntTensor* lengths,
+                           bool reverse);
+
 // ---- losses (ops_loss.cpp) ---------------------------------------------------------------------
 enum class Reduction { mean, sum, none };
 // logits: [N, C] (or [..., C]), target: [N] (or [...]) class ids. Targets equal

@@ -1,0 +1,239 @@
+// One layer, one direction of an LSTM or GRU over a whole sequence, as one
+// autograd op with a hand-written backward through time.
+//
+// Forward: the input projection of all T steps is one GEMM ([T*B, I] x
+// W_ih^T); each step then adds h W_hh^T with a GEMM on W_hh^T transposed once
+// per call (for small batches the GEMM reads it in place: no per-step
+// packing), and the fused cell kernel applies the gates. Backward walks the
+// steps in reverse with one [B,G] x W_hh GEMM per step, then gets dW_ih,
+// dW_hh, the biases and dx from single GEMMs / column sums over all T*B rows.
+//
+// Lengths: a row b is active at time t when t < len[b]. Inactive steps leave
+// the state untouched, output zero and pass gradients straight through, so a
+// reverse direction starts at each sequence's own last step, as PyTorch's
+// packed sequences do.
+#include <cstring>
+
+#include "autograd/ops.h"
+#include "engine/kernels/gemm.h"
+#include "engine/kernels/reduce.h"
+#include "engine/kernels/rnn_cell.h"
+
+namespace qkv {
+namespace {
+
+// active[t*B + b] = t < len[b] (all ones without lengths).
+std::vector<uint8_t> active_mask(const IntTensor* lengths, int64_t T, int64_t B, const char* op) {
+  std::vector<uint8_t> m(size_t(T * B), 1);
+  if (!lengths) return m;
+  check(lengths->dim() == 1 && lengths->numel() == B, op, ": lengths has shape ",
+        lengths->shape(), ", expected [", B, "]");
+  for (int64_t b = 0; b < B; ++b) {
+    const int32_t L = lengths->data()[b];
+    check(L >= 1 && L <= T, op, ": length ", L, " of sequence ", b, " out of range [1,", T, "]");
+    for (int64_t t = L; t < T; ++t) m[size_t(t * B + b)] = 0;
+  }
+  return m;
+}
+
+Var zeros_var(Shape s) { return Var(Tensor::zeros(std::move(s)), false); }
+
+// rows of dst += rows of src where active (both [B,H]).
+void add_active_rows(float* dst, const float* src, const uint8_t* active, int64_t B, int64_t H) {
+  for (int64_t b = 0; b < B; ++b)
+    if (active[b])
+      for (int64_t j = 0; j < H; ++j) dst[b * H + j] += src[b * H + j];
+}
+
+// rows of dst = rows of src where active.
+void copy_active_rows(float* dst, const float* src, const uint8_t* active, int64_t B, int64_t H) {
+  for (int64_t b = 0; b < B; ++b)
+    if (active[b]) std::memcpy(dst + b * H, src + b * H, size_t(H) * sizeof(float));
+}
+
+struct Dims {
+  int64_t T, B, I, H, G;
+};
+
+Dims check_dims(const char* op, const Var& x, const Var& h0, const Var& w_ih, const Var& w_hh,
+                const Var& b_ih, const Var& b_hh, int64_t gates) {
+  check(x.dim() == 3, op, ": x must be [T,B,I], got ", x.shape());
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2);
+  check(w_hh.dim() == 2 && w_hh.size(0) % gates == 0, op, ": weight_hh has shape ", w_hh.shape(),
+        ", expected [", gates, "*H,H]");
+  const int64_t H = w_hh.size(1), G = gates * H;
+  check(w_hh.size(0) == G, op, ": weight_hh has shape ", w_hh.shape(), ", expected [", G, ",", H,
+        "]");
+  check(w_ih.shape() == Shape{G, I}, op, ": weight_ih has shape ", w_ih.shape(), ", expected [",
+        G, ",", I, "] for input ", x.shape());
+  check(b_ih.shape() == Shape{G} && b_hh.shape() == Shape{G}, op, ": biases have shapes ",
+        b_ih.shape(), " and ", b_hh.shape(), ", expected [", G, "]");
+  check(h0.shape() == Shape{B, H}, op, ": h0 has shape ", h0.shape(), ", expected [", B, ",", H,
+        "]");
+  return {T, B, I, H, G};
+}
+
+// [rows, G] column sums -> [G]
+Tensor col_sum(const Tensor& m, int64_t G) { return reduce(ReduceOp::sum, m.view({-1, G}), 0); }
+
+}  // namespace
+
+std::vector<Var> lstm_layer(const Var& x, const Var& h0_in, const Var& c0_in, const Var& w_ih,
+                            const Var& w_hh, const Var& b_ih_in, const Var& b_hh_in,
+                            const IntTensor* lengths, bool reverse) {
+  const char* op = "lstm";
+  check(w_hh.dim() == 2, op, ": weight_hh must be [4H,H], got ", w_hh.shape());
+  const int64_t H0 = w_hh.size(1), G0 = 4 * H0;
+  const int64_t B0 = x.dim() == 3 ? x.size(1) : 0;
+  const Var h0 = h0_in.defined() ? h0_in : zeros_var({B0, H0});
+  const Var c0 = c0_in.defined() ? c0_in : zeros_var({B0, H0});
+  const Var b_ih = b_ih_in.defined() ? b_ih_in : zeros_var({G0});
+  const Var b_hh = b_hh_in.defined() ? b_hh_in : zeros_var({G0});
+  const auto [T, B, I, H, G] = check_dims(op, x, h0, w_ih, w_hh, b_ih, b_hh, 4);
+  check(c0.shape() == Shape{B, H}, op, ": c0 has shape ", c0.shape(), ", expected [", B, ",", H,
+        "]");
+  const std::vector<uint8_t> active = active_mask(lengths, T, B, op);
+
+  // act: pre-activations of all steps = x W_ih^T + b_ih + b_hh, then activated in place.
+  Tensor act({T, B, G});
+  gemm(false, true, T * B, G, I, 1.f, x.value().data(), I, w_ih.value().data(), I, 0.f,
+       act.data(), G);
+  binary_inplace(BinaryOp::add, act, qkv::add(b_ih.value(), b_hh.value()));
+  const Tensor whh_t = qkv::transpose(w_hh.value(), 0, 1);  // [H,G]
+
+  Tensor out = Tensor::zeros({T, B, H});
+  Tensor h_prev({T, B, H}), c_prev({T, B, H}), c_all = Tensor::zeros({T, B, H});
+  Tensor h = h0.value().clone(), c = c0.value().clone();
+  for (int64_t s = 0; s < T; ++s) {
+    const int64_t t = reverse ? T - 1 - s : s;
+    float* g = act.data() + t * B * G;
+    std::memcpy(h_prev.data() + t * B * H, h.data(), size_t(B * H) * sizeof(float));
+    std::memcpy(c_prev.data() + t * B * H, c.data(), size_t(B * H) * sizeof(float));
+    gemm(false, false, B, G, H, 1.f, h.data(), H, whh_t.data(), G, 1.f, g, G);
+    const uint8_t* a = active.data() + t * B;
+    float *ct = c_all.data() + t * B * H, *ht = out.data() + t * B * H;
+    lstm_cell_forward(g, c.data(), ct, ht, B, H, a);
+    copy_active_rows(h.data(), ht, a, B, H);
+    copy_active_rows(c.data(), ct, a, B, H);
+  }
+
+  return record_multi(
+      "lstm", {out, h, c}, {x, h0, c0, w_ih, w_hh, b_ih, b_hh},
+      [X = x.value(), Wih = w_ih.value(), Whh = w_hh.value(), act, h_prev, c_prev, c_all, active,
+       reverse, T = T, B = B, I = I, H = H, G = G](const std::vector<Tensor>& d,
+                                                   const std::vector<bool>& needs) {
+        Tensor dh = d[1].defined() ? d[1].clone() : Tensor::zeros({B, H});
+        Tensor dc = d[2].defined() ? d[2].clone() : Tensor::zeros({B, H});
+        Tensor dG = Tensor::zeros({T, B, G}), tmp({B, H});
+        for (int64_t s = T - 1; s >= 0; --s) {
+          const int64_t t = reverse ? T - 1 - s : s;
+          const uint8_t* a = active.data() + t * B;
+          if (d[0].defined()) add_active_rows(dh.data(), d[0].data() + t * B * H, a, B, H);
+          float* dg = dG.data() + t * B * G;
+          lstm_cell_backward(act.data() + t * B * G, c_prev.data() + t * B * H,
+                             c_all.data() + t * B * H, dh.data(), dc.data(), dg, B, H, a);
+          gemm(false, false, B, H, G, 1.f, dg, G, Whh.data(), H, 0.f, tmp.data(), H);
+          copy_active_rows(dh.data(), tmp.data(), a, B, H);  // inactive rows pass through
+        }
+        std::vector<Tensor> g(7);
+        if (needs[0]) {
+          g[0] = Tensor({T, B, I});
+          gemm(false, false, T * B, I, G, 1.f, dG.data(), G, Wih.data(), I, 0.f, g[0].data(), I);
+        }
+        if (needs[1]) g[1] = dh;
+        if (needs[2]) g[2] = dc;
+        if (needs[3]) {
+          g[3] = Tensor({G, I});
+          gemm(true, false, G, I, T * B, 1.f, dG.data(), G, X.data(), I, 0.f, g[3].data(), I);
+        }
+        if (needs[4]) {
+          g[4] = Tensor({G, H});
+          gemm(true, false, G, H, T * B, 1.f, dG.data(), G, h_prev.data(), H, 0.f, g[4].data(), H);
+        }
+        if (needs[5] || needs[6]) {
+          Tensor db = col_sum(dG, G);
+          if (needs[5]) g[5] = db;
+          if (needs[6]) g[6] = needs[5] ? db.clone() : db;
+        }
+        return g;
+      });
+}
+
+std::vector<Var> gru_layer(const Var& x, const Var& h0_in, const Var& w_ih, const Var& w_hh,
+                           const Var& b_ih_in, const Var& b_hh_in, const IntTensor* lengths,
+                           bool reverse) {
+  const char* op = "gru";
+  check(w_hh.dim() == 2, op, ": weight_hh must be [3H,H], got ", w_hh.shape());
+  const int64_t H0 = w_hh.size(1), G0 = 3 * H0;
+  const int64_t B0 = x.dim() == 3 ? x.size(1) : 0;
+  const Var h0 = h0_in.defined() ? h0_in : zeros_var({B0, H0});
+  const Var b_ih = b_ih_in.defined() ? b_ih_in : zeros_var({G0});
+  const Var b_hh = b_hh_in.defined() ? b_hh_in : zeros_var({G0});
+  const auto [T, B, I, H, G] = check_dims(op, x, h0, w_ih, w_hh, b_ih, b_hh, 3);
+  const std::vector<uint8_t> active = active_mask(lengths, T, B, op);
+
+  // gx: input parts of all steps (x W_ih^T + b_ih); gh: hidden parts per step.
+  Tensor gx({T, B, G});
+  gemm(false, true, T * B, G, I, 1.f, x.value().data(), I, w_ih.value().data(), I, 0.f,
+       gx.data(), G);
+  binary_inplace(BinaryOp::add, gx, b_ih.value());
+  Tensor gh({T, B, G});
+  for (int64_t r = 0; r < T * B; ++r)
+    std::memcpy(gh.data() + r * G, b_hh.value().data(), size_t(G) * sizeof(float));
+  const Tensor whh_t = qkv::transpose(w_hh.value(), 0, 1);  // [H,G]
+
+  Tensor out = Tensor::zeros({T, B, H}), act = Tensor::zeros({T, B, G}), h_prev({T, B, H});
+  Tensor h = h0.value().clone();
+  for (int64_t s = 0; s < T; ++s) {
+    const int64_t t = reverse ? T - 1 - s : s;
+    std::memcpy(h_prev.data() + t * B * H, h.data(), size_t(B * H) * sizeof(float));
+    float* ght = gh.data() + t * B * G;
+    gemm(false, false, B, G, H, 1.f, h.data(), H, whh_t.data(), G, 1.f, ght, G);
+    const uint8_t* a = active.data() + t * B;
+    float* ht = out.data() + t * B * H;
+    gru_cell_forward(gx.data() + t * B * G, ght, h.data(), ht, act.data() + t * B * G, B, H, a);
+    copy_active_rows(h.data(), ht, a, B, H);
+  }
+
+  return record_multi(
+      "gru", {out, h}, {x, h0, w_ih, w_hh, b_ih, b_hh},
+      [X = x.value(), Wih = w_ih.value(), Whh = w_hh.value(), act, gh, h_prev, active, reverse,
+       T = T, B = B, I = I, H = H, G = G](const std::vector<Tensor>& d,
+                                          const std::vector<bool>& needs) {
+        Tensor dh = d[1].defined() ? d[1].clone() : Tensor::zeros({B, H});
+        Tensor dgx = Tensor::zeros({T, B, G}), dgh = Tensor::zeros({T, B, G});
+        Tensor direct({B, H}), tmp({B, H});
+        for (int64_t s = T - 1; s >= 0; --s) {
+          const int64_t t = reverse ? T - 1 - s : s;
+          const uint8_t* a = active.data() + t * B;
+          if (d[0].defined()) add_active_rows(dh.data(), d[0].data() + t * B * H, a, B, H);
+          float* dght = dgh.data() + t * B * G;
+          gru_cell_backward(act.data() + t * B * G, gh.data() + t * B * G,
+                            h_prev.data() + t * B * H, dh.data(), dgx.data() + t * B * G, dght,
+                            direct.data(), B, H, a);
+          gemm(false, false, B, H, G, 1.f, dght, G, Whh.data(), H, 0.f, tmp.data(), H);
+          binary_inplace(BinaryOp::add, tmp, direct);
+          copy_active_rows(dh.data(), tmp.data(), a, B, H);  // inactive rows pass through
+        }
+        std::vector<Tensor> g(6);
+        if (needs[0]) {
+          g[0] = Tensor({T, B, I});
+          gemm(false, false, T * B, I, G, 1.f, dgx.data(), G, Wih.data(), I, 0.f, g[0].data(), I);
+        }
+        if (needs[1]) g[1] = dh;
+        if (needs[2]) {
+          g[2] = Tensor({G, I});
+          gemm(true, false, G, I, T * B, 1.f, dgx.data(), G, X.data(), I, 0.f, g[2].data(), I);
+        }
+        if (needs[3]) {
+          g[3] = Tensor({G, H});
+          gemm(true, false, G, H, T * B, 1.f, dgh.data(), G, h_prev.data(), H, 0.f,
+               g[3].data(), H);
+        }
+        if (needs[4]) g[4] = col_sum(dgx, G);
+        if (needs[5]) g[5] = col_sum(dgh, G);
+        return g;
+      });
+}
+
+}  // namespace qkv

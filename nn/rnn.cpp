@@ -1,0 +1,169 @@
+#include "nn/rnn.h"
+
+#include <cmath>
+
+#include "autograd/ops.h"
+#include "engine/rng.h"
+#include "nn/init.h"
+
+namespace qkv {
+namespace {
+
+int64_t gates_of(RNNKind k) { return k == RNNKind::lstm ? 4 : 3; }
+const char* name_of(RNNKind k) { return k == RNNKind::lstm ? "LSTM" : "GRU"; }
+
+// torch.nn.RNNBase.reset_parameters: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)),
+// drawn in registration order.
+Tensor uniform_init(Shape s, int64_t hidden, Generator& gen) {
+  Tensor t(std::move(s));
+  const float k = 1.f / std::sqrt(float(hidden));
+  init::uniform(t, -k, k, gen);
+  return t;
+}
+
+// Entry `i` of the first axis of a [L*D,B,H] state, as [B,H].
+Var state_at(const Var& s, int64_t i) {
+  if (!s.defined()) return Var();
+  return reshape(slice(s, 0, i, i + 1), {s.size(1), s.size(2)});
+}
+
+}  // namespace
+
+RNNBase::RNNBase(RNNKind k, const RNNOptions& opt, Generator& gen)
+    : options(opt), kind(k), gen_(&gen) {
+  const char* nm = name_of(k);
+  check(opt.input_size >= 1 && opt.hidden_size >= 1 && opt.num_layers >= 1, nm,
+        ": input_size, hidden_size and num_layers must be >= 1, got ", opt.input_size, ", ",
+        opt.hidden_size, ", ", opt.num_layers);
+  check(opt.dropout >= 0.f && opt.dropout < 1.f, nm, ": dropout must be in [0,1), got ",
+        opt.dropout);
+  const int64_t D = opt.bidirectional ? 2 : 1, G = gates_of(k) * opt.hidden_size,
+                H = opt.hidden_size;
+  for (int64_t l = 0; l < opt.num_layers; ++l)
+    for (int64_t d = 0; d < D; ++d) {
+      const std::string sfx = "_l" + std::to_string(l) + (d ? "_reverse" : "");
+      const int64_t in = l == 0 ? opt.input_size : D * H;
+      Weights w;
+      w.w_ih = register_parameter("weight_ih" + sfx, uniform_init({G, in}, H, gen));
+      w.w_hh = register_parameter("weight_hh" + sfx, uniform_init({G, H}, H, gen));
+      if (opt.bias) {
+        w.b_ih = register_parameter("bias_ih" + sfx, uniform_init({G}, H, gen));
+        w.b_hh = register_parameter("bias_hh" + sfx, uniform_init({G}, H, gen));
+      }
+      weights_.push_back(w);
+    }
+}
+
+RNNOutput RNNBase::forward(const Var& x_in, const IntTensor* lengths, const Var& h0,
+                           const Var& c0) {
+  const char* nm = name_of(kind);
+  const RNNOptions& o = options;
+  check(x_in.dim() == 3 && x_in.size(2) == o.input_size, nm, ": input has shape ", x_in.shape(),
+        ", expected [", o.batch_first ? "B,T," : "T,B,", o.input_size, "]");
+  const Var x = o.batch_first ? transpose(x_in, 0, 1) : x_in;  // [T,B,I]
+  const int64_t B = x.size(1), D = o.bidirectional ? 2 : 1, H = o.hidden_size;
+  const Shape state_shape = {o.num_layers * D, B, H};
+  if (h0.defined())
+    check(h0.shape() == state_shape, nm, ": h0 has shape ", h0.shape(), ", expected ",
+          state_shape);
+  if (c0.defined())
+    check(c0.shape() == state_shape, nm, ": c0 has shape ", c0.shape(), ", expected ",
+          state_shape);
+  check(kind == RNNKind::lstm || !c0.defined(), nm, ": a GRU has no cell state c0");
+
+  Var layer_in = x;
+  std::vector<Var> hs, cs;
+  for (int64_t l = 0; l < o.num_layers; ++l) {
+    std::vector<Var> outs;
+    for (int64_t d = 0; d < D; ++d) {
+      const Weights& w = weights_[size_t(l * D + d)];
+      const int64_t idx = l * D + d;
+      std::vector<Var> r =
+          kind == RNNKind::lstm
+              ? lstm_layer(layer_in, state_at(h0, idx), state_at(c0, idx), w.w_ih, w.w_hh, w.b_ih,
+                           w.b_hh, lengths, d == 1)
+              : gru_layer(layer_in, state_at(h0, idx), w.w_ih, w.w_hh, w.b_ih, w.b_hh, lengths,
+                          d == 1);
+      outs.push_back(r[0]);
+      hs.push_back(r[1]);
+      if (kind == RNNKind::lstm) cs.push_back(r[2]);
+    }
+    layer_in = D == 2 ? concat(outs, -1) : outs[0];
+    if (l + 1 < o.num_layers && o.dropout > 0.f)
+      layer_in = dropout(layer_in, o.dropout, training(), *gen_);
+  }
+  RNNOutput out;
+  out.output = o.batch_first ? transpose(layer_in, 0, 1) : layer_in;
+  out.h_n = stack(hs, 0);
+  if (kind == RNNKind::lstm) out.c_n = stack(cs, 0);
+  return out;
+}
+
+std::string RNNBase::describe() const {
+  const RNNOptions& o = options;
+  std::string s = std::string(name_of(kind)) + "(" + std::to_string(o.input_size) + ", " +
+                  std::to_string(o.hidden_size);
+  if (o.num_layers != 1) s += ", num_layers=" + std::to_string(o.num_layers);
+  if (!o.bias) s += ", bias=false";
+  if (o.batch_first) s += ", batch_first=true";
+  if (o.dropout > 0.f) s += ", dropout=" + std::to_string(o.dropout);
+  if (o.bidirectional) s += ", bidirectional=true";
+  return s + ")";
+}
+
+// ---- cells: one step of the fused sequence op (T = 1) -------------------------------
+
+namespace {
+void check_cell(const char* nm, int64_t in, int64_t hidden) {
+  check(in >= 1 && hidden >= 1, nm, ": input_size and hidden_size must be >= 1, got ", in, " and ",
+        hidden);
+}
+Var as_step(const char* nm, const Var& x, int64_t in) {
+  check(x.dim() == 2 && x.size(1) == in, nm, ": input has shape ", x.shape(), ", expected [B,",
+        in, "]");
+  return reshape(x, {1, x.size(0), in});
+}
+}  // namespace
+
+LSTMCell::LSTMCell(int64_t in, int64_t hidden, Generator& gen, bool bias)
+    : input_size(in), hidden_size(hidden) {
+  check_cell("LSTMCell", in, hidden);
+  weight_ih = register_parameter("weight_ih", uniform_init({4 * hidden, in}, hidden, gen));
+  weight_hh = register_parameter("weight_hh", uniform_init({4 * hidden, hidden}, hidden, gen));
+  if (bias) {
+    bias_ih = register_parameter("bias_ih", uniform_init({4 * hidden}, hidden, gen));
+    bias_hh = register_parameter("bias_hh", uniform_init({4 * hidden}, hidden, gen));
+  }
+}
+
+CellState LSTMCell::forward(const Var& x, const CellState& st) {
+  auto r = lstm_layer(as_step("LSTMCell", x, input_size), st.h, st.c, weight_ih, weight_hh,
+                      bias_ih, bias_hh, nullptr, false);
+  return {r[1], r[2]};
+}
+
+std::string LSTMCell::describe() const {
+  return "LSTMCell(" + std::to_string(input_size) + ", " + std::to_string(hidden_size) + ")";
+}
+
+GRUCell::GRUCell(int64_t in, int64_t hidden, Generator& gen, bool bias)
+    : input_size(in), hidden_size(hidden) {
+  check_cell("GRUCell", in, hidden);
+  weight_ih = register_parameter("weight_ih", uniform_init({3 * hidden, in}, hidden, gen));
+  weight_hh = register_parameter("weight_hh", uniform_init({3 * hidden, hidden}, hidden, gen));
+  if (bias) {
+    bias_ih = register_parameter("bias_ih", uniform_init({3 * hidden}, hidden, gen));
+    bias_hh = register_parameter("bias_hh", uniform_init({3 * hidden}, hidden, gen));
+  }
+}
+
+Var GRUCell::forward(const Var& x, const Var& h) {
+  return gru_layer(as_step("GRUCell", x, input_size), h, weight_ih, weight_hh, bias_ih, bias_hh,
+                   nullptr, false)[1];
+}
+
+std::string GRUCell::describe() const {
+  return "GRUCell(" + std::to_string(input_size) + ", " + std::to_string(hidden_size) + ")";
+}
+
+}  // namespace qkv

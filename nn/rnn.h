@@ -1,0 +1,96 @@
+// Recurrent networks with torch.nn.LSTM / torch.nn.GRU's options, parameter
+// names (weight_ih_l{k}[_reverse], weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k})
+// and gate order (LSTM: i, f, g, o; GRU: r, z, n), plus LSTMCell / GRUCell.
+//
+// Lengths: a padded batch with per-sequence lengths behaves like PyTorch's
+// pack_padded_sequence(enforce_sorted=False) -> pad_packed_sequence: outputs at
+// padded steps are zero, h_n / c_n are the states at each sequence's last
+// valid step (the reverse direction starts there), and padding receives no
+// gradient. Shapes (D = 2 if bidirectional else 1, L = num_layers):
+//   x: [T,B,I] ([B,T,I] batch_first)  ->  output: [T,B,D*H] ([B,T,D*H])
+//   h0, c0, h_n, c_n: [L*D,B,H]  (index = layer * D + direction)
+#pragma once
+#include "nn/module.h"
+
+namespace qkv {
+
+class Generator;
+
+struct RNNOptions {
+  int64_t input_size = 0;
+  int64_t hidden_size = 0;
+  int64_t num_layers = 1;
+  bool bias = true;
+  bool batch_first = false;
+  float dropout = 0.f;  // between layers, in training mode only
+  bool bidirectional = false;
+};
+
+struct RNNOutput {
+  Var output;  // [T,B,D*H] or [B,T,D*H]
+  Var h_n;     // [L*D,B,H]
+  Var c_n;     // [L*D,B,H], LSTM only (undefined for GRU)
+};
+
+enum class RNNKind { lstm, gru };
+
+// Shared by LSTM and GRU: parameters, initialisation U(-1/sqrt(H), 1/sqrt(H)),
+// the layer/direction loop, lengths and dropout between layers.
+class RNNBase : public Module {
+ public:
+  RNNBase(RNNKind kind, const RNNOptions& opt, Generator& gen);
+  // lengths: [B] int32 in [1, T], or null (all T). h0/c0 undefined = zeros.
+  RNNOutput forward(const Var& x, const IntTensor* lengths = nullptr, const Var& h0 = Var(),
+                    const Var& c0 = Var());
+  std::string describe() const override;
+
+  RNNOptions options;
+  RNNKind kind;
+
+  // Per (layer, direction): the four parameters, in weights()[layer*D + dir].
+  struct Weights {
+    Var w_ih, w_hh, b_ih, b_hh;  // [G*H, in], [G*H, H], [G*H], [G*H]; G = 4 (LSTM) or 3 (GRU)
+  };
+  const std::vector<Weights>& weights() const { return weights_; }
+
+ private:
+  std::vector<Weights> weights_;
+  Generator* gen_;  // dropout masks
+};
+
+class LSTM : public RNNBase {
+ public:
+  LSTM(const RNNOptions& opt, Generator& gen) : RNNBase(RNNKind::lstm, opt, gen) {}
+};
+
+class GRU : public RNNBase {
+ public:
+  GRU(const RNNOptions& opt, Generator& gen) : RNNBase(RNNKind::gru, opt, gen) {}
+};
+
+// One step, for decoders: torch.nn.LSTMCell / GRUCell (weight_ih, weight_hh,
+// bias_ih, bias_hh). x: [B,I], h, c: [B,H] (undefined = zeros).
+struct CellState {
+  Var h;  // [B,H]
+  Var c;  // [B,H], LSTM only
+};
+
+class LSTMCell : public Module {
+ public:
+  LSTMCell(int64_t input_size, int64_t hidden_size, Generator& gen, bool bias = true);
+  CellState forward(const Var& x, const CellState& state = {});
+  std::string describe() const override;
+  int64_t input_size, hidden_size;
+  Var weight_ih, weight_hh, bias_ih, bias_hh;
+};
+
+class GRUCell : public Module {
+ public:
+  GRUCell(int64_t input_size, int64_t hidden_size, Generator& gen, bool bias = true);
+  Var forward(const Var& x, const Var& h = Var());
+  std::string describe() const override;
+  int64_t input_size, hidden_size;
+  Var weight_ih, weight_hh, bias_ih, bias_hh;
+};
+
+}  // namespace qkv

@@ -108,6 +108,14 @@ std::vector<Var> lstm_layer(const Var& x, const Var& h0, const Var& c0, const Va
 std::vector<Var> gru_layer(const Var& x, const Var& h0, const Var& w_ih, const Var& w_hh,
                            const Var& b_ih, const Var& b_hh, const IntTensor* lengths,
                            bool reverse);
+// The same, cell by cell from autograd primitives: the fused ops' oracle
+// (h0, c0 and biases must be defined).
+std::vector<Var> lstm_layer_ref(const Var& x, const Var& h0, const Var& c0, const Var& w_ih,
+                                const Var& w_hh, const Var& b_ih, const Var& b_hh,
+                                const IntTensor* lengths, bool reverse);
+std::vector<Var> gru_layer_ref(const Var& x, const Var& h0, const Var& w_ih, const Var& w_hh,
+                               const Var& b_ih, const Var& b_hh, const IntTensor* lengths,
+                               bool reverse);
 
 // ---- losses (ops_loss.cpp) ---------------------------------------------------------------------
 enum class Reduction { mean, sum, none };

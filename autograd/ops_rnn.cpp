@@ -236,4 +236,60 @@ std::vector<Var> gru_layer(const Var& x, const Var& h0_in, const Var& w_ih, cons
       });
 }
 
+// ---- references: the same recurrences from autograd primitives, step by step ----
+// Slow and obviously right: the oracle of the fused ops (tests, bench). They
+// take defined h0 / c0 / biases.
+
+namespace {
+// Step mask [B,1]: 1 where t < len[b].
+Var step_mask_ref(const IntTensor* lengths, int64_t t, int64_t B) {
+  Tensor m({B, 1});
+  for (int64_t b = 0; b < B; ++b) m.data()[b] = (!lengths || t < lengths->data()[b]) ? 1.f : 0.f;
+  return Var(m);
+}
+
+}  // namespace
+
+std::vector<Var> lstm_layer_ref(const Var& x, const Var& h0, const Var& c0, const Var& wih, const Var& whh,
+                                const Var& bih, const Var& bhh, const IntTensor* lengths,
+                                bool reverse) {
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = whh.size(1);
+  Var h = h0, c = c0;
+  std::vector<Var> outs(static_cast<size_t>(T));
+  for (int64_t s = 0; s < T; ++s) {
+    const int64_t t = reverse ? T - 1 - s : s;
+    Var xt = reshape(slice(x, 0, t, t + 1), {B, I});
+    Var g = matmul(xt, wih, false, true) + bih + matmul(h, whh, false, true) + bhh;
+    Var i = sigmoid(slice(g, 1, 0, H)), f = sigmoid(slice(g, 1, H, 2 * H));
+    Var gg = tanh(slice(g, 1, 2 * H, 3 * H)), o = sigmoid(slice(g, 1, 3 * H, 4 * H));
+    Var cn = f * c + i * gg, hn = o * tanh(cn);
+    Var m = step_mask_ref(lengths, t, B);
+    h = hn * m + h * (1.f - m);
+    c = cn * m + c * (1.f - m);
+    outs[size_t(t)] = hn * m;
+  }
+  return {stack(outs, 0), h, c};
+}
+
+std::vector<Var> gru_layer_ref(const Var& x, const Var& h0, const Var& wih, const Var& whh,
+                               const Var& bih, const Var& bhh, const IntTensor* lengths,
+                               bool reverse) {
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = whh.size(1);
+  Var h = h0;
+  std::vector<Var> outs(static_cast<size_t>(T));
+  for (int64_t s = 0; s < T; ++s) {
+    const int64_t t = reverse ? T - 1 - s : s;
+    Var xt = reshape(slice(x, 0, t, t + 1), {B, I});
+    Var gx = matmul(xt, wih, false, true) + bih, gh = matmul(h, whh, false, true) + bhh;
+    Var r = sigmoid(slice(gx, 1, 0, H) + slice(gh, 1, 0, H));
+    Var z = sigmoid(slice(gx, 1, H, 2 * H) + slice(gh, 1, H, 2 * H));
+    Var n = tanh(slice(gx, 1, 2 * H, 3 * H) + r * slice(gh, 1, 2 * H, 3 * H));
+    Var hn = (1.f - z) * n + z * h;
+    Var m = step_mask_ref(lengths, t, B);
+    h = hn * m + h * (1.f - m);
+    outs[size_t(t)] = hn * m;
+  }
+  return {stack(outs, 0), h};
+}
+
 }  // namespace qkv

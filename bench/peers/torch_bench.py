@@ -18,7 +18,7 @@ import importlib.util
 import os
 import sys
 
-SUITES = ("gemm", "softmax", "layernorm")
+SUITES = ("gemm", "softmax", "layernorm", "lstm")
 GEMM_CASES = ("128x128x128", "256x256x256", "512x512x512", "1024x1024x1024",
               "2048x2048x2048", "8192x2048x512", "64x1024x256", "4096x64x64")
 ROWS, COLS = 4096, 1024
@@ -216,6 +216,40 @@ def rowwise_cases(suite, names):
         report(suite, name, ms, gbps=bytes_moved / (ms * 1e6))
 
 
+LSTM_SHAPES = [(64, 50, 128, 256), (32, 100, 256, 512)]  # B, T, I, H
+LSTM_CASES = [f"B{B} T{T} I{I} H{H} {kind}" for (B, T, I, H) in LSTM_SHAPES
+              for kind in ("fwd", "fwd+bwd")]
+
+
+def lstm_cases():
+    # torch.nn.LSTM, one layer, time-major, as qkv's bench: forward without
+    # autograd, and forward + backward of sum(output * upstream) into every
+    # weight (the input needs no gradient on either side).
+    for (B, T, I, H) in LSTM_SHAPES:
+        torch.manual_seed(11)
+        lstm = torch.nn.LSTM(I, H)
+        x = torch.rand(T, B, I) * 2 - 1
+        up = torch.rand(T, B, H) * 2 - 1
+        flops = 2.0 * T * B * 4 * H * (I + H)
+        for kind in ("fwd", "fwd+bwd"):
+            name = f"B{B} T{T} I{I} H{H} {kind}"
+            if FILTERS and name not in FILTERS:
+                continue
+            if kind == "fwd":
+                def run():
+                    with torch.no_grad():
+                        lstm(x)
+            else:
+                def run():
+                    with torch.enable_grad():
+                        out, _ = lstm(x)
+                        out.backward(up)
+                    lstm.zero_grad(set_to_none=True)
+            run()
+            ms = median_ms(run)
+            report("lstm", name, ms, gflops=(flops if kind == "fwd" else 3 * flops) / (ms * 1e6))
+
+
 def main():
     torch.set_num_threads(THREADS)
     torch.set_grad_enabled(False)
@@ -225,7 +259,7 @@ def main():
     known = set()
     for s in RUN_SUITES:
         known.update({"gemm": GEMM_CASES, "softmax": SOFTMAX_CASES,
-                      "layernorm": LAYERNORM_CASES}[s])
+                      "layernorm": LAYERNORM_CASES, "lstm": LSTM_CASES}[s])
     unknown = [f for f in FILTERS if f not in known]
     if unknown:
         usage_exit(f"unknown suite or case {', '.join(repr(u) for u in unknown)} "
@@ -238,6 +272,8 @@ def main():
                 rowwise_cases("softmax", SOFTMAX_CASES)
             elif s == "layernorm":
                 rowwise_cases("layernorm", LAYERNORM_CASES)
+            elif s == "lstm":
+                lstm_cases()
     except CheckFailed as e:
         print(f"torch_bench: {e}", file=sys.stderr)
         return 1

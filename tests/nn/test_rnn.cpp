@@ -10,54 +10,6 @@
 namespace qkv {
 namespace {
 
-// Step mask [B,1]: 1 where t < len[b].
-Var step_mask(const IntTensor* lengths, int64_t t, int64_t B) {
-  Tensor m({B, 1});
-  for (int64_t b = 0; b < B; ++b) m.data()[b] = (!lengths || t < lengths->data()[b]) ? 1.f : 0.f;
-  return Var(m);
-}
-
-// The oracle: one LSTM direction from primitives. Returns {out, h_n, c_n}.
-std::vector<Var> lstm_composite(const Var& x, Var h, Var c, const Var& wih, const Var& whh,
-                                const Var& bih, const Var& bhh, const IntTensor* lengths,
-                                bool reverse) {
-  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = whh.size(1);
-  std::vector<Var> outs(static_cast<size_t>(T));
-  for (int64_t s = 0; s < T; ++s) {
-    const int64_t t = reverse ? T - 1 - s : s;
-    Var xt = reshape(slice(x, 0, t, t + 1), {B, I});
-    Var g = matmul(xt, wih, false, true) + bih + matmul(h, whh, false, true) + bhh;
-    Var i = sigmoid(slice(g, 1, 0, H)), f = sigmoid(slice(g, 1, H, 2 * H));
-    Var gg = tanh(slice(g, 1, 2 * H, 3 * H)), o = sigmoid(slice(g, 1, 3 * H, 4 * H));
-    Var cn = f * c + i * gg, hn = o * tanh(cn);
-    Var m = step_mask(lengths, t, B);
-    h = hn * m + h * (1.f - m);
-    c = cn * m + c * (1.f - m);
-    outs[size_t(t)] = hn * m;
-  }
-  return {stack(outs, 0), h, c};
-}
-
-std::vector<Var> gru_composite(const Var& x, Var h, const Var& wih, const Var& whh,
-                               const Var& bih, const Var& bhh, const IntTensor* lengths,
-                               bool reverse) {
-  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = whh.size(1);
-  std::vector<Var> outs(static_cast<size_t>(T));
-  for (int64_t s = 0; s < T; ++s) {
-    const int64_t t = reverse ? T - 1 - s : s;
-    Var xt = reshape(slice(x, 0, t, t + 1), {B, I});
-    Var gx = matmul(xt, wih, false, true) + bih, gh = matmul(h, whh, false, true) + bhh;
-    Var r = sigmoid(slice(gx, 1, 0, H) + slice(gh, 1, 0, H));
-    Var z = sigmoid(slice(gx, 1, H, 2 * H) + slice(gh, 1, H, 2 * H));
-    Var n = tanh(slice(gx, 1, 2 * H, 3 * H) + r * slice(gh, 1, 2 * H, 3 * H));
-    Var hn = (1.f - z) * n + z * h;
-    Var m = step_mask(lengths, t, B);
-    h = hn * m + h * (1.f - m);
-    outs[size_t(t)] = hn * m;
-  }
-  return {stack(outs, 0), h};
-}
-
 Var rv(Shape s, uint64_t seed, float a = 0.5f) { return Var(test::rand_tensor(s, seed, -a, a), true); }
 
 // Runs f (fused or composite) on fresh-gradient inputs with the same upstreams
@@ -90,12 +42,12 @@ TEST_SUITE("nn/rnn") {
           std::function<std::vector<Var>(const std::vector<Var>&)> fused, comp;
           if (!gru) {
             fused = [&](auto& v) { return lstm_layer(v[0], v[1], v[2], v[3], v[4], v[5], v[6], L, reverse); };
-            comp = [&](auto& v) { return lstm_composite(v[0], v[1], v[2], v[3], v[4], v[5], v[6], L, reverse); };
+            comp = [&](auto& v) { return lstm_layer_ref(v[0], v[1], v[2], v[3], v[4], v[5], v[6], L, reverse); };
           } else {
             in.erase(in.begin() + 2);  // no c0
             ups.pop_back();
             fused = [&](auto& v) { return gru_layer(v[0], v[1], v[2], v[3], v[4], v[5], L, reverse); };
-            comp = [&](auto& v) { return gru_composite(v[0], v[1], v[2], v[3], v[4], v[5], L, reverse); };
+            comp = [&](auto& v) { return gru_layer_ref(v[0], v[1], v[2], v[3], v[4], v[5], L, reverse); };
           }
           auto a = run(fused, in, ups), b = run(comp, in, ups);
           REQUIRE(a.size() == b.size());
@@ -180,13 +132,13 @@ TEST_SUITE("nn/rnn") {
     LSTMCell cell(3, 4, g);
     Var x = rv({2, 3}, 14), h = rv({2, 4}, 15), c = rv({2, 4}, 16);
     CellState s = cell.forward(x, {h, c});
-    auto r = lstm_composite(reshape(x, {1, 2, 3}), h, c, cell.weight_ih, cell.weight_hh,
+    auto r = lstm_layer_ref(reshape(x, {1, 2, 3}), h, c, cell.weight_ih, cell.weight_hh,
                             cell.bias_ih, cell.bias_hh, nullptr, false);
     test::expect_close(s.h.value(), r[1].value(), 1e-6, "lstmcell h");
     test::expect_close(s.c.value(), r[2].value(), 1e-6, "lstmcell c");
     GRUCell gc(3, 4, g);
     Var hg = gc.forward(x, h);
-    auto rg = gru_composite(reshape(x, {1, 2, 3}), h, gc.weight_ih, gc.weight_hh, gc.bias_ih,
+    auto rg = gru_layer_ref(reshape(x, {1, 2, 3}), h, gc.weight_ih, gc.weight_hh, gc.bias_ih,
                             gc.bias_hh, nullptr, false);
     test::expect_close(hg.value(), rg[1].value(), 1e-6, "grucell h");
     tape_clear();

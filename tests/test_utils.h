@@ -73,6 +73,11 @@ inline double tol_for(int64_t len, double base = 4e-7) {
   return base * std::max<double>(4.0, std::sqrt(double(len)) * 4.0);
 }
 
+// A committed fixture file: tests/fixtures/<rel> (the build passes the folder).
+inline std::string fixture_path(const std::string& rel) {
+  return std::string(QKV_FIXTURES_DIR) + "/" + rel;
+}
+
 // The message of the qkv::Error that f throws, or "(no error)".
 inline std::string error_of(const std::function<void()>& f) {
   try {

@@ -1,0 +1,493 @@
+// SGD, Adam and AdamW: the shared step/state machinery, then one fused
+// element update per optimizer, written once as a template so the SIMD body and
+// the scalar tail (its reference form) execute the same operations.
+//
+// Bit-exactness with torch 1.13 (CPU capability AVX2, GCC) comes from copying
+// its op order: `a.add_(b, alpha=s)` is fma(b, s, a) (Vectorized fmadd);
+// `a.addcmul_(b, c, value=s)` is fma(s*b, c, a); `a.addcdiv_(b, c, value=s)` is
+// a + (s*b)/c; a `mul_` by a Python float is a separately rounded product; and
+// every Python-side scalar (1 - beta1, lr / bias_correction1, ...) is computed
+// in double and rounded to float once. The fma()s below are explicit, so
+// -ffp-contract cannot change which products are fused.
+#include "nn/optim.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <set>
+
+#include "engine/simd.h"
+#include "engine/threads.h"
+
+namespace qkv {
+
+using simd::VF;
+using simd::W;
+
+namespace {
+
+// ---- one vocabulary for float and VF, so each update is written once ---------
+
+// a*b + c rounded once. xsimd 8.1 has no AVX-512 fma kernel (its generic one is
+// x*y + z, which -ffp-contract may fuse either way), so name the instruction.
+inline float vfma(float a, float b, float c) { return std::fma(a, b, c); }
+inline VF vfma(VF a, VF b, VF c) {
+#if defined(__AVX512F__)
+  static_assert(W == 16);
+  return _mm512_fmadd_ps(a, b, c);
+#elif defined(__FMA__) && defined(__AVX2__)
+  static_assert(W == 8);
+  return _mm256_fmadd_ps(a, b, c);
+#else
+  // No FMA unit: lane by lane through std::fma (correctly rounded, slow), so
+  // the portable build computes exactly what torch and the scalar tail do.
+  alignas(64) float ta[W], tb[W], tc[W];
+  a.store_aligned(ta);
+  b.store_aligned(tb);
+  c.store_aligned(tc);
+  for (int k = 0; k < W; ++k) ta[k] = std::fma(ta[k], tb[k], tc[k]);
+  return VF::load_aligned(ta);
+#endif
+}
+// x, rounded here: an empty asm hides that x is a product, so -ffp-contract
+// cannot fuse it into a later add (torch stores such products, e.g. p * decay).
+inline float rounded(float x) {
+  asm("" : "+v"(x));
+  return x;
+}
+inline VF rounded(VF x) {
+  typename VF::register_type r = x;
+  asm("" : "+v"(r));
+  return r;
+}
+inline float vsqrt(float a) { return std::sqrt(a); }
+inline VF vsqrt(VF a) { return xsimd::sqrt(a); }
+// torch.maximum: NaN in either operand wins.
+inline float vmax_nan(float a, float b) { return std::isnan(a) || a > b ? a : b; }
+inline VF vmax_nan(VF a, VF b) { return xsimd::select(xsimd::isnan(a) || a > b, a, b); }
+
+template <class V> V ld(const float* p);
+template <> inline float ld<float>(const float* p) { return *p; }
+template <> inline VF ld<VF>(const float* p) { return VF::load_unaligned(p); }
+inline void st(float* p, float v) { *p = v; }
+inline void st(float* p, VF v) { v.store_unaligned(p); }
+
+// Runs body.template operator()<V>(i) over [begin, end): VF steps, then a float tail.
+template <class Body>
+void for_lanes(int64_t begin, int64_t end, const Body& body) {
+  int64_t i = begin;
+  for (; i + W <= end; i += W) body.template operator()<VF>(i);
+  for (; i < end; ++i) body.template operator()<float>(i);
+}
+
+// Elements per work item: 16K floats = 64 KB per stream, so Adam's four
+// streams of one chunk stay in the 1 MB L2 while it is updated.
+constexpr int64_t kChunk = 16384;
+
+// ---- metadata formatting -------------------------------------------------------
+
+// The shortest of %.15g/%.16g/%.17g that reads back as x ("0.9", not
+// "0.90000000000000002"); 17 digits round-trip any double.
+std::string fmt_double(double x) {
+  char buf[40];
+  for (int digits = 15; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, x);
+    if (std::strtod(buf, nullptr) == x) break;
+  }
+  return buf;
+}
+std::string fmt_bool(bool b) { return b ? "true" : "false"; }
+
+const std::string& meta_get(const StateMetadata& meta, const std::string& prefix,
+                            const std::string& key, const std::string& who) {
+  auto it = meta.find(prefix + key);
+  check(it != meta.end(), who, ": metadata key '", prefix + key, "' missing");
+  return it->second;
+}
+
+double parse_double(const std::string& s, const std::string& key, const std::string& who) {
+  char* end = nullptr;
+  double x = std::strtod(s.c_str(), &end);
+  check(!s.empty() && end == s.c_str() + s.size(), who, ": metadata '", key,
+        "' is not a number: '", s, "'");
+  return x;
+}
+
+int64_t parse_int(const std::string& s, const std::string& key, const std::string& who) {
+  char* end = nullptr;
+  long long x = std::strtoll(s.c_str(), &end, 10);
+  check(!s.empty() && end == s.c_str() + s.size() && x >= 0, who, ": metadata '", key,
+        "' is not a count >= 0: '", s, "'");
+  return int64_t(x);
+}
+
+bool parse_bool(const std::string& s, const std::string& key, const std::string& who) {
+  check(s == "true" || s == "false", who, ": metadata '", key, "' is not true/false: '", s, "'");
+  return s == "true";
+}
+
+double meta_double(const StateMetadata& meta, const std::string& prefix, const char* key,
+                   const std::string& who) {
+  return parse_double(meta_get(meta, prefix, key, who), prefix + key, who);
+}
+bool meta_bool(const StateMetadata& meta, const std::string& prefix, const char* key,
+               const std::string& who) {
+  return parse_bool(meta_get(meta, prefix, key, who), prefix + key, who);
+}
+
+void check_lr(double lr, const char* who) {
+  check(lr >= 0 && std::isfinite(lr), who, ": lr must be finite and >= 0, got ", lr);
+}
+
+}  // namespace
+
+// ---- Optimizer -------------------------------------------------------------------
+
+Optimizer::Optimizer(std::vector<Var> params, double lr, const char* who)
+    : params_(std::move(params)), param_steps_(params_.size(), 0), lr_(lr) {
+  check(!params_.empty(), who, ": got an empty parameter list");
+  std::set<const VarState*> seen;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    check(params_[i].defined(), who, ": parameter ", i, " is an undefined Var");
+    check(params_[i].is_leaf(), who, ": parameter ", i,
+          " is not a leaf (the result of an op): optimize the Var it was computed from");
+    check(seen.insert(params_[i].state()).second, who, ": parameter ", i,
+          " appears twice in the list");
+  }
+  check_lr(lr, who);
+}
+
+void Optimizer::set_lr(double lr) {
+  check_lr(lr, name());
+  lr_ = lr;
+}
+
+void Optimizer::zero_grad() {
+  for (Var& p : params_) p.zero_grad();
+}
+
+void Optimizer::step() {
+  NoGrad no_grad;
+  struct Item {
+    size_t param;
+    int64_t begin, end;
+  };
+  std::vector<Item> items;
+  int64_t total = 0;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!params_[i].has_grad()) continue;  // torch: p.grad is None -> skipped
+    ++param_steps_[i];
+    prepare(i);
+    const int64_t n = params_[i].numel();
+    for (int64_t b = 0; b < n; b += kChunk) items.push_back({i, b, std::min(n, b + kChunk)});
+    total += n;
+  }
+  ++step_;
+  // Every element is updated by exactly one item, independently of the others:
+  // the result is the same for any thread count.
+  const int nt = num_threads();
+  const int64_t n_items = int64_t(items.size());
+#pragma omp parallel for schedule(static) if (nt > 1 && n_items > 1 && worth_threads(total)) num_threads(nt)
+  for (int64_t k = 0; k < n_items; ++k) update(items[k].param, items[k].begin, items[k].end);
+}
+
+std::string Optimizer::describe() const {
+  std::string s = std::string(name()) + "(lr=" + fmt_double(lr_);
+  for (const auto& [k, v] : hparams()) s += ", " + k + "=" + v;
+  return s + ")";
+}
+
+StateTensors Optimizer::state(const std::string& prefix) const {
+  StateTensors out;
+  // slots() hands out mutable pointers (load_state fills them); only read here.
+  for (const Slot& slot : const_cast<Optimizer*>(this)->slots())
+    for (size_t i = 0; i < params_.size(); ++i)
+      if (param_steps_[i] > 0 && (*slot.tensors)[i].defined())
+        out.emplace_back(prefix + slot.key + "." + std::to_string(i), (*slot.tensors)[i]);
+  return out;
+}
+
+StateMetadata Optimizer::state_metadata(const std::string& prefix) const {
+  StateMetadata m;
+  m[prefix + "optimizer"] = name();
+  m[prefix + "num_params"] = std::to_string(params_.size());
+  m[prefix + "step"] = std::to_string(step_);
+  std::string steps;
+  for (size_t i = 0; i < param_steps_.size(); ++i) {
+    if (i) steps += ',';
+    steps += std::to_string(param_steps_[i]);
+  }
+  m[prefix + "param_steps"] = steps;
+  m[prefix + "lr"] = fmt_double(lr_);
+  for (const auto& [k, v] : hparams()) m[prefix + k] = v;
+  return m;
+}
+
+void Optimizer::load_state(const StateTensors& tensors, const StateMetadata& metadata,
+                           const std::string& prefix) {
+  std::map<std::string, Tensor> by_name;
+  for (const auto& [k, t] : tensors) by_name[k] = t;
+  load_state(by_name, metadata, prefix);
+}
+
+void Optimizer::load_state(const std::map<std::string, Tensor>& tensors,
+                           const StateMetadata& metadata, const std::string& prefix) {
+  const std::string who = std::string(name()) + ".load_state";
+  const std::string& kind = meta_get(metadata, prefix, "optimizer", who);
+  check(kind == name(), who, ": the state is from ", kind, ", not ", name());
+  const size_t n = params_.size();
+  const int64_t n_saved =
+      parse_int(meta_get(metadata, prefix, "num_params", who), prefix + "num_params", who);
+  check(n_saved == int64_t(n), who, ": the state has ", n_saved, " parameters, this optimizer ",
+        n);
+  const int64_t step = parse_int(meta_get(metadata, prefix, "step", who), prefix + "step", who);
+  std::vector<int64_t> steps;
+  {
+    const std::string& s = meta_get(metadata, prefix, "param_steps", who);
+    size_t pos = 0;
+    while (pos <= s.size() && !s.empty()) {
+      size_t comma = std::min(s.find(',', pos), s.size());
+      steps.push_back(parse_int(s.substr(pos, comma - pos), prefix + "param_steps", who));
+      pos = comma + 1;
+    }
+    check(steps.size() == n, who, ": metadata '", prefix, "param_steps' has ", steps.size(),
+          " counts, expected ", n);
+    for (size_t i = 0; i < n; ++i)
+      check(steps[i] <= step, who, ": parameter ", i, " took ", steps[i],
+            " steps, more than the optimizer's ", step);
+  }
+  const double lr = meta_double(metadata, prefix, "lr", who);
+  check_lr(lr, who.c_str());
+
+  // Hyper-parameters first (amsgrad decides which slots exist), undone on error.
+  const StateMetadata backup = state_metadata("");
+  std::vector<std::pair<std::vector<Tensor>*, std::vector<Tensor>>> staged;
+  try {
+    load_hparams(metadata, prefix);
+    validate();
+    for (const Slot& slot : slots()) {
+      std::vector<Tensor> loaded(n);
+      for (size_t i = 0; i < n; ++i) {
+        if (steps[i] == 0) continue;  // never updated: no state yet
+        const std::string key = prefix + slot.key + "." + std::to_string(i);
+        auto it = tensors.find(key);
+        check(it != tensors.end(), who, ": tensor '", key, "' missing (parameter ", i, " took ",
+              steps[i], " steps)");
+        check(it->second.shape() == params_[i].shape(), who, ": tensor '", key, "' has shape ",
+              it->second.shape(), ", expected ", params_[i].shape(), " (parameter ", i, ")");
+        loaded[i] = it->second.clone();
+      }
+      staged.emplace_back(slot.tensors, std::move(loaded));
+    }
+  } catch (...) {
+    load_hparams(backup, "");
+    throw;
+  }
+  for (auto& [dst, src] : staged) *dst = std::move(src);
+  lr_ = lr;
+  step_ = step;
+  param_steps_ = std::move(steps);
+}
+
+// ---- SGD -------------------------------------------------------------------------
+
+SGD::SGD(std::vector<Var> params, SgdOptions opt)
+    : Optimizer(std::move(params), opt.lr, "SGD"), opt_(opt), momentum_buffer_(params_.size()) {
+  validate();
+}
+
+SGD::SGD(std::vector<Var> params, double lr, double momentum, double dampening,
+         double weight_decay, bool nesterov)
+    : SGD(std::move(params), SgdOptions{lr, momentum, dampening, weight_decay, nesterov}) {}
+
+SgdOptions SGD::options() const {
+  SgdOptions o = opt_;
+  o.lr = lr_;
+  return o;
+}
+
+void SGD::validate() const {
+  check(opt_.momentum >= 0 && std::isfinite(opt_.momentum),
+        "SGD: momentum must be finite and >= 0, got ", opt_.momentum);
+  check(std::isfinite(opt_.dampening), "SGD: dampening must be finite, got ", opt_.dampening);
+  check(opt_.weight_decay >= 0 && std::isfinite(opt_.weight_decay),
+        "SGD: weight_decay must be finite and >= 0, got ", opt_.weight_decay);
+  check(!opt_.nesterov || (opt_.momentum > 0 && opt_.dampening == 0),
+        "SGD: nesterov requires momentum > 0 and dampening = 0, got momentum ", opt_.momentum,
+        ", dampening ", opt_.dampening);
+}
+
+std::vector<Optimizer::Slot> SGD::slots() {
+  if (opt_.momentum == 0) return {};
+  return {{"momentum_buffer", &momentum_buffer_}};
+}
+
+SGD::Hparams SGD::hparams() const {
+  return {{"momentum", fmt_double(opt_.momentum)},
+          {"dampening", fmt_double(opt_.dampening)},
+          {"weight_decay", fmt_double(opt_.weight_decay)},
+          {"nesterov", fmt_bool(opt_.nesterov)}};
+}
+
+void SGD::load_hparams(const StateMetadata& meta, const std::string& prefix) {
+  const std::string who = "SGD.load_state";
+  opt_.momentum = meta_double(meta, prefix, "momentum", who);
+  opt_.dampening = meta_double(meta, prefix, "dampening", who);
+  opt_.weight_decay = meta_double(meta, prefix, "weight_decay", who);
+  opt_.nesterov = meta_bool(meta, prefix, "nesterov", who);
+}
+
+void SGD::prepare(size_t i) {
+  // The buffer is born on the parameter's first update, holding d itself.
+  if (opt_.momentum != 0 && !momentum_buffer_[i].defined())
+    momentum_buffer_[i] = Tensor(params_[i].shape());
+}
+
+// d = g + wd*p;  buf = first ? d : momentum*buf + (1-dampening)*d;
+// d = nesterov ? d + momentum*buf : buf;  p = p - lr*d.
+void SGD::update(size_t i, int64_t begin, int64_t end) {
+  float* p = params_[i].value_mut().data();
+  const float* g = params_[i].grad().data();
+  float* buf = opt_.momentum != 0 ? momentum_buffer_[i].data() : nullptr;
+  const float wd = float(opt_.weight_decay), mom = float(opt_.momentum);
+  const float one_minus_damp = float(1 - opt_.dampening), neg_lr = float(-lr_);
+  const bool first = param_steps_[i] == 1, nesterov = opt_.nesterov, decay = wd != 0;
+  for_lanes(begin, end, [&]<class V>(int64_t k) {
+    V pk = ld<V>(p + k);
+    V d = ld<V>(g + k);
+    if (decay) d = vfma(pk, V(wd), d);
+    if (buf) {
+      V b = first ? d : vfma(d, V(one_minus_damp), ld<V>(buf + k) * V(mom));
+      st(buf + k, b);
+      d = nesterov ? vfma(b, V(mom), d) : b;
+    }
+    st(p + k, vfma(d, V(neg_lr), pk));
+  });
+}
+
+// ---- Adam / AdamW -----------------------------------------------------------------
+
+Adam::Adam(std::vector<Var> params, AdamOptions opt, bool decoupled)
+    : Optimizer(std::move(params), opt.lr, decoupled ? "AdamW" : "Adam"),
+      opt_(opt),
+      decoupled_(decoupled),
+      coef_(params_.size()),
+      exp_avg_(params_.size()),
+      exp_avg_sq_(params_.size()),
+      max_exp_avg_sq_(params_.size()) {
+  validate();
+}
+
+Adam::Adam(std::vector<Var> params, AdamOptions opt) : Adam(std::move(params), opt, false) {}
+
+Adam::Adam(std::vector<Var> params, double lr, std::pair<double, double> betas, double eps,
+           double weight_decay, bool amsgrad)
+    : Adam(std::move(params), AdamOptions{lr, betas.first, betas.second, eps, weight_decay, amsgrad},
+           false) {}
+
+AdamW::AdamW(std::vector<Var> params, AdamWOptions o)
+    : Adam(std::move(params),
+           AdamOptions{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.amsgrad}, true) {}
+
+AdamW::AdamW(std::vector<Var> params, double lr, std::pair<double, double> betas, double eps,
+             double weight_decay, bool amsgrad)
+    : Adam(std::move(params), AdamOptions{lr, betas.first, betas.second, eps, weight_decay, amsgrad},
+           true) {}
+
+AdamOptions Adam::options() const {
+  AdamOptions o = opt_;
+  o.lr = lr_;
+  return o;
+}
+
+void Adam::validate() const {
+  const char* who = name();
+  check(opt_.beta1 >= 0 && opt_.beta1 < 1, who, ": beta1 must be in [0, 1), got ", opt_.beta1);
+  check(opt_.beta2 >= 0 && opt_.beta2 < 1, who, ": beta2 must be in [0, 1), got ", opt_.beta2);
+  check(opt_.eps >= 0 && std::isfinite(opt_.eps), who, ": eps must be finite and >= 0, got ",
+        opt_.eps);
+  check(opt_.weight_decay >= 0 && std::isfinite(opt_.weight_decay), who,
+        ": weight_decay must be finite and >= 0, got ", opt_.weight_decay);
+}
+
+std::vector<Optimizer::Slot> Adam::slots() {
+  std::vector<Slot> s = {{"exp_avg", &exp_avg_}, {"exp_avg_sq", &exp_avg_sq_}};
+  if (opt_.amsgrad) s.push_back({"max_exp_avg_sq", &max_exp_avg_sq_});
+  return s;
+}
+
+Adam::Hparams Adam::hparams() const {
+  return {{"beta1", fmt_double(opt_.beta1)},
+          {"beta2", fmt_double(opt_.beta2)},
+          {"eps", fmt_double(opt_.eps)},
+          {"weight_decay", fmt_double(opt_.weight_decay)},
+          {"amsgrad", fmt_bool(opt_.amsgrad)}};
+}
+
+void Adam::load_hparams(const StateMetadata& meta, const std::string& prefix) {
+  const std::string who = std::string(name()) + ".load_state";
+  opt_.beta1 = meta_double(meta, prefix, "beta1", who);
+  opt_.beta2 = meta_double(meta, prefix, "beta2", who);
+  opt_.eps = meta_double(meta, prefix, "eps", who);
+  opt_.weight_decay = meta_double(meta, prefix, "weight_decay", who);
+  opt_.amsgrad = meta_bool(meta, prefix, "amsgrad", who);
+}
+
+void Adam::prepare(size_t i) {
+  // torch initialises the moments to zeros on the parameter's first update.
+  const Shape& s = params_[i].shape();
+  if (!exp_avg_[i].defined()) exp_avg_[i] = Tensor::zeros(s);
+  if (!exp_avg_sq_[i].defined()) exp_avg_sq_[i] = Tensor::zeros(s);
+  if (opt_.amsgrad && !max_exp_avg_sq_[i].defined()) max_exp_avg_sq_[i] = Tensor::zeros(s);
+  // The Python side of torch's step, in double, each result rounded to float once.
+  const double t = double(param_steps_[i]);
+  const double bias_correction1 = 1 - std::pow(opt_.beta1, t);
+  const double bias_correction2 = 1 - std::pow(opt_.beta2, t);
+  Coef& c = coef_[i];
+  c.beta1 = float(opt_.beta1);
+  c.one_minus_beta1 = float(1 - opt_.beta1);
+  c.beta2 = float(opt_.beta2);
+  c.one_minus_beta2 = float(1 - opt_.beta2);
+  c.weight_decay = decoupled_ ? 0.f : float(opt_.weight_decay);
+  c.decay = decoupled_ ? float(1 - lr_ * opt_.weight_decay) : 1.f;
+  c.bc2_sqrt = float(std::sqrt(bias_correction2));
+  c.eps = float(opt_.eps);
+  c.neg_step_size = float(-(lr_ / bias_correction1));
+}
+
+// torch 1.13 _single_tensor_adam(w), element by element:
+//   grad.add(param, alpha=wd)                 g = fma(p, wd, g)             (Adam)
+//   param.mul_(1 - lr*wd)                     p = p * decay                 (AdamW)
+//   exp_avg.mul_(b1).add_(g, alpha=1-b1)      m = fma(g, 1-b1, m*b1)
+//   exp_avg_sq.mul_(b2).addcmul_(g, g, 1-b2)  v = fma((1-b2)*g, g, v*b2)
+//   maximum(max_exp_avg_sq, v)                vmax = max(vmax, v)           (amsgrad)
+//   (v.sqrt() / bc2_sqrt).add_(eps)           denom = sqrt(v) / bc2_sqrt + eps
+//   param.addcdiv_(m, denom, -step_size)      p = p + (-step_size*m) / denom
+void Adam::update(size_t i, int64_t begin, int64_t end) {
+  const Coef c = coef_[i];
+  float* p = params_[i].value_mut().data();
+  const float* g = params_[i].grad().data();
+  float* m = exp_avg_[i].data();
+  float* v = exp_avg_sq_[i].data();
+  float* vmax = opt_.amsgrad ? max_exp_avg_sq_[i].data() : nullptr;
+  const bool l2 = c.weight_decay != 0, decay = c.decay != 1.f;
+  for_lanes(begin, end, [&]<class V>(int64_t k) {
+    V pk = ld<V>(p + k);
+    V gk = ld<V>(g + k);
+    if (l2) gk = vfma(pk, V(c.weight_decay), gk);
+    if (decay) pk = rounded(pk * V(c.decay));  // param.mul_(1 - lr*wd): its own rounding
+    const V mk = vfma(gk, V(c.one_minus_beta1), ld<V>(m + k) * V(c.beta1));
+    V vk = vfma(V(c.one_minus_beta2) * gk, gk, ld<V>(v + k) * V(c.beta2));
+    st(m + k, mk);
+    st(v + k, vk);
+    if (vmax) {
+      vk = vmax_nan(ld<V>(vmax + k), vk);
+      st(vmax + k, vk);
+    }
+    const V denom = vsqrt(vk) / V(c.bc2_sqrt) + V(c.eps);
+    st(p + k, pk + (V(c.neg_step_size) * mk) / denom);
+  });
+}
+
+}  // namespace qkv

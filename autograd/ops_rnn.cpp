@@ -73,6 +73,18 @@ Dims check_dims(const char* op, const Var& x, const Var& h0, const Var& w_ih, co
   return {T, B, I, H, G};
 }
 
+// Rows of padded steps are never written: zero them only when lengths can
+// make a row inactive; otherwise every element is overwritten anyway.
+Tensor buffer(Shape s, bool padded) { return padded ? Tensor::zeros(std::move(s)) : Tensor(std::move(s)); }
+
+// [rows, G] = bias broadcast to every row (the C of a beta = 1 GEMM).
+Tensor rows_of(const Tensor& bias, int64_t rows, int64_t G) {
+  Tensor t({rows, G});
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(t.data() + r * G, bias.data(), size_t(G) * sizeof(float));
+  return t;
+}
+
 // [rows, G] column sums -> [G]
 Tensor col_sum(const Tensor& m, int64_t G) { return reduce(ReduceOp::sum, m.view({-1, G}), 0); }
 
@@ -94,15 +106,16 @@ std::vector<Var> lstm_layer(const Var& x, const Var& h0_in, const Var& c0_in, co
         "]");
   const std::vector<uint8_t> active = active_mask(lengths, T, B, op);
 
-  // act: pre-activations of all steps = x W_ih^T + b_ih + b_hh, then activated in place.
-  Tensor act({T, B, G});
-  gemm(false, true, T * B, G, I, 1.f, x.value().data(), I, w_ih.value().data(), I, 0.f,
+  // act: pre-activations of all steps = b_ih + b_hh + x W_ih^T (one GEMM onto
+  // the biases), then activated in place step by step.
+  const bool padded = lengths != nullptr;
+  Tensor act = rows_of(qkv::add(b_ih.value(), b_hh.value()), T * B, G).view({T, B, G});
+  gemm(false, true, T * B, G, I, 1.f, x.value().data(), I, w_ih.value().data(), I, 1.f,
        act.data(), G);
-  binary_inplace(BinaryOp::add, act, qkv::add(b_ih.value(), b_hh.value()));
   const Tensor whh_t = qkv::transpose(w_hh.value(), 0, 1);  // [H,G]
 
-  Tensor out = Tensor::zeros({T, B, H});
-  Tensor h_prev({T, B, H}), c_prev({T, B, H}), c_all = Tensor::zeros({T, B, H});
+  Tensor out = buffer({T, B, H}, padded);
+  Tensor h_prev({T, B, H}), c_prev({T, B, H}), c_all({T, B, H});
   Tensor h = h0.value().clone(), c = c0.value().clone();
   for (int64_t s = 0; s < T; ++s) {
     const int64_t t = reverse ? T - 1 - s : s;
@@ -120,11 +133,11 @@ std::vector<Var> lstm_layer(const Var& x, const Var& h0_in, const Var& c0_in, co
   return record_multi(
       "lstm", {out, h, c}, {x, h0, c0, w_ih, w_hh, b_ih, b_hh},
       [X = x.value(), Wih = w_ih.value(), Whh = w_hh.value(), act, h_prev, c_prev, c_all, active,
-       reverse, T = T, B = B, I = I, H = H, G = G](const std::vector<Tensor>& d,
-                                                   const std::vector<bool>& needs) {
+       reverse, padded, T = T, B = B, I = I, H = H, G = G](const std::vector<Tensor>& d,
+                                                           const std::vector<bool>& needs) {
         Tensor dh = d[1].defined() ? d[1].clone() : Tensor::zeros({B, H});
         Tensor dc = d[2].defined() ? d[2].clone() : Tensor::zeros({B, H});
-        Tensor dG = Tensor::zeros({T, B, G}), tmp({B, H});
+        Tensor dG = buffer({T, B, G}, padded), tmp({B, H});
         for (int64_t s = T - 1; s >= 0; --s) {
           const int64_t t = reverse ? T - 1 - s : s;
           const uint8_t* a = active.data() + t * B;
@@ -172,17 +185,16 @@ std::vector<Var> gru_layer(const Var& x, const Var& h0_in, const Var& w_ih, cons
   const auto [T, B, I, H, G] = check_dims(op, x, h0, w_ih, w_hh, b_ih, b_hh, 3);
   const std::vector<uint8_t> active = active_mask(lengths, T, B, op);
 
-  // gx: input parts of all steps (x W_ih^T + b_ih); gh: hidden parts per step.
-  Tensor gx({T, B, G});
-  gemm(false, true, T * B, G, I, 1.f, x.value().data(), I, w_ih.value().data(), I, 0.f,
+  // gx: input parts of all steps (b_ih + x W_ih^T, one GEMM onto the bias);
+  // gh: hidden parts, b_hh + h W_hh^T per step.
+  const bool padded = lengths != nullptr;
+  Tensor gx = rows_of(b_ih.value(), T * B, G).view({T, B, G});
+  gemm(false, true, T * B, G, I, 1.f, x.value().data(), I, w_ih.value().data(), I, 1.f,
        gx.data(), G);
-  binary_inplace(BinaryOp::add, gx, b_ih.value());
-  Tensor gh({T, B, G});
-  for (int64_t r = 0; r < T * B; ++r)
-    std::memcpy(gh.data() + r * G, b_hh.value().data(), size_t(G) * sizeof(float));
+  Tensor gh = rows_of(b_hh.value(), T * B, G).view({T, B, G});
   const Tensor whh_t = qkv::transpose(w_hh.value(), 0, 1);  // [H,G]
 
-  Tensor out = Tensor::zeros({T, B, H}), act = Tensor::zeros({T, B, G}), h_prev({T, B, H});
+  Tensor out = buffer({T, B, H}, padded), act({T, B, G}), h_prev({T, B, H});
   Tensor h = h0.value().clone();
   for (int64_t s = 0; s < T; ++s) {
     const int64_t t = reverse ? T - 1 - s : s;
@@ -198,10 +210,10 @@ std::vector<Var> gru_layer(const Var& x, const Var& h0_in, const Var& w_ih, cons
   return record_multi(
       "gru", {out, h}, {x, h0, w_ih, w_hh, b_ih, b_hh},
       [X = x.value(), Wih = w_ih.value(), Whh = w_hh.value(), act, gh, h_prev, active, reverse,
-       T = T, B = B, I = I, H = H, G = G](const std::vector<Tensor>& d,
-                                          const std::vector<bool>& needs) {
+       padded, T = T, B = B, I = I, H = H, G = G](const std::vector<Tensor>& d,
+                                                  const std::vector<bool>& needs) {
         Tensor dh = d[1].defined() ? d[1].clone() : Tensor::zeros({B, H});
-        Tensor dgx = Tensor::zeros({T, B, G}), dgh = Tensor::zeros({T, B, G});
+        Tensor dgx = buffer({T, B, G}, padded), dgh = buffer({T, B, G}, padded);
         Tensor direct({B, H}), tmp({B, H});
         for (int64_t s = T - 1; s >= 0; --s) {
           const int64_t t = reverse ? T - 1 - s : s;

@@ -220,6 +220,32 @@ TensorT<T> permute(const TensorT<T>& x, const std::vector<int>& dims) {
   TensorT<T> out(out_shape);
   if (x.numel() == 0) return out;
 
+  // The common case, a batch of matrix transposes ([..,R,C] -> [..,C,R]): in
+  // 8x8 tiles, so reads and writes both stay within a few cache lines
+  // (8 lines per strided side: power-of-two row strides map them all to one
+  // L1 set, and 8 stay within its 12 ways; 32x32 tiles thrashed).
+  bool swap_last = n >= 2 && perm[n - 1] == n - 2 && perm[n - 2] == n - 1;
+  for (int i = 0; swap_last && i < n - 2; ++i) swap_last = perm[i] == i;
+  if (swap_last) {
+    const int64_t R = x.shape()[n - 2], C = x.shape()[n - 1], mats = x.numel() / (R * C);
+    constexpr int64_t kTile = 8;
+    const int64_t tiles_r = (R + kTile - 1) / kTile, tiles_c = (C + kTile - 1) / kTile;
+    const T* src = x.data();
+    T* dst = out.data();
+#pragma omp parallel for collapse(2) schedule(static) if (worth_threads(x.numel())) \
+    num_threads(num_threads())
+    for (int64_t m = 0; m < mats; ++m)
+      for (int64_t tr = 0; tr < tiles_r; ++tr)
+        for (int64_t tc = 0; tc < tiles_c; ++tc) {
+          const T* s = src + m * R * C;
+          T* d = dst + m * R * C;
+          const int64_t r1 = std::min(R, (tr + 1) * kTile), c1 = std::min(C, (tc + 1) * kTile);
+          for (int64_t r = tr * kTile; r < r1; ++r)
+            for (int64_t c = tc * kTile; c < c1; ++c) d[c * R + r] = s[r * C + c];
+        }
+    return out;
+  }
+
   // Input strides, reordered to the output's axis order.
   std::vector<int64_t> in_stride(n, 1), st(n);
   for (int i = n - 2; i >= 0; --i) in_stride[i] = in_stride[i + 1] * x.shape()[i + 1];

@@ -29,7 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-SUITES = ("gemm", "softmax", "layernorm")
+SUITES = ("gemm", "softmax", "layernorm", "lstm")
 GEMM_ONLY_PEERS = {"openblas"}
 
 
@@ -268,6 +268,26 @@ def rowwise_table(best, suite, threads_list, peers):
     return table(header, body, left=2)
 
 
+def compute_table(best, suite, threads_list, peers):
+    """Compute-bound suites other than gemm (lstm): times, GFLOP/s and ratios."""
+    get = best.get
+    cases = case_order(best, suite, ["qkv"] + peers)
+    header = ["case", "threads", "qkv ms", "qkv GFLOP/s"]
+    header += [f"{p} ms" for p in peers] + [f"qkv/{p}" for p in peers]
+    body = []
+    for case in cases:
+        for t in threads_list:
+            q = get(("qkv", suite, case, t))
+            ps = [get((p, suite, case, t)) for p in peers]
+            if q is None and not any(ps):
+                continue
+            row = [case, str(t), fmt_ms(q and q["ms"]), fmt(q and q["gflops"] or None)]
+            row += [fmt_ms(p and p["ms"]) for p in ps]
+            row += [fmt_ratio(ratio(p and p["ms"], q and q["ms"])) for p in ps]
+            body.append(row)
+    return table(header, body, left=2)
+
+
 def cpu_name():
     try:
         for line in open("/proc/cpuinfo"):
@@ -288,7 +308,7 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], metavar="N",
                     help="thread counts (default: 1 2)")
     ap.add_argument("--suites", nargs="+", default=["gemm", "softmax"], choices=SUITES,
-                    metavar="SUITE", help="suites: gemm softmax layernorm (default: gemm softmax)")
+                    metavar="SUITE", help="suites: gemm softmax layernorm lstm (default: gemm softmax)")
     ap.add_argument("--rounds", type=int, default=1, metavar="R",
                     help="repeat the interleaved sequence R times, keep the best median "
                          "(default: 1)")
@@ -379,6 +399,8 @@ def main():
             continue
         if s == "gemm":
             print(gemm_tables(best, threads_list, peers))
+        elif s == "lstm":
+            print(compute_table(best, s, threads_list, peers))
         else:
             print(rowwise_table(best, s, threads_list, peers))
         have = {k[2] for k in best if k[0] == "qkv" and k[1] == s}

@@ -39,16 +39,17 @@ using simd::W;
 // and MR*NV >= 8 covers FMA latency (4) x pipes (2).
 // AVX-512: 6 x 64, i.e. 24 accumulators fed per k by 4 B loads + 6 broadcasts.
 // Measured here it beat 12 x 32 (2 loads + 12 broadcasts) by ~10% on
-// cache-resident sizes (194 vs 176 GFLOP/s at 256^3). KC = 256 makes the B
-// micro-panel 64 KiB, more than L1, but its sequential stream is served from
-// L2 by the prefetchers, while halving (against KC = 128) how often every C
-// tile is read and written back: that won on the large shapes.
+// cache-resident sizes (194 vs 176 GFLOP/s at 256^3). The B micro-panel
+// (KC x 64 floats) is larger than L1, but its one sequential stream is served
+// from L2; a long KC means fewer passes over C (each pass reads and writes
+// every C tile once): 512 beat 256 by ~5% on 2048^3 and 8192x2048x512, and
+// longer KCs gained nothing clear while growing the B pack buffer.
 constexpr int MR = 6;
 constexpr int NV = W >= 16 ? 4 : 2;
 constexpr int NR = NV * W;
-constexpr int64_t KC = 256;
-constexpr int64_t MC = 192;   // A block MC x KC: 192 KiB, well inside L2
-constexpr int64_t NC = 4096;  // B block KC x NC = 4 MiB: L3
+constexpr int64_t KC = 512;
+constexpr int64_t MC = 192;   // A block MC x KC: 384 KiB, inside the 2 MiB L2
+constexpr int64_t NC = 4096;  // B block KC x NC = 8 MiB: L3
 
 // ---- per-thread pack buffers ---------------------------------------------------
 // Kept for the life of the thread (allocation and page faults per call would

@@ -4,6 +4,8 @@
 // (the backward: fixed row blocks, so dgamma/dbeta do not depend on the count).
 #include "engine/kernels/layernorm.h"
 
+#include "engine/kernels/row_moments.h"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -16,23 +18,6 @@ namespace {
 
 using simd::VF;
 using simd::W;
-
-// Row sum with 4 accumulators (add latency 4 x 1 vector/cycle). LayerNorm rows
-// are model widths (<= a few thousand), so one chain of n/(4W) adds per lane is
-// accurate enough; the mean correction below absorbs its rounding anyway.
-float row_sum(const float* x, int64_t n) {
-  VF s0(0.f), s1(0.f), s2(0.f), s3(0.f);
-  int64_t i = 0;
-  for (; i + 4 * W <= n; i += 4 * W) {
-    s0 += VF::load_unaligned(x + i);
-    s1 += VF::load_unaligned(x + i + W);
-    s2 += VF::load_unaligned(x + i + 2 * W);
-    s3 += VF::load_unaligned(x + i + 3 * W);
-  }
-  for (; i + W <= n; i += W) s0 += VF::load_unaligned(x + i);
-  if (i < n) s1 += simd::load_partial(x + i, int(n - i), 0.f);
-  return simd::hsum((s0 + s1) + (s2 + s3));
-}
 
 // mean = mean0 + shift, where mean0 = sum/n (pass 1) and shift = sum(d)/n with
 // d = x - mean0 (pass 2, alongside sum(d^2)). The shift is the rounding error
@@ -47,38 +32,12 @@ struct RowStats {
 // during the second pass, which reads x from L1 and leaves DRAM idle: 4096x1024
 // at one thread went 1.23 -> 1.16 ms, the speed of a plain copy.
 RowStats row_stats(const float* x, int64_t n, float eps, const float* next) {
-  constexpr int kLine = 64 / int(sizeof(float));
-  const float mean0 = row_sum(x, n) / float(n);
-  const VF vm(mean0);
-  VF a0(0.f), a1(0.f), q0(0.f), q1(0.f), q2(0.f), q3(0.f);
-  int64_t i = 0;
-  for (; i + 4 * W <= n; i += 4 * W) {
-    for (int k = 0; k < 4 * W; k += kLine) __builtin_prefetch(next + i + k, 0, 3);
-    const VF d0 = VF::load_unaligned(x + i) - vm, d1 = VF::load_unaligned(x + i + W) - vm;
-    const VF d2 = VF::load_unaligned(x + i + 2 * W) - vm,
-             d3 = VF::load_unaligned(x + i + 3 * W) - vm;
-    a0 += d0 + d1;
-    a1 += d2 + d3;
-    q0 = xsimd::fma(d0, d0, q0);
-    q1 = xsimd::fma(d1, d1, q1);
-    q2 = xsimd::fma(d2, d2, q2);
-    q3 = xsimd::fma(d3, d3, q3);
-  }
-  for (; i + W <= n; i += W) {
-    const VF d = VF::load_unaligned(x + i) - vm;
-    a0 += d;
-    q0 = xsimd::fma(d, d, q0);
-  }
-  if (i < n) {  // fill with mean0: d = 0 in the unused lanes
-    const VF d = simd::load_partial(x + i, int(n - i), mean0) - vm;
-    a1 += d;
-    q1 = xsimd::fma(d, d, q1);
-  }
-  const float shift = simd::hsum(a0 + a1) / float(n);
-  const float m2 = simd::hsum((q0 + q1) + (q2 + q3)) / float(n);
+  const rows::Moments m = rows::centred(x, n, next);
+  const float shift = m.sum_d / float(n);
+  const float m2 = m.sum_d2 / float(n);
   // Biased variance: mean(d^2) - shift^2 (shift^2 is tiny: no cancellation).
   const float var = std::max(m2 - shift * shift, 0.f);
-  return {mean0, shift, 1.f / std::sqrt(var + eps)};  // exact sqrt and division
+  return {m.mean0, shift, 1.f / std::sqrt(var + eps)};  // exact sqrt and division
 }
 
 // y = ((x - mean0) * rstd - shift * rstd) * gamma + beta, one pass, no temporaries.

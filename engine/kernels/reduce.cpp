@@ -4,6 +4,8 @@
 // contiguous inner axis, walking the n rows). Not here: multi-axis reductions.
 #include "engine/kernels/reduce.h"
 
+#include "engine/kernels/row_moments.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -55,31 +57,7 @@ Geometry geometry(const Tensor& x, int64_t axis, bool keepdim, const char* op) {
 }
 
 // ---- row kernels (inner == 1): SIMD along contiguous n -----------------------
-// Four independent accumulators: add latency 4 cycles x 1 vector/cycle keeps the
-// adder busy, and 4*W partial sums also shrink the rounding error of one chain.
-
-float block_sum(const float* p, int64_t n) {
-  VF s0(0.f), s1(0.f), s2(0.f), s3(0.f);
-  int64_t i = 0;
-  for (; i + 4 * W <= n; i += 4 * W) {
-    s0 += VF::load_unaligned(p + i);
-    s1 += VF::load_unaligned(p + i + W);
-    s2 += VF::load_unaligned(p + i + 2 * W);
-    s3 += VF::load_unaligned(p + i + 3 * W);
-  }
-  for (; i + W <= n; i += W) s0 += VF::load_unaligned(p + i);
-  if (i < n) s1 += simd::load_partial(p + i, int(n - i), 0.f);
-  return simd::hsum((s0 + s1) + (s2 + s3));
-}
-
-// Pairwise over 2048-float blocks: each lane adds <= 2048/(4W) terms in a chain,
-// then halves combine, so the error grows like log2(n) rather than n.
-float row_sum(const float* p, int64_t n) {
-  constexpr int64_t kBlock = 2048;
-  if (n <= kBlock) return block_sum(p, n);
-  const int64_t h = (n / 2 + 4 * W - 1) / (4 * W) * (4 * W);  // keeps the left half vector-sized
-  return row_sum(p, h) + row_sum(p + h, n - h);
-}
+// Sums and centred moments come from engine/kernels/row_moments.h.
 
 // NaN-propagating max step (torch): take v when it is larger or NaN; a NaN in
 // `a` stays because no comparison with it is true. Correct whichever operand
@@ -130,37 +108,11 @@ float var_from(double m2, int64_t n, int64_t correction) {
   return float(m2 / double(std::max<int64_t>(n - correction, 0)));
 }
 
-// Two passes: mean0 = sum / n, then s1 = sum(d), s2 = sum(d^2) with d = x - mean0.
-// sum((x - mean)^2) = s2 - s1^2 / n removes the rounding error of mean0 (s1 is
-// tiny), and nothing cancels: the one-pass E[x^2] - E[x]^2 form is wrong by
-// orders of magnitude when |mean| >> std.
+// sum((x - mean)^2) = s2 - s1^2 / n with s1 = sum(d), s2 = sum(d^2), d = x - mean0:
+// removes the rounding error of mean0 (s1 is tiny) and nothing cancels.
 float row_var(const float* p, int64_t n, int64_t correction) {  // n >= 1
-  const float mean0 = row_sum(p, n) / float(n);
-  const VF vm(mean0);
-  VF a0(0.f), a1(0.f), q0(0.f), q1(0.f), q2(0.f), q3(0.f);
-  int64_t i = 0;
-  for (; i + 4 * W <= n; i += 4 * W) {
-    const VF d0 = VF::load_unaligned(p + i) - vm, d1 = VF::load_unaligned(p + i + W) - vm;
-    const VF d2 = VF::load_unaligned(p + i + 2 * W) - vm,
-             d3 = VF::load_unaligned(p + i + 3 * W) - vm;
-    a0 += d0 + d1;
-    a1 += d2 + d3;
-    q0 = xsimd::fma(d0, d0, q0);
-    q1 = xsimd::fma(d1, d1, q1);
-    q2 = xsimd::fma(d2, d2, q2);
-    q3 = xsimd::fma(d3, d3, q3);
-  }
-  for (; i + W <= n; i += W) {
-    const VF d = VF::load_unaligned(p + i) - vm;
-    a0 += d;
-    q0 = xsimd::fma(d, d, q0);
-  }
-  if (i < n) {  // fill lanes with mean0: d = 0 there
-    const VF d = simd::load_partial(p + i, int(n - i), mean0) - vm;
-    a1 += d;
-    q1 = xsimd::fma(d, d, q1);
-  }
-  const double s1 = simd::hsum(a0 + a1), s2 = simd::hsum((q0 + q1) + (q2 + q3));
+  const rows::Moments m = rows::centred(p, n);
+  const double s1 = m.sum_d, s2 = m.sum_d2;
   return var_from(std::max(s2 - s1 * s1 / double(n), 0.0), n, correction);
 }
 
@@ -291,10 +243,10 @@ Tensor reduce(ReduceOp op, const Tensor& x, int64_t axis, bool keepdim, int64_t 
       const float* p = px + o * n;
       switch (op) {
         case ReduceOp::sum:
-          po[o] = row_sum(p, n);
+          po[o] = rows::sum(p, n);
           break;
         case ReduceOp::mean:
-          po[o] = row_sum(p, n) / float(n);
+          po[o] = rows::sum(p, n) / float(n);
           break;
         case ReduceOp::max:
           po[o] = row_max(p, n);
@@ -421,7 +373,7 @@ float sum_all(const Tensor& x) {
   const float* p = x.data();
 #pragma omp parallel for schedule(static) if (worth_threads(n)) num_threads(num_threads())
   for (int64_t c = 0; c < chunks; ++c)
-    part[size_t(c)] = row_sum(p + c * kChunk, std::min(kChunk, n - c * kChunk));
+    part[size_t(c)] = rows::sum(p + c * kChunk, std::min(kChunk, n - c * kChunk));
   double s = 0;
   for (double v : part) s += v;
   return float(s);

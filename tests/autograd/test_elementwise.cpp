@@ -10,22 +10,14 @@
 
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
-#include "tests/test_utils.h"
+#include "tests/grad_utils.h"
 
 namespace qkv {
 namespace {
 
-using Fn = std::function<Var(const std::vector<Var>&)>;
-
-void expect_ok(const Fn& f, const std::vector<Var>& in, const std::string& what) {
-  auto r = gradcheck(f, in);
-  INFO(what, ": ", r.report);
-  CHECK(r.ok);
-}
-
-Var rv(Shape s, uint64_t seed, float lo = -1.f, float hi = 1.f, bool grad = true) {
-  return Var(test::rand_tensor(std::move(s), seed, lo, hi), grad);
-}
+using Fn = test::GradFn;
+using test::expect_ok;
+using test::rv;
 
 // Values on the grid k/10 + offset, k in [-10, 10): two tensors with offsets 0 and
 // 0.05 differ by >= 0.05 everywhere, however they broadcast, so maximum/minimum

@@ -3,20 +3,14 @@
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
 #include "engine/threads.h"
-#include "tests/test_utils.h"
+#include "tests/grad_utils.h"
 
 namespace qkv {
 namespace {
 
-using Fn = std::function<Var(const std::vector<Var>&)>;
-
-void expect_ok(const Fn& f, const std::vector<Var>& in, const std::string& what) {
-  auto r = gradcheck(f, in);
-  INFO(what, ": ", r.report);
-  CHECK(r.ok);
-}
-
-Var rv(Shape s, uint64_t seed) { return Var(test::rand_tensor(s, seed), true); }
+using Fn = test::GradFn;
+using test::expect_ok;
+using test::rv;
 
 TEST_SUITE("autograd/layout") {
   TEST_CASE("reshape, permute, transpose") {

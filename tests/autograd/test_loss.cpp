@@ -10,23 +10,19 @@
 
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
-#include "tests/test_utils.h"
+#include "tests/grad_utils.h"
 
 namespace qkv {
 namespace {
 
-using Fn = std::function<Var(const std::vector<Var>&)>;
+using Fn = test::GradFn;
+using test::expect_ok;
+using test::rv;
 constexpr int32_t kIgnore = -100;
 const Reduction kReductions[] = {Reduction::mean, Reduction::sum, Reduction::none};
 
 std::string red_name(Reduction r) {
   return r == Reduction::mean ? "mean" : r == Reduction::sum ? "sum" : "none";
-}
-
-void expect_ok(const Fn& f, const std::vector<Var>& in, const std::string& what) {
-  auto r = gradcheck(f, in);
-  INFO(what, ": ", r.report);
-  CHECK(r.ok);
 }
 
 // Class ids for target shape s over C classes; every 3rd position ignored.

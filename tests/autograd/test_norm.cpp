@@ -9,18 +9,14 @@
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
 #include "engine/threads.h"
-#include "tests/test_utils.h"
+#include "tests/grad_utils.h"
 
 namespace qkv {
 namespace {
 
-using Fn = std::function<Var(const std::vector<Var>&)>;
-
-void expect_ok(const Fn& f, const std::vector<Var>& in, const std::string& what) {
-  auto r = gradcheck(f, in);
-  INFO(what, ": ", r.report);
-  CHECK(r.ok);
-}
+using Fn = test::GradFn;
+using test::expect_ok;
+using test::rv;
 
 // The composite oracle: (x - mean) * rsqrt(biased var + eps) * gamma + beta.
 Var layer_norm_composite(const Var& x, const Var& gamma, const Var& beta, float eps) {

@@ -12,23 +12,15 @@
 #include "autograd/ops.h"
 #include "engine/kernels/reduce.h"
 #include "engine/threads.h"
-#include "tests/test_utils.h"
+#include "tests/grad_utils.h"
 
 namespace qkv {
 namespace {
 
-using Fn = std::function<Var(const std::vector<Var>&)>;
+using Fn = test::GradFn;
+using test::expect_ok;
+using test::rv;
 using Axes = std::vector<int64_t>;
-
-void expect_ok(const Fn& f, const std::vector<Var>& in, const std::string& what) {
-  auto r = gradcheck(f, in);
-  INFO(what, ": ", r.report);
-  CHECK(r.ok);
-}
-
-Var rv(Shape s, uint64_t seed, float lo = -1.f, float hi = 1.f, bool grad = true) {
-  return Var(test::rand_tensor(std::move(s), seed, lo, hi), grad);
-}
 
 // Distinct values 0.1 apart (a shuffled grid centred on 0): every max is unique
 // and no gradcheck step (<= 0.03 here) can change which element it is.

@@ -10,19 +10,15 @@
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
 #include "engine/kernels/softmax.h"
-#include "tests/test_utils.h"
+#include "tests/grad_utils.h"
 
 namespace qkv {
 namespace {
 
-using Fn = std::function<Var(const std::vector<Var>&)>;
+using Fn = test::GradFn;
+using test::expect_ok;
+using test::rv;
 constexpr float kInf = std::numeric_limits<float>::infinity();
-
-void expect_ok(const Fn& f, const std::vector<Var>& in, const std::string& what) {
-  auto r = gradcheck(f, in);
-  INFO(what, ": ", r.report);
-  CHECK(r.ok);
-}
 
 // The composites (the oracles of the fused ops).
 Var softmax_composite(const Var& x) {

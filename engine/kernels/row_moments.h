@@ -1,0 +1,23 @@
+// Row reductions shared by the reduction and LayerNorm kernels: a pairwise
+// SIMD sum, and the centred moments that variance and LayerNorm statistics
+// are built from (two passes: the one-pass E[x^2] - E[x]^2 form is wrong by
+// orders of magnitude when |mean| >> std).
+#pragma once
+#include <cstdint>
+
+namespace qkv::rows {
+
+// Sum of p[0..n): 4 vector accumulators within 2048-float blocks, blocks
+// combined pairwise, so the error grows like log2(n) rather than n.
+float sum(const float* p, int64_t n);
+
+struct Moments {
+  float mean0;   // sum / n (pass 1)
+  float sum_d;   // sum(x - mean0): n times mean0's rounding error (tiny)
+  float sum_d2;  // sum((x - mean0)^2)
+};
+// n >= 1. `next` (may be null) is prefetched during pass 2, which reads p from
+// L1 and would otherwise leave DRAM idle (the next row's pass 1 then hits cache).
+Moments centred(const float* p, int64_t n, const float* next = nullptr);
+
+}  // namespace qkv::rows

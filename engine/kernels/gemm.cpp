@@ -140,6 +140,11 @@ __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const float*
     for (int i = 0; i < MR; ++i) row[i] = a + std::min(i, mr - 1) * lda;
 
   for (int64_t k = 0; k < kc; ++k) {
+    // The B micro-panel streams from L2 (it is larger than L1): ask for its
+    // rows 8 k-steps ahead. Measured: 1024^3 173 -> 186 GFLOP/s, 64x1024x256
+    // 193 -> 200 (best of 3); 16 ahead was too far for the small shapes.
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) __builtin_prefetch(b + 8 * bs + v * W, 0, 3);
     VF bv[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) bv[v] = VF::load_unaligned(b + v * W);

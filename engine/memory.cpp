@@ -13,6 +13,11 @@ namespace qkv {
 namespace {
 
 constexpr size_t kHuge = size_t(2) << 20;
+// Blocks from here up are cached on free (below it malloc's own free lists
+// do well). Sizes are rounded up so that near sizes share blocks: to 64 KiB
+// below 2 MiB, to whole huge pages above.
+constexpr size_t kCacheMin = size_t(256) << 10;
+constexpr size_t kMid = size_t(64) << 10;
 // Freed large blocks kept for reuse, up to this many bytes in all. Training
 // allocates the same activation sizes every step; without the cache each one
 // is returned to the OS and page-faulted (and zeroed by the kernel) again,
@@ -39,12 +44,13 @@ LargeCache& cache() {
 
 void* alloc_aligned(size_t bytes) {
   bytes = (bytes + 63) / 64 * 64;
-  if (bytes < kHuge) {
+  if (bytes < kCacheMin) {
     void* p = std::aligned_alloc(64, bytes);
     check(p != nullptr, "out of memory allocating ", bytes, " bytes");
     return p;
   }
-  bytes = (bytes + kHuge - 1) / kHuge * kHuge;
+  const size_t unit = bytes >= kHuge ? kHuge : kMid;
+  bytes = (bytes + unit - 1) / unit * unit;
   LargeCache& c = cache();
   {
     std::lock_guard<std::mutex> lock(c.mu);
@@ -56,10 +62,10 @@ void* alloc_aligned(size_t bytes) {
       return p;
     }
   }
-  void* p = std::aligned_alloc(kHuge, bytes);
+  void* p = std::aligned_alloc(bytes >= kHuge ? kHuge : 64, bytes);
   check(p != nullptr, "out of memory allocating ", bytes, " bytes");
 #ifdef MADV_HUGEPAGE
-  madvise(p, bytes, MADV_HUGEPAGE);  // advisory: failure is harmless
+  if (bytes >= kHuge) madvise(p, bytes, MADV_HUGEPAGE);  // advisory: failure is harmless
 #endif
   std::lock_guard<std::mutex> lock(c.mu);
   c.sizes[p] = bytes;

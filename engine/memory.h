@@ -2,9 +2,9 @@
 // Blocks of 2 MiB or more are 2 MiB-aligned and advised as transparent huge
 // pages (where the kernel allows it only on request, as with THP "madvise"):
 // a GEMM over 16 MiB operands otherwise spends a visible share of its time
-// in TLB misses. Freed large blocks are kept (up to 1 GiB) and handed out
-// again for the same size, so a training step does not page-fault its
-// activations anew every time.
+// in TLB misses. Freed blocks of 256 KiB and more are kept (up to 1 GiB in
+// all) and handed out again for the same rounded size, so a training step
+// does not page-fault its activations and gradients anew every time.
 #pragma once
 #include <cstddef>
 

@@ -98,11 +98,19 @@ void pack_b_panel(bool tb, const float* B, int64_t ldb, int64_t k0, int64_t kc, 
 // contiguous run of rows); an untransposed A is read in place by the kernel.
 void pack_at_panel(const float* A, int64_t lda, int64_t i0, int64_t mr, int64_t k0, int64_t kc,
                    float* dst) {
+  // A loop the compiler unrolls over the constant MR, not a memcpy call per k
+  // (the call overhead dominated: tens of thousands of 24-byte copies per block).
+  if (mr == MR) {
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = A + (k0 + k) * lda + i0;
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) dst[k * MR + i] = src[i];
+    }
+    return;
+  }
   for (int64_t k = 0; k < kc; ++k) {
     const float* src = A + (k0 + k) * lda + i0;
-    float* d = dst + k * MR;
-    std::memcpy(d, src, mr * sizeof(float));
-    std::fill(d + mr, d + MR, 0.f);
+    for (int64_t i = 0; i < MR; ++i) dst[k * MR + i] = i < mr ? src[i] : 0.f;
   }
 }
 

@@ -106,21 +106,28 @@ std::vector<Var> lstm_layer(const Var& x, const Var& h0_in, const Var& c0_in, co
         "]");
   const std::vector<uint8_t> active = active_mask(lengths, T, B, op);
 
+  // xh: [T*B, I+H] rows [x_t | h_{t-1}] (h written as the steps run). Backward
+  // gets both weight gradients from one GEMM dG^T [x | h_prev], packing the
+  // large dG^T once instead of twice.
+  const bool padded = lengths != nullptr;
+  const int64_t XH = I + H;
+  Tensor xh({T * B, XH});
+  for (int64_t r = 0; r < T * B; ++r)
+    std::memcpy(xh.data() + r * XH, x.value().data() + r * I, size_t(I) * sizeof(float));
   // act: pre-activations of all steps = b_ih + b_hh + x W_ih^T (one GEMM onto
   // the biases), then activated in place step by step.
-  const bool padded = lengths != nullptr;
   Tensor act = rows_of(qkv::add(b_ih.value(), b_hh.value()), T * B, G).view({T, B, G});
-  gemm(false, true, T * B, G, I, 1.f, x.value().data(), I, w_ih.value().data(), I, 1.f,
-       act.data(), G);
+  gemm(false, true, T * B, G, I, 1.f, xh.data(), XH, w_ih.value().data(), I, 1.f, act.data(), G);
   const Tensor whh_t = qkv::transpose(w_hh.value(), 0, 1);  // [H,G]
 
   Tensor out = buffer({T, B, H}, padded);
-  Tensor h_prev({T, B, H}), c_prev({T, B, H}), c_all({T, B, H});
+  Tensor c_prev({T, B, H}), c_all({T, B, H});
   Tensor h = h0.value().clone(), c = c0.value().clone();
   for (int64_t s = 0; s < T; ++s) {
     const int64_t t = reverse ? T - 1 - s : s;
     float* g = act.data() + t * B * G;
-    std::memcpy(h_prev.data() + t * B * H, h.data(), size_t(B * H) * sizeof(float));
+    for (int64_t b = 0; b < B; ++b)
+      std::memcpy(xh.data() + (t * B + b) * XH + I, h.data() + b * H, size_t(H) * sizeof(float));
     std::memcpy(c_prev.data() + t * B * H, c.data(), size_t(B * H) * sizeof(float));
     gemm(false, false, B, G, H, 1.f, h.data(), H, whh_t.data(), G, 1.f, g, G);
     const uint8_t* a = active.data() + t * B;
@@ -132,9 +139,9 @@ std::vector<Var> lstm_layer(const Var& x, const Var& h0_in, const Var& c0_in, co
 
   return record_multi(
       "lstm", {out, h, c}, {x, h0, c0, w_ih, w_hh, b_ih, b_hh},
-      [X = x.value(), Wih = w_ih.value(), Whh = w_hh.value(), act, h_prev, c_prev, c_all, active,
-       reverse, padded, T = T, B = B, I = I, H = H, G = G](const std::vector<Tensor>& d,
-                                                           const std::vector<bool>& needs) {
+      [xh, Wih = w_ih.value(), Whh = w_hh.value(), act, c_prev, c_all, active, reverse, padded,
+       T = T, B = B, I = I, H = H, G = G](const std::vector<Tensor>& d,
+                                          const std::vector<bool>& needs) {
         Tensor dh = d[1].defined() ? d[1].clone() : Tensor::zeros({B, H});
         Tensor dc = d[2].defined() ? d[2].clone() : Tensor::zeros({B, H});
         Tensor dG = buffer({T, B, G}, padded), tmp({B, H});
@@ -155,13 +162,21 @@ std::vector<Var> lstm_layer(const Var& x, const Var& h0_in, const Var& c0_in, co
         }
         if (needs[1]) g[1] = dh;
         if (needs[2]) g[2] = dc;
-        if (needs[3]) {
+        // dW_ih = dG^T x and dW_hh = dG^T h_prev: one GEMM over [x | h_prev] when
+        // both are needed (dG^T is packed once), else the one that is.
+        const int64_t XH = I + H;
+        if (needs[3] && needs[4]) {
+          Tensor dw({G, XH});
+          gemm(true, false, G, XH, T * B, 1.f, dG.data(), G, xh.data(), XH, 0.f, dw.data(), XH);
+          g[3] = qkv::slice(dw, 1, 0, I);
+          g[4] = qkv::slice(dw, 1, I, XH);
+        } else if (needs[3]) {
           g[3] = Tensor({G, I});
-          gemm(true, false, G, I, T * B, 1.f, dG.data(), G, X.data(), I, 0.f, g[3].data(), I);
-        }
-        if (needs[4]) {
+          gemm(true, false, G, I, T * B, 1.f, dG.data(), G, xh.data(), XH, 0.f, g[3].data(), I);
+        } else if (needs[4]) {
           g[4] = Tensor({G, H});
-          gemm(true, false, G, H, T * B, 1.f, dG.data(), G, h_prev.data(), H, 0.f, g[4].data(), H);
+          gemm(true, false, G, H, T * B, 1.f, dG.data(), G, xh.data() + I, XH, 0.f, g[4].data(),
+               H);
         }
         if (needs[5] || needs[6]) {
           Tensor db = col_sum(dG, G);

@@ -33,21 +33,23 @@ __attribute__((noinline)) float fma_chains(long iters, float seed) {
   return simd::hsum(s);
 }
 
-// Median over short repeats: the same statistic as every bench case, so the
-// ratio of a case to this peak compares like with like on a noisy machine.
+// Median over repeats of ~4 ms, after ~20 ms of warm-up: the same statistic
+// as every bench case, and long enough for the core's clock to settle (with
+// sub-millisecond repeats the probe read up to 10% low, below what the GEMM
+// then sustained).
 double measure(int threads) {
-  const long iters = 400'000;  // 12*16*2*4e5 = 154 MFLOP per thread at 16 lanes: ~1 ms
+  const long iters = 2'000'000;  // 12*16*2*2e6 = 768 MFLOP per thread at 16 lanes: ~4 ms
   const double flop = 12.0 * simd::W * 2.0 * iters;
   std::vector<double> rates;
   volatile float sink = 0;
-  for (int rep = 0; rep < 9; ++rep) {
+  for (int rep = 0; rep < 13; ++rep) {
     auto t0 = std::chrono::steady_clock::now();
     float s = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : s)
     s += fma_chains(iters, 1.f + float(omp_get_thread_num()));
     double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     sink = sink + s;
-    if (rep > 0) rates.push_back(flop * threads / sec / 1e9);  // rep 0 warms up
+    if (rep >= 4) rates.push_back(flop * threads / sec / 1e9);  // reps 0-3 warm up
   }
   std::nth_element(rates.begin(), rates.begin() + rates.size() / 2, rates.end());
   return rates[rates.size() / 2];

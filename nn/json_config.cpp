@@ -61,6 +61,11 @@ int64_t JsonReader::get_int(const std::string& key, int64_t def, int64_t lo, int
   return x;
 }
 
+int64_t JsonReader::require_int(const std::string& key, int64_t lo, int64_t hi) {
+  check(has(key), path_of(key), ": missing (required)");
+  return get_int(key, 0, lo, hi);
+}
+
 double JsonReader::get_number(const std::string& key, double def, double lo, double hi,
                               bool lo_open) {
   const Json* v = find(key);
@@ -117,6 +122,11 @@ std::string JsonReader::require_string(const std::string& key,
                                        const std::vector<std::string>& choices) {
   check(has(key), path_of(key), ": missing (required)");
   return get_string(key, "", choices);
+}
+
+Json JsonReader::get_raw(const std::string& key) {
+  const Json* v = find(key);
+  return v ? *v : Json();
 }
 
 JsonReader JsonReader::child(const std::string& key) {

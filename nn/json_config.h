@@ -25,6 +25,9 @@ class JsonReader {
   int64_t get_int(const std::string& key, int64_t def,
                   int64_t lo = std::numeric_limits<int64_t>::min(),
                   int64_t hi = std::numeric_limits<int64_t>::max());
+  // A required integer in [lo, hi].
+  int64_t require_int(const std::string& key, int64_t lo = std::numeric_limits<int64_t>::min(),
+                      int64_t hi = std::numeric_limits<int64_t>::max());
   // Numbers in [lo, hi]; with lo_open, > lo.
   double get_number(const std::string& key, double def,
                     double lo = -std::numeric_limits<double>::infinity(),
@@ -35,6 +38,9 @@ class JsonReader {
                          const std::vector<std::string>& choices = {});
   // A required string ("type" of a module).
   std::string require_string(const std::string& key, const std::vector<std::string>& choices = {});
+  // The raw value under key (null when missing), marked as read: for arrays
+  // and other shapes the caller validates itself.
+  Json get_raw(const std::string& key);
   // A nested object (missing: an empty one). Its reads land in resolved().
   JsonReader child(const std::string& key);
   // Records a nested reader's resolved object under key (call after reading it).

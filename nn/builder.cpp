@@ -1,0 +1,114 @@
+#include "nn/builder.h"
+
+#include <algorithm>
+#include <functional>
+#include <map>
+
+#include "nn/activation.h"
+#include "nn/embedding.h"
+#include "nn/linear.h"
+#include "nn/rnn.h"
+#include "nn/sequential.h"
+
+namespace qkv {
+namespace {
+
+using Maker = std::function<std::shared_ptr<Module>(JsonReader&, Generator&)>;
+
+RNNOptions rnn_options(JsonReader& r) {
+  RNNOptions o;
+  o.input_size = r.require_int("input_size", 1);
+  o.hidden_size = r.require_int("hidden_size", 1);
+  o.num_layers = r.get_int("num_layers", 1, 1, 64);
+  o.bias = r.get_bool("bias", true);
+  o.batch_first = r.get_bool("batch_first", false);
+  o.dropout = float(r.get_number("dropout", 0.0, 0.0, 0.999));
+  o.bidirectional = r.get_bool("bidirectional", false);
+  return o;
+}
+
+const std::map<std::string, Maker>& makers() {
+  static const std::map<std::string, Maker> m = {
+      {"linear",
+       [](JsonReader& r, Generator& g) {
+         LinearOptions o;
+         o.in_features = r.require_int("in_features", 1);
+         o.out_features = r.require_int("out_features", 1);
+         o.bias = r.get_bool("bias", true);
+         return std::make_shared<Linear>(o, g);
+       }},
+      {"embedding",
+       [](JsonReader& r, Generator& g) {
+         EmbeddingOptions o;
+         o.num_embeddings = r.require_int("num_embeddings", 1);
+         o.embedding_dim = r.require_int("embedding_dim", 1);
+         o.padding_idx = r.get_int("padding_idx", -1, -1, o.num_embeddings - 1);
+         return std::make_shared<Embedding>(o, g);
+       }},
+      {"lstm", [](JsonReader& r, Generator& g) { return std::make_shared<LSTM>(rnn_options(r), g); }},
+      {"gru", [](JsonReader& r, Generator& g) { return std::make_shared<GRU>(rnn_options(r), g); }},
+      {"lstm_cell",
+       [](JsonReader& r, Generator& g) {
+         const int64_t in = r.require_int("input_size", 1), h = r.require_int("hidden_size", 1);
+         return std::make_shared<LSTMCell>(in, h, g, r.get_bool("bias", true));
+       }},
+      {"gru_cell",
+       [](JsonReader& r, Generator& g) {
+         const int64_t in = r.require_int("input_size", 1), h = r.require_int("hidden_size", 1);
+         return std::make_shared<GRUCell>(in, h, g, r.get_bool("bias", true));
+       }},
+      {"relu", [](JsonReader&, Generator&) { return std::make_shared<Activation>(UnaryOp::relu); }},
+      {"gelu", [](JsonReader&, Generator&) { return std::make_shared<Activation>(UnaryOp::gelu); }},
+      {"tanh", [](JsonReader&, Generator&) { return std::make_shared<Activation>(UnaryOp::tanh); }},
+      {"sigmoid",
+       [](JsonReader&, Generator&) { return std::make_shared<Activation>(UnaryOp::sigmoid); }},
+      {"dropout",
+       [](JsonReader& r, Generator& g) {
+         return std::make_shared<Dropout>(float(r.get_number("p", 0.5, 0.0, 0.999)), g);
+       }},
+  };
+  return m;
+}
+
+}  // namespace
+
+std::vector<std::string> module_types() {
+  std::vector<std::string> t = {"sequential"};
+  for (const auto& [k, _] : makers()) t.push_back(k);
+  std::sort(t.begin(), t.end());
+  return t;
+}
+
+Built build_module(const Json& config, Generator& gen, const std::string& path) {
+  JsonReader r(config, path);
+  const std::string type = r.require_string("type", module_types());
+  Built b;
+  if (type == "sequential") {
+    const std::string lpath = r.path_of("layers");
+    const Json layers = r.get_raw("layers");
+    check(layers.is_array() && !layers.empty(), lpath,
+          ": expected a non-empty array of module configs");
+    r.finish();
+    auto seq = std::make_shared<Sequential>();
+    Json resolved_layers = Json::array();
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const std::string ipath = lpath + "[" + std::to_string(i) + "]";
+      Built layer = build_module(layers[i], gen, ipath);
+      auto unary = std::dynamic_pointer_cast<UnaryModule>(layer.module);
+      check(unary != nullptr, ipath, ": a ", layer.resolved["type"].get<std::string>(),
+            " does not map one tensor to one tensor, so it cannot sit in a sequential");
+      seq->push_back(unary);
+      resolved_layers.push_back(layer.resolved);
+    }
+    b.module = seq;
+    b.resolved = r.resolved();
+    b.resolved["layers"] = resolved_layers;
+    return b;
+  }
+  b.module = makers().at(type)(r, gen);
+  r.finish();
+  b.resolved = r.resolved();
+  return b;
+}
+
+}  // namespace qkv

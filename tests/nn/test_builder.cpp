@@ -1,0 +1,64 @@
+// Modules built from JSON: PyTorch names come out of the right types, the
+// resolved config carries every default, and config mistakes name their path.
+#include "engine/rng.h"
+#include "nn/builder.h"
+#include "nn/rnn.h"
+#include "tests/test_utils.h"
+
+namespace qkv {
+namespace {
+
+TEST_SUITE("nn/builder") {
+  TEST_CASE("a sequential MLP and an LSTM from JSON, with resolved defaults") {
+    Generator g(1);
+    Built mlp = build_module(Json::parse(R"({"type": "sequential", "layers": [
+        {"type": "linear", "in_features": 4, "out_features": 8},
+        {"type": "relu"},
+        {"type": "dropout", "p": 0.1},
+        {"type": "linear", "in_features": 8, "out_features": 2, "bias": false}]})"), g);
+    std::vector<std::string> names;
+    for (auto& [n, _] : mlp.module->named_parameters()) names.push_back(n);
+    CHECK(names == std::vector<std::string>{"0.weight", "0.bias", "3.weight"});
+    CHECK(mlp.resolved["layers"][0]["bias"] == true);  // default filled in
+    CHECK(mlp.resolved["layers"][3]["bias"] == false);
+
+    Built lstm = build_module(Json::parse(
+        R"({"type": "lstm", "input_size": 3, "hidden_size": 5, "bidirectional": true})"), g);
+    auto* l = dynamic_cast<LSTM*>(lstm.module.get());
+    REQUIRE(l != nullptr);
+    CHECK(l->options.bidirectional);
+    CHECK(lstm.resolved.dump() ==
+          R"({"type":"lstm","input_size":3,"hidden_size":5,"num_layers":1,"bias":true,)"
+          R"("batch_first":false,"dropout":0.0,"bidirectional":true})");
+    // The resolved config builds the same module again.
+    Built again = build_module(lstm.resolved, g);
+    CHECK(again.resolved == lstm.resolved);
+  }
+
+  TEST_CASE("mistakes name their JSON path") {
+    Generator g(2);
+    auto err = [&](const char* text, const std::string& path = "model") {
+      return test::error_of([&] { build_module(Json::parse(text), g, path); });
+    };
+    CHECK(err(R"({"type": "lstm", "input_size": 3, "hiden_size": 5})") ==
+          "model.hidden_size: missing (required)");
+    CHECK(err(R"({"type": "lstm", "input_size": 3, "hidden_size": 5, "bidirectonal": true})") ==
+          "model.bidirectonal: unknown key (known: batch_first, bias, bidirectional, dropout, "
+          "hidden_size, input_size, num_layers, type)");
+    CHECK(err(R"({"type": "lstn"})").find("model.type: expected one of dropout, embedding, gelu") ==
+          0);
+    CHECK(err(R"({"input_size": 3})") == "model.type: missing (required)");
+    CHECK(err(R"({"type": "linear", "in_features": 0, "out_features": 2})") ==
+          "model.in_features: expected an integer >= 1, got 0");
+    CHECK(err(R"({"type": "sequential", "layers": [{"type": "relu"}, {"type": "lstm", "input_size": 2, "hidden_size": 2}]})") ==
+          "model.layers[1]: a lstm does not map one tensor to one tensor, so it cannot sit in a "
+          "sequential");
+    CHECK(err(R"({"type": "sequential", "layers": [{"type": "dropout", "p": 1.5}]})") ==
+          "model.layers[0].p: expected a number in [0, 0.999], got 1.5");
+    CHECK(err(R"({"type": "sequential"})") ==
+          "model.layers: expected a non-empty array of module configs");
+  }
+}
+
+}  // namespace
+}  // namespace qkv

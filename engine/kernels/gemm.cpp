@@ -23,6 +23,7 @@
 
 #include "engine/error.h"
 #include "engine/kernels/gemm.h"
+#include "engine/kernels/row_moments.h"
 #include "engine/memory.h"
 #include "engine/simd.h"
 #include "engine/threads.h"
@@ -294,22 +295,6 @@ void gemm_blocked(const Problem& P, int nt) {
 
 // ---- small paths: no packing ----------------------------------------------------
 
-float dot(const float* x, const float* y, int64_t n) {
-  VF s0(0.f), s1(0.f), s2(0.f), s3(0.f);  // 4 chains hide FMA latency
-  int64_t k = 0;
-  for (; k + 4 * W <= n; k += 4 * W) {
-    s0 = xsimd::fma(VF::load_unaligned(x + k), VF::load_unaligned(y + k), s0);
-    s1 = xsimd::fma(VF::load_unaligned(x + k + W), VF::load_unaligned(y + k + W), s1);
-    s2 = xsimd::fma(VF::load_unaligned(x + k + 2 * W), VF::load_unaligned(y + k + 2 * W), s2);
-    s3 = xsimd::fma(VF::load_unaligned(x + k + 3 * W), VF::load_unaligned(y + k + 3 * W), s3);
-  }
-  for (; k + W <= n; k += W)
-    s0 = xsimd::fma(VF::load_unaligned(x + k), VF::load_unaligned(y + k), s0);
-  float s = simd::hsum((s0 + s1) + (s2 + s3));
-  for (; k < n; ++k) s += x[k] * y[k];
-  return s;
-}
-
 // y[0:n] += s * x[0:n]
 void axpy(float s, const float* x, float* y, int64_t n) {
   const VF vs(s);
@@ -358,7 +343,7 @@ void gemm_few_rows(const Problem& P, int nt) {
 #pragma omp for schedule(static)
         for (int64_t j = 0; j < N; ++j) {
           float& c = P.C[i * P.ldc + j];
-          c = P.alpha * dot(a, P.B + j * P.ldb, K) + (P.beta != 0.f ? P.beta * c : 0.f);
+          c = P.alpha * rows::dot(a, P.B + j * P.ldb, K) + (P.beta != 0.f ? P.beta * c : 0.f);
         }
       }
     }
@@ -377,7 +362,7 @@ void gemm_few_cols(const Problem& P, int nt) {
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) {
         float& c = P.C[i * P.ldc + j];
-        c = P.alpha * dot(P.A + i * P.lda, bcol.data() + j * K, K) +
+        c = P.alpha * rows::dot(P.A + i * P.lda, bcol.data() + j * K, K) +
             (P.beta != 0.f ? P.beta * c : 0.f);
       }
   } else {

@@ -33,6 +33,21 @@ float sum(const float* p, int64_t n) {
   return sum(p, h) + sum(p + h, n - h);
 }
 
+float dot(const float* a, const float* b, int64_t n) {
+  VF s0(0.f), s1(0.f), s2(0.f), s3(0.f);
+  int64_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    s0 = xsimd::fma(VF::load_unaligned(a + i), VF::load_unaligned(b + i), s0);
+    s1 = xsimd::fma(VF::load_unaligned(a + i + W), VF::load_unaligned(b + i + W), s1);
+    s2 = xsimd::fma(VF::load_unaligned(a + i + 2 * W), VF::load_unaligned(b + i + 2 * W), s2);
+    s3 = xsimd::fma(VF::load_unaligned(a + i + 3 * W), VF::load_unaligned(b + i + 3 * W), s3);
+  }
+  for (; i + W <= n; i += W) s0 = xsimd::fma(VF::load_unaligned(a + i), VF::load_unaligned(b + i), s0);
+  float s = simd::hsum((s0 + s1) + (s2 + s3));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
 Moments centred(const float* p, int64_t n, const float* next) {
   constexpr int kLine = 64 / int(sizeof(float));
   const float mean0 = sum(p, n) / float(n);

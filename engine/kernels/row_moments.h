@@ -1,5 +1,5 @@
-// Row reductions shared by the reduction and LayerNorm kernels: a pairwise
-// SIMD sum, and the centred moments that variance and LayerNorm statistics
+// Row reductions shared by the reduction, softmax, LayerNorm and GEMM kernels:
+// a pairwise SIMD sum, a dot product, and the centred moments that variance and LayerNorm statistics
 // are built from (two passes: the one-pass E[x^2] - E[x]^2 form is wrong by
 // orders of magnitude when |mean| >> std).
 #pragma once
@@ -10,6 +10,10 @@ namespace qkv::rows {
 // Sum of p[0..n): 4 vector accumulators within 2048-float blocks, blocks
 // combined pairwise, so the error grows like log2(n) rather than n.
 float sum(const float* p, int64_t n);
+
+// sum(a[i] * b[i]) over [0, n): 4 FMA chains (latency 4 x 2 pipes would want
+// 8, but rows here are short and memory-bound).
+float dot(const float* a, const float* b, int64_t n);
 
 struct Moments {
   float mean0;   // sum / n (pass 1)

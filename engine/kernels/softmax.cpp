@@ -5,6 +5,8 @@
 
 #include "engine/kernels/softmax.h"
 
+#include "engine/kernels/row_moments.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -117,22 +119,9 @@ void log_softmax_row(const float* x, float* y, int64_t n, const float* next) {
 
 // dx = y * (dy - sum(dy * y))
 void softmax_backward_row(const float* y, const float* dy, float* dx, int64_t n) {
-  VF s0(0.f), s1(0.f), s2(0.f), s3(0.f);
+  const float dot = rows::dot(y, dy, n);
   int64_t i = 0;
-  for (; i + 4 * W <= n; i += 4 * W) {
-    s0 = xsimd::fma(VF::load_unaligned(y + i), VF::load_unaligned(dy + i), s0);
-    s1 = xsimd::fma(VF::load_unaligned(y + i + W), VF::load_unaligned(dy + i + W), s1);
-    s2 = xsimd::fma(VF::load_unaligned(y + i + 2 * W), VF::load_unaligned(dy + i + 2 * W), s2);
-    s3 = xsimd::fma(VF::load_unaligned(y + i + 3 * W), VF::load_unaligned(dy + i + 3 * W), s3);
-  }
-  for (; i + W <= n; i += W)
-    s0 = xsimd::fma(VF::load_unaligned(y + i), VF::load_unaligned(dy + i), s0);
-  if (i < n)
-    s1 = xsimd::fma(simd::load_partial(y + i, int(n - i), 0.f),
-                    simd::load_partial(dy + i, int(n - i), 0.f), s1);
-  const float dot = simd::hsum((s0 + s1) + (s2 + s3));
   const VF vd(dot);
-  i = 0;
   for (; i + W <= n; i += W)
     ((VF::load_unaligned(dy + i) - vd) * VF::load_unaligned(y + i)).store_unaligned(dx + i);
   for (; i < n; ++i) dx[i] = (dy[i] - dot) * y[i];
@@ -140,19 +129,9 @@ void softmax_backward_row(const float* y, const float* dy, float* dx, int64_t n)
 
 // dx = dy - exp(y) * sum(dy)
 void log_softmax_backward_row(const float* y, const float* dy, float* dx, int64_t n) {
-  VF s0(0.f), s1(0.f), s2(0.f), s3(0.f);
+  const float sum = rows::sum(dy, n);
   int64_t i = 0;
-  for (; i + 4 * W <= n; i += 4 * W) {
-    s0 += VF::load_unaligned(dy + i);
-    s1 += VF::load_unaligned(dy + i + W);
-    s2 += VF::load_unaligned(dy + i + 2 * W);
-    s3 += VF::load_unaligned(dy + i + 3 * W);
-  }
-  for (; i + W <= n; i += W) s0 += VF::load_unaligned(dy + i);
-  if (i < n) s1 += simd::load_partial(dy + i, int(n - i), 0.f);
-  const float sum = simd::hsum((s0 + s1) + (s2 + s3));
   const VF vs(sum);
-  i = 0;
   for (; i + W <= n; i += W)
     xsimd::fnma(xsimd::exp(VF::load_unaligned(y + i)), vs, VF::load_unaligned(dy + i))
         .store_unaligned(dx + i);

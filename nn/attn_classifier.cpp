@@ -1,0 +1,58 @@
+// AttnClassifier (see attn_classifier.h). Shapes: B batch, T tokens, D
+// directions, H hidden size per direction.
+#include "nn/attn_classifier.h"
+
+#include <cmath>
+
+#include "autograd/ops.h"
+#include "engine/rng.h"
+#include "nn/attention.h"
+#include "nn/init.h"
+
+namespace qkv {
+
+AttnClassifier::AttnClassifier(const AttnClassifierOptions& opt, Generator& gen) : options(opt) {
+  check(opt.vocab >= 1 && opt.embed >= 1 && opt.hidden >= 1 && opt.classes >= 1,
+        "AttnClassifier: vocab, embed, hidden and classes must be >= 1, got ", opt.vocab, ", ",
+        opt.embed, ", ", opt.hidden, ", ", opt.classes);
+  const int64_t DH = (opt.bidirectional ? 2 : 1) * opt.hidden;
+  embedding = register_module(
+      "embedding", std::make_shared<Embedding>(
+                       EmbeddingOptions{opt.vocab, opt.embed, opt.padding_idx}, gen));
+  RNNOptions r;
+  r.input_size    = opt.embed;
+  r.hidden_size   = opt.hidden;
+  r.batch_first   = true;
+  r.bidirectional = opt.bidirectional;
+  lstm = register_module("lstm", std::make_shared<LSTM>(r, gen));
+  // As a Linear(DH -> 1) row: U(-1/sqrt(DH), 1/sqrt(DH)).
+  Tensor q({DH});
+  const float bound = 1.f / std::sqrt(float(DH));
+  init::uniform(q, -bound, bound, gen);
+  query = register_parameter("query", q);
+  head = register_module("head", std::make_shared<Linear>(LinearOptions{DH, opt.classes, true}, gen));
+}
+
+// ids: [B,T], lengths: [B] -> logits [B,classes], weights [B,T]
+ClassifierOutput AttnClassifier::forward(const IntTensor& ids, const IntTensor& lengths) {
+  check(ids.dim() == 2, "AttnClassifier: ids must be [B,T], got ", ids.shape());
+  const int64_t B = ids.size(0), T = ids.size(1), DH = query.size(0);
+  Tensor mask = attention_mask(lengths, B, T, "AttnClassifier");       // [B,T]
+  Var keys = lstm->forward(embedding->forward(ids), &lengths).output;  // [B,T,DH]
+  Var scores = matmul(keys, reshape(query, {DH, 1}));                   // [B,T,1]
+  scores = reshape(scores, {B, T}) * (1.f / std::sqrt(float(DH))) + Var(mask);
+  Var weights = softmax(scores);                                        // [B,T]
+  Var context = reshape(matmul(reshape(weights, {B, 1, T}), keys), {B, DH});
+  return {head->forward(context), weights};
+}
+
+std::string AttnClassifier::describe() const {
+  return "AttnClassifier(vocab=" + std::to_string(options.vocab) +
+         ", embed=" + std::to_string(options.embed) +
+         ", hidden=" + std::to_string(options.hidden) +
+         ", classes=" + std::to_string(options.classes) +
+         ", bidirectional=" + (options.bidirectional ? "true" : "false") +
+         ", padding_idx=" + std::to_string(options.padding_idx) + ")";
+}
+
+}  // namespace qkv

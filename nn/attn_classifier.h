@@ -1,0 +1,50 @@
+// AttnClassifier: the attention-pooled LSTM text classifier of "Understanding
+// Attention for Text Classification" (Sun & Lu, ACL 2020):
+//   ids [B,T] -> Embedding [B,T,E] -> LSTM (batch_first, lengths) -> keys [B,T,D*H]
+//   scores = keys . query / sqrt(D*H), query a learned [D*H] vector, length-masked
+//   weights = softmax(scores) [B,T], context = weights @ keys [B,D*H]
+//   logits = head(context) [B,classes]
+// Parameters: embedding.weight, lstm.*, query, head.weight, head.bias.
+// Not here: dropout, pretrained embeddings, multiple layers.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "nn/embedding.h"
+#include "nn/linear.h"
+#include "nn/module.h"
+#include "nn/rnn.h"
+
+namespace qkv {
+
+class Generator;
+
+struct AttnClassifierOptions {
+  int64_t vocab = 0;          // V
+  int64_t embed = 0;          // E
+  int64_t hidden = 0;         // H per direction
+  int64_t classes = 0;
+  bool bidirectional = true;  // D = 2
+  int64_t padding_idx = 0;    // embedding row that stays zero (-1: none)
+};
+
+struct ClassifierOutput {
+  Var logits;   // [B,classes]
+  Var weights;  // [B,T]; exactly 0 at padded tokens
+};
+
+class AttnClassifier : public Module {
+ public:
+  AttnClassifier(const AttnClassifierOptions& opt, Generator& gen);
+  // ids: [B,T] token ids; lengths: [B] in [1,T].
+  ClassifierOutput forward(const IntTensor& ids, const IntTensor& lengths);
+  std::string describe() const override;
+
+  AttnClassifierOptions options;
+  std::shared_ptr<Embedding> embedding;
+  std::shared_ptr<LSTM> lstm;
+  Var query;  // [D*H]
+  std::shared_ptr<Linear> head;
+};
+
+}  // namespace qkv

@@ -5,6 +5,8 @@
 #include <map>
 
 #include "nn/activation.h"
+#include "nn/attention.h"
+#include "nn/attn_classifier.h"
 #include "nn/embedding.h"
 #include "nn/linear.h"
 #include "nn/rnn.h"
@@ -62,6 +64,28 @@ const std::map<std::string, Maker>& makers() {
       {"tanh", [](JsonReader&, Generator&) { return std::make_shared<Activation>(UnaryOp::tanh); }},
       {"sigmoid",
        [](JsonReader&, Generator&) { return std::make_shared<Activation>(UnaryOp::sigmoid); }},
+      {"attention",
+       [](JsonReader& r, Generator& g) {
+         AttentionOptions o;
+         o.score = score_from_name(r.get_string(
+             "score", "dot", {"dot", "scaled_dot", "general", "concat", "additive"}));
+         o.query_size = r.require_int("query_size", 1);
+         o.key_size = r.require_int("key_size", 1);
+         o.attn_size = r.get_int("attn_size", 0, 0);
+         o.bias = r.get_bool("bias", false);
+         return std::make_shared<Attention>(o, g);
+       }},
+      {"attn_classifier",
+       [](JsonReader& r, Generator& g) {
+         AttnClassifierOptions o;
+         o.vocab = r.require_int("vocab", 1);
+         o.embed = r.require_int("embed", 1);
+         o.hidden = r.require_int("hidden", 1);
+         o.classes = r.require_int("classes", 2);
+         o.bidirectional = r.get_bool("bidirectional", true);
+         o.padding_idx = r.get_int("padding_idx", 0, -1, o.vocab - 1);
+         return std::make_shared<AttnClassifier>(o, g);
+       }},
       {"dropout",
        [](JsonReader& r, Generator& g) {
          return std::make_shared<Dropout>(float(r.get_number("p", 0.5, 0.0, 0.999)), g);

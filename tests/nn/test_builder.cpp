@@ -1,5 +1,7 @@
 // Modules built from JSON: PyTorch names come out of the right types, the
 // resolved config carries every default, and config mistakes name their path.
+#include <algorithm>
+
 #include "engine/rng.h"
 #include "nn/builder.h"
 #include "nn/rnn.h"
@@ -35,6 +37,23 @@ TEST_SUITE("nn/builder") {
     CHECK(again.resolved == lstm.resolved);
   }
 
+  TEST_CASE("attention and the attention-pooled classifier from JSON") {
+    Generator g(3);
+    Built a = build_module(Json::parse(
+        R"({"type": "attention", "score": "additive", "query_size": 6, "key_size": 8})"), g);
+    std::vector<std::string> names;
+    for (auto& [n, _] : a.module->named_parameters()) names.push_back(n);
+    CHECK(std::find(names.begin(), names.end(), "U.weight") != names.end());
+    CHECK(a.resolved["attn_size"] == 0);
+    Built c = build_module(Json::parse(
+        R"({"type": "attn_classifier", "vocab": 20, "embed": 4, "hidden": 5, "classes": 3})"), g);
+    CHECK(c.resolved["bidirectional"] == true);
+    CHECK(c.module->num_parameters() > 0);
+    CHECK(test::error_of([&] {
+            build_module(Json::parse(R"({"type": "attention", "score": "cosine", "query_size": 2, "key_size": 2})"), g);
+          }) == "model.score: expected one of dot, scaled_dot, general, concat, additive, got \"cosine\"");
+  }
+
   TEST_CASE("mistakes name their JSON path") {
     Generator g(2);
     auto err = [&](const char* text, const std::string& path = "model") {
@@ -45,7 +64,7 @@ TEST_SUITE("nn/builder") {
     CHECK(err(R"({"type": "lstm", "input_size": 3, "hidden_size": 5, "bidirectonal": true})") ==
           "model.bidirectonal: unknown key (known: batch_first, bias, bidirectional, dropout, "
           "hidden_size, input_size, num_layers, type)");
-    CHECK(err(R"({"type": "lstn"})").find("model.type: expected one of dropout, embedding, gelu") ==
+    CHECK(err(R"({"type": "lstn"})").find("model.type: expected one of attention, attn_classifier, dropout") ==
           0);
     CHECK(err(R"({"input_size": 3})") == "model.type: missing (required)");
     CHECK(err(R"({"type": "linear", "in_features": 0, "out_features": 2})") ==

@@ -84,7 +84,7 @@ void time_copy(const Options& opt, const std::string& suite, const std::string& 
 }
 
 const std::vector<std::string>& suite_names() {
-  static const std::vector<std::string> names = {"gemm", "softmax", "layernorm", "lstm"};
+  static const std::vector<std::string> names = {"gemm", "softmax", "layernorm", "lstm", "attention"};
   return names;
 }
 
@@ -93,6 +93,7 @@ std::vector<Result> run_suite(const std::string& name, const Options& opt) {
   if (name == "softmax") return suite_softmax(opt);
   if (name == "layernorm") return suite_layernorm(opt);
   if (name == "lstm") return suite_lstm(opt);
+  if (name == "attention") return suite_attention(opt);
   std::string known;
   for (const auto& n : suite_names()) known += (known.empty() ? "" : ", ") + n;
   fail("bench: unknown suite '", name, "' (known: ", known, ")");

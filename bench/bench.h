@@ -61,6 +61,7 @@ std::vector<Result> suite_gemm(const Options& opt);
 std::vector<Result> suite_softmax(const Options& opt);
 std::vector<Result> suite_layernorm(const Options& opt);
 std::vector<Result> suite_lstm(const Options& opt);
+std::vector<Result> suite_attention(const Options& opt);
 
 // Names of all suites in order, and the runner `qkv bench` calls.
 const std::vector<std::string>& suite_names();

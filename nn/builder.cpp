@@ -10,6 +10,7 @@
 #include "nn/embedding.h"
 #include "nn/linear.h"
 #include "nn/rnn.h"
+#include "nn/seq2seq.h"
 #include "nn/sequential.h"
 
 namespace qkv {
@@ -85,6 +86,31 @@ const std::map<std::string, Maker>& makers() {
          o.bidirectional = r.get_bool("bidirectional", true);
          o.padding_idx = r.get_int("padding_idx", 0, -1, o.vocab - 1);
          return std::make_shared<AttnClassifier>(o, g);
+       }},
+      {"seq2seq",
+       [](JsonReader& r, Generator& g) {
+         Seq2SeqOptions o;
+         o.src_vocab = r.require_int("src_vocab", 1);
+         o.tgt_vocab = r.require_int("tgt_vocab", 1);
+         o.embed = r.get_int("embed", o.embed, 1);
+         o.hidden = r.get_int("hidden", o.hidden, 1);
+         o.rnn = r.get_string("rnn", o.rnn, {"lstm", "gru"});
+         o.layers = r.get_int("layers", o.layers, 1, 16);
+         o.bidirectional = r.get_bool("bidirectional", o.bidirectional);
+         JsonReader a = r.child("attention");  // {"type": "luong", "score": "general", ...}
+         o.attention = a.get_string("type", o.attention, {"none", "luong", "bahdanau"});
+         const std::string def_score = o.attention == "bahdanau" ? "additive" : "general";
+         o.score = score_from_name(a.get_string(
+             "score", def_score, {"dot", "scaled_dot", "general", "concat", "additive"}));
+         o.input_feeding = a.get_bool("input_feeding", o.input_feeding);
+         a.finish();
+         r.set_child("attention", a);
+         o.peeky = r.get_bool("peeky", o.peeky);
+         o.reverse_source = r.get_bool("reverse_source", o.reverse_source);
+         o.pad = int32_t(r.get_int("pad", o.pad, 0));
+         o.bos = int32_t(r.get_int("bos", o.bos, 0));
+         o.eos = int32_t(r.get_int("eos", o.eos, 0));
+         return std::make_shared<Seq2Seq>(o, g);
        }},
       {"dropout",
        [](JsonReader& r, Generator& g) {

@@ -29,7 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-SUITES = ("gemm", "softmax", "layernorm", "lstm")
+SUITES = ("gemm", "softmax", "layernorm", "lstm", "attention")
 GEMM_ONLY_PEERS = {"openblas"}
 
 
@@ -308,7 +308,7 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], metavar="N",
                     help="thread counts (default: 1 2)")
     ap.add_argument("--suites", nargs="+", default=["gemm", "softmax"], choices=SUITES,
-                    metavar="SUITE", help="suites: gemm softmax layernorm lstm (default: gemm softmax)")
+                    metavar="SUITE", help="suites: gemm softmax layernorm lstm attention (default: gemm softmax)")
     ap.add_argument("--rounds", type=int, default=1, metavar="R",
                     help="repeat the interleaved sequence R times, keep the best median "
                          "(default: 1)")
@@ -399,7 +399,7 @@ def main():
             continue
         if s == "gemm":
             print(gemm_tables(best, threads_list, peers))
-        elif s == "lstm":
+        elif s in ("lstm", "attention"):
             print(compute_table(best, s, threads_list, peers))
         else:
             print(rowwise_table(best, s, threads_list, peers))

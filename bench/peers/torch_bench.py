@@ -18,7 +18,7 @@ import importlib.util
 import os
 import sys
 
-SUITES = ("gemm", "softmax", "layernorm", "lstm")
+SUITES = ("gemm", "softmax", "layernorm", "lstm", "attention")
 GEMM_CASES = ("128x128x128", "256x256x256", "512x512x512", "1024x1024x1024",
               "2048x2048x2048", "8192x2048x512", "64x1024x256", "4096x64x64")
 ROWS, COLS = 4096, 1024
@@ -250,6 +250,91 @@ def lstm_cases():
             report("lstm", name, ms, gflops=(flops if kind == "fwd" else 3 * flops) / (ms * 1e6))
 
 
+ATT = dict(B=64, S=30, T=30, E=128, H=256, V=512)
+ATT_DIMS = f"B{ATT['B']} S{ATT['S']} T{ATT['T']} H{ATT['H']}"
+ATTENTION_CASES = [f"{k} {what} {ATT_DIMS}" for k in ("luong", "bahdanau")
+                   for what in ("step", "teacher fwd+bwd")]
+
+
+class Seq2SeqAtt(torch.nn.Module):
+    """The same model as qkv's Seq2Seq with attention: LSTM encoder, a tanh
+    bridge to the decoder's initial state, an LSTMCell decoder; Luong (general
+    score, input feeding, h~ = tanh(W_c [c; h])) or Bahdanau (additive score
+    from the previous state, context fed to the cell and to the output)."""
+
+    def __init__(self, kind, B, S, T, E, H, V):
+        super().__init__()
+        nn = torch.nn
+        self.kind, self.H = kind, H
+        self.src_emb, self.tgt_emb = nn.Embedding(V, E), nn.Embedding(V, E)
+        self.enc = nn.LSTM(E, H, batch_first=True)
+        self.bridge_h, self.bridge_c = nn.Linear(H, H), nn.Linear(H, H)
+        self.cell = nn.LSTMCell(E + H, H)
+        if kind == "luong":
+            self.W = nn.Linear(H, H, bias=False)
+            self.combine = nn.Linear(2 * H, H, bias=False)
+            self.out = nn.Linear(H, V)
+        else:
+            self.W, self.U = nn.Linear(H, H, bias=False), nn.Linear(H, H, bias=False)
+            self.v = nn.Linear(H, 1, bias=False)
+            self.out = nn.Linear(2 * H, V)
+
+    def encode(self, src, mask):
+        enc, (h, c) = self.enc(self.src_emb(src))
+        keys = self.W(enc) if self.kind == "luong" else self.U(enc)
+        return enc, keys, torch.tanh(self.bridge_h(h[0])), self.bridge_c(c[0])
+
+    def step(self, tok, h, c, feed, enc, keys, mask):
+        x = self.tgt_emb(tok)
+        if self.kind == "luong":
+            h, c = self.cell(torch.cat([x, feed], 1), (h, c))
+            a = torch.softmax((keys @ h.unsqueeze(2)).squeeze(2).masked_fill(mask, float("-inf")), 1)
+            ctx = (a.unsqueeze(1) @ enc).squeeze(1)
+            feed = torch.tanh(self.combine(torch.cat([ctx, h], 1)))
+            return self.out(feed), h, c, feed
+        e = self.v(torch.tanh(self.W(h).unsqueeze(1) + keys)).squeeze(2)
+        a = torch.softmax(e.masked_fill(mask, float("-inf")), 1)
+        ctx = (a.unsqueeze(1) @ enc).squeeze(1)
+        h, c = self.cell(torch.cat([x, ctx], 1), (h, c))
+        return self.out(torch.cat([h, ctx], 1)), h, c, feed
+
+
+def attention_cases():
+    B, S, T, E, H, V = (ATT[k] for k in ("B", "S", "T", "E", "H", "V"))
+    for kind in ("luong", "bahdanau"):
+        torch.manual_seed(5)
+        m = Seq2SeqAtt(kind, B, S, T, E, H, V)
+        src = torch.randint(3, V, (B, S))
+        tgt_in, tgt_out = torch.randint(3, V, (B, T)), torch.randint(3, V, (B, T))
+        lengths = torch.tensor([S - (b % 4) for b in range(B)])
+        mask = torch.arange(S)[None, :] >= lengths[:, None]
+        with torch.no_grad():
+            enc, keys, h0, c0 = m.encode(src, mask)
+        tok, zeros = torch.randint(3, V, (B,)), torch.zeros(B, H)
+        name = f"{kind} step {ATT_DIMS}"
+        if not FILTERS or name in FILTERS:
+            def run_step():
+                with torch.no_grad():
+                    m.step(tok, zeros, zeros, zeros, enc, keys, mask)
+            run_step()
+            report("attention", name, median_ms(run_step))
+        name = f"{kind} teacher fwd+bwd {ATT_DIMS}"
+        if not FILTERS or name in FILTERS:
+            def run_teacher():
+                with torch.enable_grad():
+                    enc, keys, h, c = m.encode(src, mask)
+                    feed, logits = torch.zeros(B, H), []
+                    for t in range(T):
+                        lo, h, c, feed = m.step(tgt_in[:, t], h, c, feed, enc, keys, mask)
+                        logits.append(lo)
+                    loss = F.cross_entropy(torch.stack(logits, 1).reshape(B * T, V),
+                                           tgt_out.reshape(-1))
+                    loss.backward()
+                m.zero_grad(set_to_none=True)
+            run_teacher()
+            report("attention", name, median_ms(run_teacher))
+
+
 def main():
     torch.set_num_threads(THREADS)
     torch.set_grad_enabled(False)
@@ -259,7 +344,8 @@ def main():
     known = set()
     for s in RUN_SUITES:
         known.update({"gemm": GEMM_CASES, "softmax": SOFTMAX_CASES,
-                      "layernorm": LAYERNORM_CASES, "lstm": LSTM_CASES}[s])
+                      "layernorm": LAYERNORM_CASES, "lstm": LSTM_CASES,
+                      "attention": ATTENTION_CASES}[s])
     unknown = [f for f in FILTERS if f not in known]
     if unknown:
         usage_exit(f"unknown suite or case {', '.join(repr(u) for u in unknown)} "
@@ -274,6 +360,8 @@ def main():
                 rowwise_cases("layernorm", LAYERNORM_CASES)
             elif s == "lstm":
                 lstm_cases()
+            elif s == "attention":
+                attention_cases()
     except CheckFailed as e:
         print(f"torch_bench: {e}", file=sys.stderr)
         return 1

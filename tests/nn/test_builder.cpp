@@ -54,6 +54,24 @@ TEST_SUITE("nn/builder") {
           }) == "model.score: expected one of dot, scaled_dot, general, concat, additive, got \"cosine\"");
   }
 
+  TEST_CASE("seq2seq from JSON: every variant, nested attention config") {
+    Generator g(4);
+    Built s = build_module(Json::parse(R"({"type": "seq2seq", "src_vocab": 12, "tgt_vocab": 10,
+        "hidden": 8, "embed": 4, "bidirectional": true,
+        "attention": {"type": "bahdanau"}})"), g);
+    CHECK(s.resolved["attention"]["score"] == "additive");  // Bahdanau's default
+    CHECK(s.resolved["rnn"] == "lstm");
+    bool has_u = false;
+    for (auto& [n, _] : s.module->named_parameters()) has_u |= n == "decoder.attention.U.weight";
+    CHECK(has_u);
+    Built again = build_module(s.resolved, g);  // the resolved config round-trips
+    CHECK(again.resolved == s.resolved);
+    CHECK(test::error_of([&] {
+            build_module(Json::parse(R"({"type": "seq2seq", "src_vocab": 5, "tgt_vocab": 5,
+                "attention": {"type": "luong", "scor": "dot"}})"), g);
+          }) == "model.attention.scor: unknown key (known: input_feeding, score, type)");
+  }
+
   TEST_CASE("mistakes name their JSON path") {
     Generator g(2);
     auto err = [&](const char* text, const std::string& path = "model") {

@@ -1,0 +1,432 @@
+// Seq2Seq encoder-decoder: the encoder, one decoder step for each variant
+// (none / peeky, Luong, Bahdanau), teacher forcing, greedy and beam search.
+// Legend: B batch, S source, T target, E embed, H hidden, D directions, V vocab.
+#include "nn/seq2seq.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "autograd/ops.h"
+#include "engine/error.h"
+#include "engine/rng.h"
+
+namespace qkv {
+namespace {
+
+int64_t dirs(const Seq2SeqOptions& o) { return o.bidirectional ? 2 : 1; }
+bool is_lstm(const Seq2SeqOptions& o) { return o.rnn == "lstm"; }
+
+void validate(const Seq2SeqOptions& o) {
+  check(o.rnn == "lstm" || o.rnn == "gru", "Seq2Seq: unknown rnn '", o.rnn,
+        "' (expected \"lstm\" or \"gru\")");
+  check(o.attention == "none" || o.attention == "luong" || o.attention == "bahdanau",
+        "Seq2Seq: unknown attention '", o.attention,
+        "' (expected \"none\", \"luong\" or \"bahdanau\")");
+  check(o.src_vocab >= 1 && o.tgt_vocab >= 1, "Seq2Seq: src_vocab and tgt_vocab must be >= 1, got ",
+        o.src_vocab, " and ", o.tgt_vocab);
+  check(o.embed >= 1 && o.hidden >= 1 && o.layers >= 1,
+        "Seq2Seq: embed, hidden and layers must be >= 1, got ", o.embed, ", ", o.hidden, ", ",
+        o.layers);
+  for (auto [name, id] : {std::pair{"pad", o.pad}, {"bos", o.bos}, {"eos", o.eos}})
+    check(id >= 0 && id < o.tgt_vocab, "Seq2Seq: ", name, " id ", id, " out of range [0,",
+          o.tgt_vocab, ")");
+  check(o.pad < o.src_vocab, "Seq2Seq: pad id ", o.pad, " out of range of src_vocab ", o.src_vocab);
+  check(!o.peeky || o.attention == "none",
+        "Seq2Seq: peeky applies to attention \"none\" only, got attention '", o.attention, "'");
+  const bool dotlike = o.score == Score::dot || o.score == Score::scaled_dot;
+  check(o.attention == "none" || !dotlike || dirs(o) == 1, "Seq2Seq: score ", score_name(o.score),
+        " needs query size == key size, but a ",
+        "bidirectional encoder gives keys of 2H = ", 2 * o.hidden, " vs decoder H = ", o.hidden,
+        " (use general, concat or additive)");
+}
+
+// Column t of a [B,T] id tensor -> [B].
+IntTensor column(const IntTensor& ids, int64_t t) {
+  return slice(ids, 1, t, t + 1).reshape({ids.size(0)});
+}
+
+// Each row's first len[b] ids reversed, padding left in place.
+IntTensor reverse_within(const IntTensor& ids, const IntTensor& len) {
+  IntTensor r = ids.clone();
+  const int64_t B = ids.size(0), S = ids.size(1);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t j = 0; j < len.data()[b]; ++j)
+      r.data()[b * S + j] = ids.data()[b * S + len.data()[b] - 1 - j];
+  return r;
+}
+
+// a: [B,T,S] weights over reversed sources -> original order (row b has len[b]).
+Tensor unreverse_attention(const Tensor& a, const IntTensor& len) {
+  const int64_t B = a.size(0), T = a.size(1), S = a.size(2);
+  Tensor r = Tensor::zeros(a.shape());
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t j = 0; j < len.data()[b]; ++j)
+        r.data()[(b * T + t) * S + j] = a.data()[(b * T + t) * S + len.data()[b] - 1 - j];
+  return r;
+}
+
+void check_source(const IntTensor& src, const IntTensor& len, const Seq2SeqOptions& o) {
+  check(src.dim() == 2, "Seq2Seq: src_ids must be [B,S], got ", src.shape());
+  check(len.dim() == 1 && len.size(0) == src.size(0), "Seq2Seq: src_len must be [B] = [",
+        src.size(0), "], got ", len.shape());
+  for (int64_t b = 0; b < len.numel(); ++b)
+    check(len.data()[b] >= 1 && len.data()[b] <= src.size(1), "Seq2Seq: src_len[", b,
+          "] = ", len.data()[b], " out of range [1,", src.size(1), "]");
+  check_ids(src, o.src_vocab, "Seq2Seq src_ids");
+}
+
+}  // namespace
+
+// ---- encoder ----------------------------------------------------------------------
+
+Seq2SeqEncoder::Seq2SeqEncoder(const Seq2SeqOptions& o, Generator& gen) {
+  embedding = register_module(
+      "embedding", std::make_shared<Embedding>(EmbeddingOptions{o.src_vocab, o.embed, o.pad}, gen));
+  RNNOptions r{o.embed, o.hidden, o.layers, true, /*batch_first=*/true, 0.f, o.bidirectional};
+  rnn = is_lstm(o)
+            ? register_module("rnn", std::shared_ptr<RNNBase>(std::make_shared<LSTM>(r, gen)))
+            : register_module("rnn", std::shared_ptr<RNNBase>(std::make_shared<GRU>(r, gen)));
+}
+
+EncoderOutput Seq2SeqEncoder::forward(const IntTensor& ids, const IntTensor& lengths) {
+  // ids: [B,S] -> outputs [B,S,D*H], h/c [B,D*H]
+  RNNOutput r = rnn->forward(embedding->forward(ids), &lengths);
+  const int64_t D = rnn->options.bidirectional ? 2 : 1, L = rnn->options.num_layers;
+  const int64_t B = ids.size(0), H = rnn->options.hidden_size;
+  auto last_layer = [&](const Var& s) {  // [L*D,B,H] -> [B,D*H]
+    std::vector<Var> parts;
+    for (int64_t d = 0; d < D; ++d)
+      parts.push_back(reshape(slice(s, 0, (L - 1) * D + d, (L - 1) * D + d + 1), {B, H}));
+    return D == 1 ? parts[0] : concat(parts, 1);
+  };
+  EncoderOutput e;
+  e.outputs = r.output;
+  e.h = last_layer(r.h_n);
+  if (r.c_n.defined()) e.c = last_layer(r.c_n);
+  return e;
+}
+
+std::string Seq2SeqEncoder::describe() const { return "Seq2SeqEncoder"; }
+
+// ---- decoder ----------------------------------------------------------------------
+
+Seq2SeqDecoder::Seq2SeqDecoder(const Seq2SeqOptions& o, Generator& gen) : options(o) {
+  const int64_t H = o.hidden, K = dirs(o) * H;  // K: encoder output (key) size
+  embedding = register_module(
+      "embedding", std::make_shared<Embedding>(EmbeddingOptions{o.tgt_vocab, o.embed, o.pad}, gen));
+  int64_t in = o.embed;
+  if (o.attention == "luong" && o.input_feeding) in += H;  // h~_{t-1}
+  if (o.attention == "bahdanau") in += K;                  // context c_t
+  if (o.peeky) in += K;                                    // encoder summary
+  if (is_lstm(o))
+    lstm = register_module("cell", std::make_shared<LSTMCell>(in, H, gen));
+  else
+    gru = register_module("cell", std::make_shared<GRUCell>(in, H, gen));
+  if (o.attention != "none")
+    attention = register_module(
+        "attention", std::make_shared<Attention>(AttentionOptions{o.score, H, K, H, false}, gen));
+  if (o.attention == "luong")
+    combine =
+        register_module("combine", std::make_shared<Linear>(LinearOptions{K + H, H, false}, gen));
+}
+
+DecoderStep Seq2SeqDecoder::step(const IntTensor& tokens, DecoderState& st,
+                                 const EncoderMemory& mem, Linear& out) {
+  // tokens: [B]; st.h, st.c, st.feed: [B,H]; mem.outputs: [B,S,K] -> logits [B,V]
+  auto cell = [&](const Var& x) {
+    if (lstm) {
+      CellState s = lstm->forward(x, {st.h, st.c});
+      st.h = s.h;
+      st.c = s.c;
+    } else {
+      st.h = gru->forward(x, st.h);
+    }
+  };
+  Var emb = embedding->forward(tokens);  // [B,E]
+  DecoderStep r;
+  if (options.attention == "luong") {
+    // Luong: step first, attend with the new h, h~ = tanh(W_c [c; h]), predict from h~.
+    cell(options.input_feeding ? concat({emb, st.feed}, 1) : emb);
+    AttentionResult a = attention->forward(st.h, mem.keys, mem.outputs);
+    Var ht = tanh(combine->forward(concat({a.context, st.h}, 1)));  // [B,H]
+    st.feed = ht;
+    r.logits = out.forward(ht);
+    r.weights = a.weights;
+  } else if (options.attention == "bahdanau") {
+    // Bahdanau: attend from the previous state s_{t-1}, feed [y; c], predict from [s_t; c].
+    AttentionResult a = attention->forward(st.h, mem.keys, mem.outputs);
+    cell(concat({emb, a.context}, 1));
+    r.logits = out.forward(concat({st.h, a.context}, 1));
+    r.weights = a.weights;
+  } else {
+    cell(options.peeky ? concat({emb, mem.summary}, 1) : emb);
+    r.logits = out.forward(st.h);
+  }
+  return r;
+}
+
+std::string Seq2SeqDecoder::describe() const {
+  return "Seq2SeqDecoder(attention=" + options.attention + ")";
+}
+
+// ---- the model --------------------------------------------------------------------
+
+Seq2Seq::Seq2Seq(const Seq2SeqOptions& opt, Generator& gen) : options(opt) {
+  validate(opt);
+  const int64_t H = opt.hidden, K = dirs(opt) * H;
+  encoder = register_module("encoder", std::make_shared<Seq2SeqEncoder>(opt, gen));
+  bridge_h = register_module("bridge_h", std::make_shared<Linear>(LinearOptions{K, H, true}, gen));
+  if (is_lstm(opt))
+    bridge_c =
+        register_module("bridge_c", std::make_shared<Linear>(LinearOptions{K, H, true}, gen));
+  decoder = register_module("decoder", std::make_shared<Seq2SeqDecoder>(opt, gen));
+  const int64_t out_in = opt.attention == "bahdanau" ? H + K : H;
+  out = register_module("out",
+                        std::make_shared<Linear>(LinearOptions{out_in, opt.tgt_vocab, true}, gen));
+}
+
+EncoderMemory Seq2Seq::encode(const IntTensor& src_ids, const IntTensor& src_len,
+                              DecoderState& st) {
+  check_source(src_ids, src_len, options);
+  IntTensor ids = options.reverse_source ? reverse_within(src_ids, src_len) : src_ids;
+  EncoderOutput e = encoder->forward(ids, src_len);
+  st.h = tanh(bridge_h->forward(e.h));
+  if (bridge_c) st.c = bridge_c->forward(e.c);
+  if (options.attention == "luong" && options.input_feeding)
+    st.feed = Var(Tensor::zeros({src_ids.size(0), options.hidden}));
+  EncoderMemory m;
+  m.outputs = e.outputs;
+  m.summary = e.h;
+  if (decoder->attention) m.keys = decoder->attention->prepare(e.outputs, &src_len);
+  return m;
+}
+
+Seq2SeqOutput Seq2Seq::forward_teacher(const IntTensor& src_ids, const IntTensor& src_len,
+                                       const IntTensor& tgt_in) {
+  // src_ids: [B,S], src_len: [B], tgt_in: [B,T] -> logits [B,T,V], attention [B,T,S]
+  check(tgt_in.dim() == 2 && src_ids.dim() == 2 && tgt_in.size(0) == src_ids.size(0),
+        "Seq2Seq: tgt_in must be [B,T] with the source's B, got src ", src_ids.shape(),
+        " and tgt_in ", tgt_in.shape());
+  check(tgt_in.size(1) >= 1, "Seq2Seq: tgt_in needs at least one step, got ", tgt_in.shape());
+  check_ids(tgt_in, options.tgt_vocab, "Seq2Seq tgt_in");
+  DecoderState st;
+  EncoderMemory mem = encode(src_ids, src_len, st);
+  std::vector<Var> logits;
+  std::vector<Tensor> weights;
+  for (int64_t t = 0; t < tgt_in.size(1); ++t) {
+    DecoderStep s = decoder->step(column(tgt_in, t), st, mem, *out);
+    logits.push_back(s.logits);
+    if (s.weights.defined()) weights.push_back(s.weights.value());
+  }
+  Seq2SeqOutput r;
+  r.logits = stack(logits, 1);
+  if (!weights.empty()) {
+    r.attention = stack(weights, 1);
+    if (options.reverse_source) r.attention = unreverse_attention(r.attention, src_len);
+  }
+  return r;
+}
+
+Var Seq2Seq::loss(const IntTensor& src_ids, const IntTensor& src_len, const IntTensor& tgt_in,
+                  const IntTensor& tgt_out) {
+  check(tgt_out.shape() == tgt_in.shape(), "Seq2Seq: tgt_out must match tgt_in ", tgt_in.shape(),
+        ", got ", tgt_out.shape());
+  Var logits = forward_teacher(src_ids, src_len, tgt_in).logits;
+  return cross_entropy(reshape(logits, {-1, options.tgt_vocab}), tgt_out.reshape({-1}),
+                       options.pad);
+}
+
+// ---- decoding ---------------------------------------------------------------------
+
+namespace {
+
+void check_single(const IntTensor& src, int64_t max_len, const char* op) {
+  check(src.dim() == 2 && src.size(0) == 1 && src.size(1) >= 1, "Seq2Seq::", op,
+        ": src_ids must be [1,S], got ", src.shape());
+  check(max_len >= 1, "Seq2Seq::", op, ": max_len must be >= 1, got ", max_len);
+}
+
+// A [T_out*S] row list -> [T_out,S] tensor, back in original source order.
+Tensor attention_matrix(const std::vector<float>& rows, int64_t S, bool reversed) {
+  const int64_t T = int64_t(rows.size()) / S;
+  Tensor a = Tensor::from({1, T, S}, rows);
+  if (reversed) a = unreverse_attention(a, IntTensor::from({1}, {int32_t(S)}));
+  return a.reshape({T, S});
+}
+
+float normalised(double logp, size_t len, float alpha) {
+  return float(logp / std::pow(double(std::max<size_t>(len, 1)), double(alpha)));
+}
+
+}  // namespace
+
+Decoded Seq2Seq::greedy(const IntTensor& src_ids, int64_t max_len) {
+  check_single(src_ids, max_len, "greedy");
+  NoGrad ng;
+  const int64_t S = src_ids.size(1), V = options.tgt_vocab;
+  DecoderState st;
+  EncoderMemory mem = encode(src_ids, IntTensor::from({1}, {int32_t(S)}), st);
+  Decoded d;
+  std::vector<float> rows;
+  double total = 0;
+  int32_t tok = options.bos;
+  for (int64_t t = 0; t < max_len; ++t) {
+    DecoderStep s = decoder->step(IntTensor::from({1}, {tok}), st, mem, *out);
+    Tensor lp = log_softmax(s.logits).value();
+    const float* p = lp.data();
+    tok = int32_t(std::max_element(p, p + V) - p);  // first maximum on ties
+    total += p[tok];
+    d.tokens.push_back(tok);
+    if (s.weights.defined())
+      rows.insert(rows.end(), s.weights.value().begin(), s.weights.value().end());
+    else
+      rows.insert(rows.end(), S, 0.f);
+    if (tok == options.eos) break;
+  }
+  d.attention = attention_matrix(rows, S, options.reverse_source);
+  d.score = float(total);
+  return d;
+}
+
+Decoded Seq2Seq::beam(const IntTensor& src_ids, int64_t beam_size, int64_t max_len, float alpha) {
+  check_single(src_ids, max_len, "beam");
+  check(beam_size >= 1, "Seq2Seq::beam: beam_size must be >= 1, got ", beam_size);
+  check(alpha >= 0.f, "Seq2Seq::beam: length-normalisation alpha must be >= 0, got ", alpha);
+  NoGrad ng;
+  const int64_t K = beam_size, S = src_ids.size(1), V = options.tgt_vocab;
+  const double dead = -std::numeric_limits<double>::infinity();
+
+  // The K live hypotheses are one decoder batch: encode K copies of the source
+  // (cheap next to decoding), and start with only hypothesis 0 alive.
+  IntTensor src_k({K, S});
+  for (int64_t k = 0; k < K; ++k) std::copy(src_ids.begin(), src_ids.end(), src_k.data() + k * S);
+  DecoderState st;
+  EncoderMemory mem = encode(src_k, IntTensor::full({K}, int32_t(S)), st);
+
+  struct Hyp {
+    std::vector<int32_t> tokens;
+    std::vector<float> rows;  // attention, [len*S]
+    double logp = 0;
+  };
+  std::vector<Hyp> live(K), finished;
+  for (int64_t k = 1; k < K; ++k) live[k].logp = dead;
+  IntTensor input = IntTensor::full({K}, options.bos);
+
+  struct Cand {
+    double score;
+    int32_t parent, token;
+  };
+  std::vector<Cand> cands;
+  bool hit_max = true;
+  for (int64_t t = 0; t < max_len; ++t) {
+    DecoderStep s = decoder->step(input, st, mem, *out);
+    Tensor lp = log_softmax(s.logits).value();  // [K,V]
+    cands.clear();
+    for (int64_t k = 0; k < K; ++k) {
+      if (live[k].logp == dead) continue;
+      for (int64_t v = 0; v < V; ++v)
+        cands.push_back({live[k].logp + lp.data()[k * V + v], int32_t(k), int32_t(v)});
+    }
+    // Best first; ties by parent then token, so beam 1 picks greedy's first maximum.
+    std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) {
+      if (a.score != b.score) return a.score > b.score;
+      if (a.parent != b.parent) return a.parent < b.parent;
+      return a.token < b.token;
+    });
+    std::vector<Hyp> next;
+    std::vector<int32_t> parents;
+    for (const Cand& c : cands) {
+      if (int64_t(next.size()) == K) break;
+      Hyp h = live[c.parent];
+      h.tokens.push_back(c.token);
+      h.logp = c.score;
+      if (s.weights.defined()) {
+        const float* w = s.weights.value().data() + c.parent * S;
+        h.rows.insert(h.rows.end(), w, w + S);
+      } else {
+        h.rows.insert(h.rows.end(), S, 0.f);
+      }
+      if (c.token == options.eos) {
+        finished.push_back(std::move(h));
+      } else {
+        next.push_back(std::move(h));
+        parents.push_back(c.parent);
+      }
+    }
+    // Stop once no live hypothesis can still beat the best finished one: its
+    // log-prob only falls, so its best normalised score is logp / max_len^alpha.
+    // (alpha = 0 and beam 1: stops exactly where greedy stops.)
+    double best_done = dead, best_live = dead;
+    for (const Hyp& h : finished)
+      best_done = std::max(best_done, double(normalised(h.logp, h.tokens.size(), alpha)));
+    for (const Hyp& h : next)
+      best_live = std::max(best_live, h.logp / std::pow(double(max_len), double(alpha)));
+    if (next.empty() || best_done >= best_live) {
+      hit_max = false;
+      break;
+    }
+    while (int64_t(next.size()) < K) {  // fewer than K candidates: pad with dead rows
+      next.emplace_back();
+      next.back().logp = dead;
+      parents.push_back(0);
+    }
+    IntTensor idx = IntTensor::from({K}, parents);
+    st.h = index_select(st.h, idx);
+    if (st.c.defined()) st.c = index_select(st.c, idx);
+    if (st.feed.defined()) st.feed = index_select(st.feed, idx);
+    for (int64_t k = 0; k < K; ++k)
+      input.data()[k] = next[k].tokens.empty() ? options.eos : next[k].tokens.back();
+    live = std::move(next);
+  }
+  if (hit_max)  // unfinished hypotheses compete too
+    for (Hyp& h : live)
+      if (h.logp != dead) finished.push_back(std::move(h));
+
+  size_t best = 0;
+  for (size_t i = 1; i < finished.size(); ++i)
+    if (normalised(finished[i].logp, finished[i].tokens.size(), alpha) >
+        normalised(finished[best].logp, finished[best].tokens.size(), alpha))
+      best = i;
+  Decoded d;
+  d.tokens = finished[best].tokens;
+  d.attention = attention_matrix(finished[best].rows, S, options.reverse_source);
+  d.score = normalised(finished[best].logp, d.tokens.size(), alpha);
+  return d;
+}
+
+float Seq2Seq::sequence_score(const IntTensor& src_ids, const std::vector<int32_t>& tokens,
+                              float alpha) {
+  check_single(src_ids, 1, "sequence_score");
+  check(!tokens.empty(), "Seq2Seq::sequence_score: no tokens");
+  check_ids(IntTensor::from({int64_t(tokens.size())}, tokens), options.tgt_vocab,
+            "Seq2Seq::sequence_score tokens");
+  NoGrad ng;
+  const int64_t T = int64_t(tokens.size()), V = options.tgt_vocab;
+  std::vector<int32_t> in = {options.bos};
+  in.insert(in.end(), tokens.begin(), tokens.end() - 1);
+  Var logits = forward_teacher(src_ids, IntTensor::from({1}, {int32_t(src_ids.size(1))}),
+                               IntTensor::from({1, T}, in))
+                   .logits;
+  Tensor lp = log_softmax(logits).value();  // [1,T,V]
+  double total = 0;
+  for (int64_t t = 0; t < T; ++t) total += lp.data()[t * V + tokens[t]];
+  return normalised(total, tokens.size(), alpha);
+}
+
+std::string Seq2Seq::describe() const {
+  const auto& o = options;
+  std::string s = "Seq2Seq(rnn=" + o.rnn + ", embed=" + std::to_string(o.embed) +
+                  ", hidden=" + std::to_string(o.hidden) + ", layers=" + std::to_string(o.layers) +
+                  ", bidirectional=" + (o.bidirectional ? "true" : "false") +
+                  ", attention=" + o.attention;
+  if (o.attention != "none") s += std::string(", score=") + score_name(o.score);
+  if (o.attention == "luong")
+    s += std::string(", input_feeding=") + (o.input_feeding ? "true" : "false");
+  if (o.peeky) s += ", peeky=true";
+  if (o.reverse_source) s += ", reverse_source=true";
+  return s + ")";
+}
+
+}  // namespace qkv

@@ -1,0 +1,151 @@
+// Seq2Seq: an RNN encoder-decoder (Sutskever et al. 2014 / Cho et al. 2014),
+// optionally with Luong (2015) or Bahdanau (2015) attention, trained with
+// teacher forcing and decoded greedily or with beam search.
+//
+// Encoder: Embedding + LSTM/GRU (batch_first, lengths, optionally
+// bidirectional); the last layer's final states of both directions are
+// concatenated ([B,D*H]) and bridged to the decoder's initial state.
+// Decoder: Embedding + one LSTMCell/GRUCell, stepped one token at a time
+// (a single decoder layer, deliberately). Not here: multi-layer decoders,
+// dropout, coverage, scheduled sampling, batched decoding of several sources.
+//
+// Legend: B batch, S source time, T target time, E embed, H hidden,
+// D = 2 if bidirectional else 1, V target vocabulary.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nn/attention.h"
+#include "nn/embedding.h"
+#include "nn/linear.h"
+#include "nn/module.h"
+#include "nn/rnn.h"
+
+namespace qkv {
+
+class Generator;
+
+struct Seq2SeqOptions {
+  int64_t src_vocab = 0;
+  int64_t tgt_vocab = 0;
+  int64_t embed = 32;              // E, both embeddings
+  int64_t hidden = 64;             // H, encoder (per direction) and decoder
+  std::string rnn = "lstm";        // "lstm" | "gru" (encoder and decoder)
+  int64_t layers = 1;              // encoder layers
+  bool bidirectional = false;      // encoder only
+  std::string attention = "none";  // "none" | "luong" | "bahdanau"
+  Score score = Score::general;    // attention score (Bahdanau's own is additive)
+  bool input_feeding = true;       // Luong: h~_{t-1} joins the next step's input
+  bool peeky = false;              // no attention: the encoder summary joins every step's input
+  bool reverse_source = false;     // Sutskever: feed each source backwards (within its length)
+  int32_t pad = 0, bos = 1, eos = 2;
+};
+
+// The encoder: Embedding + LSTM/GRU ("encoder.embedding.weight",
+// "encoder.rnn.weight_ih_l0", ...).
+struct EncoderOutput {
+  Var outputs;  // [B,S,D*H], zero at padded steps
+  Var h;        // [B,D*H] last layer's final h, directions concatenated
+  Var c;        // [B,D*H] the same for the LSTM cell state (undefined for GRU)
+};
+
+class Seq2SeqEncoder : public Module {
+ public:
+  Seq2SeqEncoder(const Seq2SeqOptions& opt, Generator& gen);
+  // ids: [B,S] (already reversed if reverse_source), lengths: [B] in [1,S]
+  EncoderOutput forward(const IntTensor& ids, const IntTensor& lengths);
+  std::string describe() const override;
+
+  std::shared_ptr<Embedding> embedding;
+  std::shared_ptr<RNNBase> rnn;
+};
+
+// What the decoder carries from one step to the next.
+struct DecoderState {
+  Var h;     // [B,H]
+  Var c;     // [B,H] (LSTM only)
+  Var feed;  // [B,H] Luong input feeding: the previous h~ (zeros at the start)
+};
+
+// Encoder results the decoder reads at every step.
+struct EncoderMemory {
+  Var outputs;         // [B,S,D*H]
+  Var summary;         // [B,D*H] final encoder state (peeky context)
+  AttentionKeys keys;  // prepared from outputs (attention variants only)
+};
+
+struct DecoderStep {
+  Var logits;   // [B,V]
+  Var weights;  // [B,S] attention (undefined without attention)
+};
+
+// The decoder: Embedding + LSTMCell/GRUCell ("decoder.embedding.weight",
+// "decoder.cell.weight_ih", "decoder.attention.*", "decoder.combine.weight").
+class Seq2SeqDecoder : public Module {
+ public:
+  Seq2SeqDecoder(const Seq2SeqOptions& opt, Generator& gen);
+  // tokens: [B] -> one step; updates st.
+  DecoderStep step(const IntTensor& tokens, DecoderState& st, const EncoderMemory& mem,
+                   Linear& out);
+  std::string describe() const override;
+
+  Seq2SeqOptions options;
+  std::shared_ptr<Embedding> embedding;
+  std::shared_ptr<LSTMCell> lstm;  // exactly one of lstm / gru, registered as "cell"
+  std::shared_ptr<GRUCell> gru;
+  std::shared_ptr<Attention> attention;  // luong / bahdanau
+  std::shared_ptr<Linear> combine;       // Luong W_c: [c; h] (D*H + H) -> H, no bias
+};
+
+struct Seq2SeqOutput {
+  Var logits;        // [B,T,V]
+  Tensor attention;  // [B,T,S] in original source order (undefined without attention)
+};
+
+struct Decoded {
+  std::vector<int32_t> tokens;  // generated tokens, ending with eos unless max_len was hit
+  Tensor attention;             // [T_out, S] in original source order (zeros without attention)
+  float score;                  // log-prob sum / len^alpha (greedy: alpha = 0)
+};
+
+class Seq2Seq : public Module {
+ public:
+  Seq2Seq(const Seq2SeqOptions& opt, Generator& gen);
+
+  // src_ids: [B,S], src_len: [B] in [1,S], tgt_in: [B,T] (bos + target[:-1])
+  Seq2SeqOutput forward_teacher(const IntTensor& src_ids, const IntTensor& src_len,
+                                const IntTensor& tgt_in);
+  // Teacher-forced cross entropy against tgt_out [B,T] (pad ignored).
+  Var loss(const IntTensor& src_ids, const IntTensor& src_len, const IntTensor& tgt_in,
+           const IntTensor& tgt_out);
+
+  // src_ids: [1,S] (the whole row is the source). Under NoGrad.
+  Decoded greedy(const IntTensor& src_ids, int64_t max_len);
+  // Keeps beam_size live hypotheses (one decoder batch); a candidate ending in
+  // eos that ranks among them is finished. Stops when no live hypothesis can
+  // still beat the best finished one (alpha = 0, beam 1: exactly greedy) or at
+  // max_len, where unfinished hypotheses compete too. Picks the best
+  // log-prob sum / len^alpha (len counts eos).
+  Decoded beam(const IntTensor& src_ids, int64_t beam_size, int64_t max_len, float alpha = 0.f);
+  // The model's score of `tokens` (generated tokens, as Decoded::tokens) for
+  // src_ids [1,S]: log-prob sum / len^alpha, the score beam search maximises.
+  float sequence_score(const IntTensor& src_ids, const std::vector<int32_t>& tokens,
+                       float alpha = 0.f);
+
+  std::string describe() const override;
+
+  Seq2SeqOptions options;
+  std::shared_ptr<Seq2SeqEncoder> encoder;
+  std::shared_ptr<Linear> bridge_h;  // D*H -> H, then tanh
+  std::shared_ptr<Linear> bridge_c;  // D*H -> H (LSTM only)
+  std::shared_ptr<Seq2SeqDecoder> decoder;
+  std::shared_ptr<Linear> out;  // H (Bahdanau: H + D*H) -> V
+
+ private:
+  // Encodes and returns the memory and the decoder's initial state.
+  EncoderMemory encode(const IntTensor& src_ids, const IntTensor& src_len, DecoderState& st);
+};
+
+}  // namespace qkv

@@ -18,6 +18,8 @@ namespace {
 
 using Maker = std::function<std::shared_ptr<Module>(JsonReader&, Generator&)>;
 
+const std::vector<std::string> kScores = {"dot", "scaled_dot", "general", "concat", "additive"};
+
 RNNOptions rnn_options(JsonReader& r) {
   RNNOptions o;
   o.input_size = r.require_int("input_size", 1);
@@ -68,8 +70,7 @@ const std::map<std::string, Maker>& makers() {
       {"attention",
        [](JsonReader& r, Generator& g) {
          AttentionOptions o;
-         o.score = score_from_name(r.get_string(
-             "score", "dot", {"dot", "scaled_dot", "general", "concat", "additive"}));
+         o.score = score_from_name(r.get_string("score", "dot", kScores));
          o.query_size = r.require_int("query_size", 1);
          o.key_size = r.require_int("key_size", 1);
          o.attn_size = r.get_int("attn_size", 0, 0);
@@ -100,8 +101,7 @@ const std::map<std::string, Maker>& makers() {
          JsonReader a = r.child("attention");  // {"type": "luong", "score": "general", ...}
          o.attention = a.get_string("type", o.attention, {"none", "luong", "bahdanau"});
          const std::string def_score = o.attention == "bahdanau" ? "additive" : "general";
-         o.score = score_from_name(a.get_string(
-             "score", def_score, {"dot", "scaled_dot", "general", "concat", "additive"}));
+         o.score = score_from_name(a.get_string("score", def_score, kScores));
          o.input_feeding = a.get_bool("input_feeding", o.input_feeding);
          a.finish();
          r.set_child("attention", a);

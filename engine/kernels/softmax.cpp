@@ -235,14 +235,23 @@ void softmax_forward(const float* x, float* y, int64_t rows, int64_t n) {
     softmax_row(x + r * n, y + r * n, n, x + std::min(r + 1, rows - 1) * n);
 }
 
+namespace {
+// The reference's first two passes over a row: the max (NaN wins, as torch)
+// and sum(exp(x - max)) in double.
+std::pair<float, double> max_and_sumexp_ref(const float* xr, int64_t n) {
+  float m = kNegInf;
+  for (int64_t i = 0; i < n; ++i) m = std::isnan(xr[i]) || xr[i] > m ? xr[i] : m;
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += std::exp(double(xr[i]) - m);
+  return {m, s};
+}
+}  // namespace
+
 void softmax_forward_ref(const float* x, float* y, int64_t rows, int64_t n) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * n;
     float* yr = y + r * n;
-    float m = kNegInf;
-    for (int64_t i = 0; i < n; ++i) m = std::isnan(xr[i]) || xr[i] > m ? xr[i] : m;
-    double s = 0;
-    for (int64_t i = 0; i < n; ++i) s += std::exp(double(xr[i]) - m);
+    const auto [m, s] = max_and_sumexp_ref(xr, n);
     for (int64_t i = 0; i < n; ++i) yr[i] = float(std::exp(double(xr[i]) - m) / s);
   }
 }
@@ -257,10 +266,7 @@ void log_softmax_forward_ref(const float* x, float* y, int64_t rows, int64_t n) 
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * n;
     float* yr = y + r * n;
-    float m = kNegInf;
-    for (int64_t i = 0; i < n; ++i) m = std::isnan(xr[i]) || xr[i] > m ? xr[i] : m;
-    double s = 0;
-    for (int64_t i = 0; i < n; ++i) s += std::exp(double(xr[i]) - m);
+    const auto [m, s] = max_and_sumexp_ref(xr, n);
     const double lse = std::log(s);
     for (int64_t i = 0; i < n; ++i) yr[i] = float((double(xr[i]) - m) - lse);
   }

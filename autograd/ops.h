@@ -132,4 +132,12 @@ Var mse_loss(const Var& pred, const Var& target, Reduction reduction = Reduction
 // Numerically stable: max(x,0) - x*y + log(1 + exp(-|x|)).
 Var bce_with_logits(const Var& logits, const Var& target, Reduction reduction = Reduction::mean);
 
+// ---- convolution and pooling (ops_conv.cpp), NCHW ----------------------------------
+struct Conv2dParams { int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1, groups = 1; };
+// x: [N,C,H,W], w: [O, C/groups, KH, KW], b: [O] or undefined -> [N,O,HO,WO]
+Var conv2d(const Var& x, const Var& w, const Var& b, const Conv2dParams& p = {});
+struct Pool2dParams { int64_t kh = 2, kw = 2, stride_h = 2, stride_w = 2, pad_h = 0, pad_w = 0; };
+Var max_pool2d(const Var& x, const Pool2dParams& p);   // ties: first max in window order; padding never wins
+Var avg_pool2d(const Var& x, const Pool2dParams& p);   // count_include_pad = true (PyTorch default)
+
 }  // namespace qkv

@@ -1,0 +1,515 @@
+#include "engine/kernels/conv.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include "engine/kernels/gemm.h"
+#include "engine/threads.h"
+
+namespace qkv {
+
+// ---- geometry ---------------------------------------------------------------------------
+Conv2dGeom conv2d_geom(const Shape& x, const Shape& w, const Shape* b, const Conv2dSpec& s,
+                       const char* op) {
+  check(x.size() == 4, op, ": expected x of shape [N,C,H,W], got ", x);
+  check(w.size() == 4, op, ": expected w of shape [O,C/groups,KH,KW], got ", w);
+  check(s.stride_h > 0 && s.stride_w > 0, op, ": stride must be positive, got (", s.stride_h, ",",
+        s.stride_w, ")");
+  check(s.dil_h > 0 && s.dil_w > 0, op, ": dilation must be positive, got (", s.dil_h, ",",
+        s.dil_w, ")");
+  check(s.pad_h >= 0 && s.pad_w >= 0, op, ": padding must be >= 0, got (", s.pad_h, ",", s.pad_w,
+        ")");
+  check(s.groups > 0, op, ": groups must be positive, got ", s.groups);
+  Conv2dGeom g{};
+  g.s = s;
+  g.N = x[0], g.C = x[1], g.H = x[2], g.W = x[3];
+  g.O = w[0], g.KH = w[2], g.KW = w[3], g.G = s.groups;
+  check(g.C % g.G == 0, op, ": input channels ", g.C, " not divisible by groups ", g.G, " (x ", x,
+        ", w ", w, ")");
+  check(g.O % g.G == 0, op, ": output channels ", g.O, " not divisible by groups ", g.G, " (x ",
+        x, ", w ", w, ")");
+  g.Cg = g.C / g.G, g.Og = g.O / g.G;
+  check(w[1] == g.Cg, op, ": w has ", w[1], " input channels per group, expected ", g.Cg,
+        " (x ", x, ", w ", w, ", groups ", g.G, ")");
+  check(g.KH > 0 && g.KW > 0 && g.O > 0, op, ": empty kernel: w ", w);
+  if (b) check(*b == Shape{g.O}, op, ": bias has shape ", *b, ", expected [", g.O, "] (w ", w, ")");
+  const int64_t ekh = s.dil_h * (g.KH - 1) + 1, ekw = s.dil_w * (g.KW - 1) + 1;
+  const int64_t ph = g.H + 2 * s.pad_h, pw = g.W + 2 * s.pad_w;
+  check(ekh <= ph && ekw <= pw, op, ": kernel (dilated ", ekh, "x", ekw,
+        ") larger than padded input ", ph, "x", pw, " (x ", x, ", w ", w, ")");
+  g.HO = (ph - ekh) / s.stride_h + 1;
+  g.WO = (pw - ekw) / s.stride_w + 1;
+  return g;
+}
+
+namespace {
+
+// col[(c*KH + kh)*KW + kw][oh*WO + ow] = src[c][ih][iw] (0 outside), Cg channels.
+void im2col(const float* src, const Conv2dGeom& g, float* col) {
+  const auto& s = g.s;
+  const int64_t HWO = g.HO * g.WO;
+  for (int64_t c = 0; c < g.Cg; ++c)
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        float* row = col + ((c * g.KH + kh) * g.KW + kw) * HWO;
+        const float* plane = src + c * g.H * g.W;
+        const int64_t dw = kw * s.dil_w - s.pad_w;
+        for (int64_t oh = 0; oh < g.HO; ++oh) {
+          float* r = row + oh * g.WO;
+          const int64_t ih = oh * s.stride_h - s.pad_h + kh * s.dil_h;
+          if (ih < 0 || ih >= g.H) {
+            std::fill(r, r + g.WO, 0.f);
+            continue;
+          }
+          const float* line = plane + ih * g.W;
+          if (s.stride_w == 1) {
+            // iw = ow + dw: valid for ow in [lo, hi)
+            const int64_t lo = std::clamp<int64_t>(-dw, 0, g.WO);
+            const int64_t hi = std::clamp<int64_t>(g.W - dw, lo, g.WO);
+            std::fill(r, r + lo, 0.f);
+            std::copy(line + lo + dw, line + hi + dw, r + lo);
+            std::fill(r + hi, r + g.WO, 0.f);
+          } else {
+            for (int64_t ow = 0; ow < g.WO; ++ow) {
+              const int64_t iw = ow * s.stride_w + dw;
+              r[ow] = (iw >= 0 && iw < g.W) ? line[iw] : 0.f;
+            }
+          }
+        }
+      }
+}
+
+// dst[c][ih][iw] += col[...] (the adjoint of im2col), Cg channels.
+void col2im(const float* col, const Conv2dGeom& g, float* dst) {
+  const auto& s = g.s;
+  const int64_t HWO = g.HO * g.WO;
+  for (int64_t c = 0; c < g.Cg; ++c)
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const float* row = col + ((c * g.KH + kh) * g.KW + kw) * HWO;
+        float* plane = dst + c * g.H * g.W;
+        for (int64_t oh = 0; oh < g.HO; ++oh) {
+          const int64_t ih = oh * s.stride_h - s.pad_h + kh * s.dil_h;
+          if (ih < 0 || ih >= g.H) continue;
+          const float* r = row + oh * g.WO;
+          float* line = plane + ih * g.W;
+          for (int64_t ow = 0; ow < g.WO; ++ow) {
+            const int64_t iw = ow * s.stride_w - s.pad_w + kw * s.dil_w;
+            if (iw >= 0 && iw < g.W) line[iw] += r[ow];
+          }
+        }
+      }
+}
+
+bool is_pointwise(const Conv2dGeom& g) {
+  const auto& s = g.s;
+  return g.KH == 1 && g.KW == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 &&
+         s.pad_w == 0;
+}
+
+const Shape* bias_shape(const Tensor& b) { return b.defined() ? &b.shape() : nullptr; }
+
+}  // namespace
+
+// ---- convolution forward ------------------------------------------------------------------
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dSpec& s) {
+  const Conv2dGeom g = conv2d_geom(x.shape(), w.shape(), bias_shape(b), s);
+  Tensor y(Shape{g.N, g.O, g.HO, g.WO});
+  const int64_t HWO = g.HO * g.WO, CKK = g.Cg * g.KH * g.KW, HW = g.H * g.W;
+  const bool pw = is_pointwise(g);
+  const float* xp = x.data();
+  const float* wp = w.data();
+  const float* bp = b.defined() ? b.data() : nullptr;
+  float* yp = y.data();
+  const int nt = num_threads();
+  const int64_t flops = g.N * g.O * HWO * CKK;
+#pragma omp parallel num_threads(nt) if (nt > 1 && g.N > 1 && worth_threads(flops / 16))
+  {
+    std::vector<float> col(pw ? 0 : size_t(CKK * HWO));
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < g.N; ++n) {
+      for (int64_t gi = 0; gi < g.G; ++gi) {
+        const float* src = xp + (n * g.C + gi * g.Cg) * HW;
+        const float* cp = src;
+        if (!pw) {
+          im2col(src, g, col.data());
+          cp = col.data();
+        }
+        float* out = yp + (n * g.O + gi * g.Og) * HWO;
+        gemm(false, false, g.Og, HWO, CKK, 1.f, wp + gi * g.Og * CKK, CKK, cp, HWO, 0.f, out, HWO);
+      }
+      if (bp)
+        for (int64_t o = 0; o < g.O; ++o) {
+          float* out = yp + (n * g.O + o) * HWO;
+          const float bv = bp[o];
+          for (int64_t i = 0; i < HWO; ++i) out[i] += bv;
+        }
+    }
+  }
+  return y;
+}
+
+Tensor conv2d_forward_ref(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dSpec& s) {
+  const Conv2dGeom g = conv2d_geom(x.shape(), w.shape(), bias_shape(b), s);
+  Tensor y(Shape{g.N, g.O, g.HO, g.WO});
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t o = 0; o < g.O; ++o) {
+      const int64_t gi = o / g.Og;
+      for (int64_t oh = 0; oh < g.HO; ++oh)
+        for (int64_t ow = 0; ow < g.WO; ++ow) {
+          double acc = b.defined() ? double(b.data()[o]) : 0.0;
+          for (int64_t c = 0; c < g.Cg; ++c)
+            for (int64_t kh = 0; kh < g.KH; ++kh)
+              for (int64_t kw = 0; kw < g.KW; ++kw) {
+                const int64_t ih = oh * s.stride_h - s.pad_h + kh * s.dil_h;
+                const int64_t iw = ow * s.stride_w - s.pad_w + kw * s.dil_w;
+                if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+                const double xv = x.data()[((n * g.C + gi * g.Cg + c) * g.H + ih) * g.W + iw];
+                const double wv = w.data()[((o * g.Cg + c) * g.KH + kh) * g.KW + kw];
+                acc += xv * wv;
+              }
+          y.data()[((n * g.O + o) * g.HO + oh) * g.WO + ow] = float(acc);
+        }
+    }
+  return y;
+}
+
+// ---- convolution backward -----------------------------------------------------------------
+Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy,
+                            const Conv2dSpec& s, bool need_dx, bool need_dw, bool need_db) {
+  const Conv2dGeom g = conv2d_geom(x.shape(), w.shape(), nullptr, s, "conv2d_backward");
+  check(dy.shape() == Shape{g.N, g.O, g.HO, g.WO}, "conv2d_backward: dy has shape ", dy.shape(),
+        ", expected ", Shape{g.N, g.O, g.HO, g.WO});
+  Conv2dGrads r;
+  const int64_t HWO = g.HO * g.WO, CKK = g.Cg * g.KH * g.KW, HW = g.H * g.W;
+  const bool pw = is_pointwise(g);
+  const int nt = num_threads();
+  const float* xp = x.data();
+  const float* wp = w.data();
+  const float* dyp = dy.data();
+
+  if (need_db) {
+    r.db = Tensor(Shape{g.O});
+    float* db = r.db.data();
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && worth_threads(dy.numel()))
+    for (int64_t o = 0; o < g.O; ++o) {
+      double acc = 0;
+      for (int64_t n = 0; n < g.N; ++n) {
+        const float* d = dyp + (n * g.O + o) * HWO;
+        float part = 0.f;
+        for (int64_t i = 0; i < HWO; ++i) part += d[i];
+        acc += part;
+      }
+      db[o] = float(acc);
+    }
+  }
+  if (!need_dx && !need_dw) return r;
+
+  // Fixed partition of the images (by N only): block k's partial dW is summed
+  // over its images in order, then the partials in block order.
+  const int64_t nblocks = std::min<int64_t>(g.N, 8);
+  const int64_t wn = w.numel();
+  std::vector<float> partial(need_dw ? size_t(nblocks * wn) : 0);
+  float* dxp = nullptr;
+  if (need_dx) {
+    r.dx = Tensor(x.shape());
+    dxp = r.dx.data();
+  }
+  const int64_t flops = g.N * g.O * HWO * CKK * (int64_t(need_dx) + int64_t(need_dw));
+#pragma omp parallel num_threads(nt) if (nt > 1 && nblocks > 1 && worth_threads(flops / 16))
+  {
+    std::vector<float> col(pw || !need_dw ? 0 : size_t(CKK * HWO));
+    std::vector<float> dcol(pw || !need_dx ? 0 : size_t(CKK * HWO));
+#pragma omp for schedule(static)
+    for (int64_t blk = 0; blk < nblocks; ++blk) {
+      const int64_t n0 = g.N * blk / nblocks, n1 = g.N * (blk + 1) / nblocks;
+      float* pdw = need_dw ? partial.data() + blk * wn : nullptr;
+      for (int64_t n = n0; n < n1; ++n) {
+        if (need_dx && !pw) std::fill(dxp + n * g.C * HW, dxp + (n + 1) * g.C * HW, 0.f);
+        for (int64_t gi = 0; gi < g.G; ++gi) {
+          const float* src = xp + (n * g.C + gi * g.Cg) * HW;
+          const float* dyg = dyp + (n * g.O + gi * g.Og) * HWO;
+          const float* wg = wp + gi * g.Og * CKK;
+          if (need_dw) {
+            const float* cp = src;
+            if (!pw) {
+              im2col(src, g, col.data());
+              cp = col.data();
+            }
+            // dW_g[Og, CKK] (+)= dY_g[Og, HWO] * col^T
+            gemm(false, true, g.Og, CKK, HWO, 1.f, dyg, HWO, cp, HWO, n == n0 ? 0.f : 1.f,
+                 pdw + gi * g.Og * CKK, CKK);
+          }
+          if (need_dx) {
+            float* dxg = dxp + (n * g.C + gi * g.Cg) * HW;
+            if (pw) {
+              gemm(true, false, CKK, HWO, g.Og, 1.f, wg, CKK, dyg, HWO, 0.f, dxg, HWO);
+            } else {
+              gemm(true, false, CKK, HWO, g.Og, 1.f, wg, CKK, dyg, HWO, 0.f, dcol.data(), HWO);
+              col2im(dcol.data(), g, dxg);
+            }
+          }
+        }
+      }
+    }
+  }
+  if (need_dw) {
+    r.dw = Tensor(w.shape());
+    float* dw = r.dw.data();
+    if (g.N == 0) {
+      r.dw.fill(0.f);
+    } else {
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && worth_threads(wn * nblocks))
+      for (int64_t i = 0; i < wn; ++i) {
+        float acc = partial[size_t(i)];
+        for (int64_t k = 1; k < nblocks; ++k) acc += partial[size_t(k * wn + i)];
+        dw[i] = acc;
+      }
+    }
+  }
+  return r;
+}
+
+Conv2dGrads conv2d_backward_ref(const Tensor& x, const Tensor& w, const Tensor& dy,
+                                const Conv2dSpec& s, bool need_dx, bool need_dw, bool need_db) {
+  const Conv2dGeom g = conv2d_geom(x.shape(), w.shape(), nullptr, s, "conv2d_backward");
+  check(dy.shape() == Shape{g.N, g.O, g.HO, g.WO}, "conv2d_backward: dy has shape ", dy.shape(),
+        ", expected ", Shape{g.N, g.O, g.HO, g.WO});
+  std::vector<double> dx(size_t(x.numel()), 0.0), dw(size_t(w.numel()), 0.0), db(size_t(g.O), 0.0);
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t o = 0; o < g.O; ++o) {
+      const int64_t gi = o / g.Og;
+      for (int64_t oh = 0; oh < g.HO; ++oh)
+        for (int64_t ow = 0; ow < g.WO; ++ow) {
+          const double d = dy.data()[((n * g.O + o) * g.HO + oh) * g.WO + ow];
+          db[size_t(o)] += d;
+          for (int64_t c = 0; c < g.Cg; ++c)
+            for (int64_t kh = 0; kh < g.KH; ++kh)
+              for (int64_t kw = 0; kw < g.KW; ++kw) {
+                const int64_t ih = oh * s.stride_h - s.pad_h + kh * s.dil_h;
+                const int64_t iw = ow * s.stride_w - s.pad_w + kw * s.dil_w;
+                if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+                const size_t xi = size_t(((n * g.C + gi * g.Cg + c) * g.H + ih) * g.W + iw);
+                const size_t wi = size_t(((o * g.Cg + c) * g.KH + kh) * g.KW + kw);
+                dx[xi] += d * double(w.data()[wi]);
+                dw[wi] += d * double(x.data()[xi]);
+              }
+        }
+    }
+  auto to_tensor = [](const std::vector<double>& v, const Shape& sh) {
+    Tensor t(sh);
+    for (size_t i = 0; i < v.size(); ++i) t.data()[i] = float(v[i]);
+    return t;
+  };
+  Conv2dGrads r;
+  if (need_dx) r.dx = to_tensor(dx, x.shape());
+  if (need_dw) r.dw = to_tensor(dw, w.shape());
+  if (need_db) r.db = to_tensor(db, Shape{g.O});
+  return r;
+}
+
+// ---- pooling ------------------------------------------------------------------------------
+std::pair<int64_t, int64_t> pool2d_out_hw(const Shape& x, const Pool2dSpec& p, const char* op) {
+  check(x.size() == 4, op, ": expected x of shape [N,C,H,W], got ", x);
+  check(p.kh > 0 && p.kw > 0, op, ": kernel size must be positive, got ", p.kh, "x", p.kw);
+  check(p.stride_h > 0 && p.stride_w > 0, op, ": stride must be positive, got (", p.stride_h,
+        ",", p.stride_w, ")");
+  check(p.pad_h >= 0 && p.pad_w >= 0 && 2 * p.pad_h <= p.kh && 2 * p.pad_w <= p.kw, op,
+        ": padding (", p.pad_h, ",", p.pad_w, ") must be >= 0 and at most half the kernel ", p.kh,
+        "x", p.kw);
+  const int64_t ph = x[2] + 2 * p.pad_h, pw = x[3] + 2 * p.pad_w;
+  check(p.kh <= ph && p.kw <= pw, op, ": kernel ", p.kh, "x", p.kw, " larger than padded input ",
+        ph, "x", pw, " (x ", x, ")");
+  return {(ph - p.kh) / p.stride_h + 1, (pw - p.kw) / p.stride_w + 1};
+}
+
+namespace {
+
+template <class PlaneFn>
+void for_planes(int64_t planes, int64_t work, PlaneFn fn) {
+  const int nt = num_threads();
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && worth_threads(work))
+  for (int64_t pl = 0; pl < planes; ++pl) fn(pl);
+}
+
+MaxPool2dResult max_pool_impl(const Tensor& x, const Pool2dSpec& p, bool threaded) {
+  const auto [HO, WO] = pool2d_out_hw(x.shape(), p, "max_pool2d");
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  MaxPool2dResult r{Tensor(Shape{N, C, HO, WO}), IntTensor(Shape{N, C, HO, WO})};
+  const float* xp = x.data();
+  float* yp = r.y.data();
+  int32_t* ip = r.idx.data();
+  auto plane = [&](int64_t pl) {
+    const float* src = xp + pl * H * W;
+    for (int64_t oh = 0; oh < HO; ++oh)
+      for (int64_t ow = 0; ow < WO; ++ow) {
+        const int64_t h0 = oh * p.stride_h - p.pad_h, w0 = ow * p.stride_w - p.pad_w;
+        float best = -std::numeric_limits<float>::infinity();
+        int64_t bi = -1;
+        for (int64_t kh = 0; kh < p.kh; ++kh) {
+          const int64_t ih = h0 + kh;
+          if (ih < 0 || ih >= H) continue;
+          for (int64_t kw = 0; kw < p.kw; ++kw) {
+            const int64_t iw = w0 + kw;
+            if (iw < 0 || iw >= W) continue;
+            const float v = src[ih * W + iw];
+            // first max in window order; NaN propagates (and wins once seen)
+            if (bi < 0 || v > best || (v != v && best == best)) {
+              best = v;
+              bi = ih * W + iw;
+            }
+          }
+        }
+        yp[(pl * HO + oh) * WO + ow] = best;
+        ip[(pl * HO + oh) * WO + ow] = int32_t(bi);
+      }
+  };
+  if (threaded)
+    for_planes(N * C, N * C * HO * WO * p.kh * p.kw, plane);
+  else
+    for (int64_t pl = 0; pl < N * C; ++pl) plane(pl);
+  return r;
+}
+
+}  // namespace
+
+MaxPool2dResult max_pool2d_forward(const Tensor& x, const Pool2dSpec& p) {
+  return max_pool_impl(x, p, true);
+}
+
+MaxPool2dResult max_pool2d_forward_ref(const Tensor& x, const Pool2dSpec& p) {
+  const auto [HO, WO] = pool2d_out_hw(x.shape(), p, "max_pool2d");
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  MaxPool2dResult r{Tensor(Shape{N, C, HO, WO}), IntTensor(Shape{N, C, HO, WO})};
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t oh = 0; oh < HO; ++oh)
+        for (int64_t ow = 0; ow < WO; ++ow) {
+          double best = 0;
+          int64_t bi = -1;
+          for (int64_t kh = 0; kh < p.kh; ++kh)
+            for (int64_t kw = 0; kw < p.kw; ++kw) {
+              const int64_t ih = oh * p.stride_h - p.pad_h + kh;
+              const int64_t iw = ow * p.stride_w - p.pad_w + kw;
+              if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+              const double v = x.at({n, c, ih, iw});
+              if (bi < 0 || v > best) best = v, bi = ih * W + iw;
+            }
+          r.y.at({n, c, oh, ow}) = float(best);
+          r.idx.at({n, c, oh, ow}) = int32_t(bi);
+        }
+  return r;
+}
+
+Tensor max_pool2d_backward(const Tensor& dy, const IntTensor& idx, const Shape& x_shape) {
+  check(x_shape.size() == 4, "max_pool2d_backward: expected x shape [N,C,H,W], got ", x_shape);
+  check(dy.shape() == idx.shape() && dy.dim() == 4 && dy.size(0) == x_shape[0] &&
+            dy.size(1) == x_shape[1],
+        "max_pool2d_backward: dy ", dy.shape(), " / idx ", idx.shape(), " do not match x ",
+        x_shape);
+  Tensor dx = zeros(x_shape);
+  const int64_t HW = x_shape[2] * x_shape[3], HWO = dy.size(2) * dy.size(3);
+  const float* d = dy.data();
+  const int32_t* ip = idx.data();
+  float* o = dx.data();
+  for_planes(x_shape[0] * x_shape[1], dx.numel() + dy.numel(), [&](int64_t pl) {
+    for (int64_t i = 0; i < HWO; ++i) {
+      const int32_t k = ip[pl * HWO + i];
+      if (k >= 0) o[pl * HW + k] += d[pl * HWO + i];
+    }
+  });
+  return dx;
+}
+
+Tensor avg_pool2d_forward(const Tensor& x, const Pool2dSpec& p) {
+  const auto [HO, WO] = pool2d_out_hw(x.shape(), p, "avg_pool2d");
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  Tensor y(Shape{N, C, HO, WO});
+  const float* xp = x.data();
+  float* yp = y.data();
+  const float inv = 1.f / float(p.kh * p.kw);
+  for_planes(N * C, N * C * HO * WO * p.kh * p.kw, [&](int64_t pl) {
+    const float* src = xp + pl * H * W;
+    for (int64_t oh = 0; oh < HO; ++oh)
+      for (int64_t ow = 0; ow < WO; ++ow) {
+        const int64_t h0 = oh * p.stride_h - p.pad_h, w0 = ow * p.stride_w - p.pad_w;
+        const int64_t hs = std::max<int64_t>(h0, 0), he = std::min(h0 + p.kh, H);
+        const int64_t ws = std::max<int64_t>(w0, 0), we = std::min(w0 + p.kw, W);
+        float acc = 0.f;
+        for (int64_t ih = hs; ih < he; ++ih)
+          for (int64_t iw = ws; iw < we; ++iw) acc += src[ih * W + iw];
+        yp[(pl * HO + oh) * WO + ow] = acc * inv;
+      }
+  });
+  return y;
+}
+
+Tensor avg_pool2d_forward_ref(const Tensor& x, const Pool2dSpec& p) {
+  const auto [HO, WO] = pool2d_out_hw(x.shape(), p, "avg_pool2d");
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  Tensor y(Shape{N, C, HO, WO});
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t oh = 0; oh < HO; ++oh)
+        for (int64_t ow = 0; ow < WO; ++ow) {
+          double acc = 0;
+          for (int64_t kh = 0; kh < p.kh; ++kh)
+            for (int64_t kw = 0; kw < p.kw; ++kw) {
+              const int64_t ih = oh * p.stride_h - p.pad_h + kh;
+              const int64_t iw = ow * p.stride_w - p.pad_w + kw;
+              if (ih >= 0 && ih < H && iw >= 0 && iw < W) acc += x.at({n, c, ih, iw});
+            }
+          y.at({n, c, oh, ow}) = float(acc / double(p.kh * p.kw));
+        }
+  return y;
+}
+
+Tensor avg_pool2d_backward(const Tensor& dy, const Shape& x_shape, const Pool2dSpec& p) {
+  const auto [HO, WO] = pool2d_out_hw(x_shape, p, "avg_pool2d_backward");
+  check(dy.shape() == Shape{x_shape[0], x_shape[1], HO, WO}, "avg_pool2d_backward: dy has shape ",
+        dy.shape(), ", expected ", Shape{x_shape[0], x_shape[1], HO, WO});
+  const int64_t H = x_shape[2], W = x_shape[3];
+  Tensor dx = zeros(x_shape);
+  const float* d = dy.data();
+  float* o = dx.data();
+  const float inv = 1.f / float(p.kh * p.kw);
+  for_planes(x_shape[0] * x_shape[1], dy.numel() * p.kh * p.kw, [&](int64_t pl) {
+    float* dst = o + pl * H * W;
+    for (int64_t oh = 0; oh < HO; ++oh)
+      for (int64_t ow = 0; ow < WO; ++ow) {
+        const float g = d[(pl * HO + oh) * WO + ow] * inv;
+        const int64_t h0 = oh * p.stride_h - p.pad_h, w0 = ow * p.stride_w - p.pad_w;
+        const int64_t hs = std::max<int64_t>(h0, 0), he = std::min(h0 + p.kh, H);
+        const int64_t ws = std::max<int64_t>(w0, 0), we = std::min(w0 + p.kw, W);
+        for (int64_t ih = hs; ih < he; ++ih)
+          for (int64_t iw = ws; iw < we; ++iw) dst[ih * W + iw] += g;
+      }
+  });
+  return dx;
+}
+
+Tensor avg_pool2d_backward_ref(const Tensor& dy, const Shape& x_shape, const Pool2dSpec& p) {
+  const auto [HO, WO] = pool2d_out_hw(x_shape, p, "avg_pool2d_backward");
+  const int64_t N = x_shape[0], C = x_shape[1], H = x_shape[2], W = x_shape[3];
+  std::vector<double> dx(size_t(N * C * H * W), 0.0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t oh = 0; oh < HO; ++oh)
+        for (int64_t ow = 0; ow < WO; ++ow)
+          for (int64_t kh = 0; kh < p.kh; ++kh)
+            for (int64_t kw = 0; kw < p.kw; ++kw) {
+              const int64_t ih = oh * p.stride_h - p.pad_h + kh;
+              const int64_t iw = ow * p.stride_w - p.pad_w + kw;
+              if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                dx[size_t(((n * C + c) * H + ih) * W + iw)] +=
+                    double(dy.at({n, c, oh, ow})) / double(p.kh * p.kw);
+            }
+  Tensor t(x_shape);
+  for (size_t i = 0; i < dx.size(); ++i) t.data()[i] = float(dx[i]);
+  return t;
+}
+
+}  // namespace qkv

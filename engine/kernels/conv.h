@@ -1,0 +1,70 @@
+// 2-D convolution and pooling over NCHW float tensors.
+//
+// conv2d_forward: per image and group, im2col into col [Cg*KH*KW, HO*WO] then
+// out[Og, HO*WO] = W_g[Og, Cg*KH*KW] * col with the engine GEMM (a 1x1 /
+// stride 1 / pad 0 convolution uses the image itself as col). Threaded over
+// images (the GEMM runs serial inside the region; with one image the GEMM
+// threads itself).
+// conv2d_backward: dX = col2im(W_g^T dY_g) per image; dW = sum_n dY_g col^T,
+// accumulated over a fixed partition of the images (up to 8 blocks, by N only)
+// summed in block order, so the bits do not depend on the thread count;
+// db = sum of dY over N, HO, WO.
+// Pooling: max (argmax index kept for the backward; ties go to the first
+// maximum in window order; padding never wins) and average
+// (count_include_pad = true). No ceil_mode. Each kernel has a plain-loop
+// *_ref oracle computing in double.
+#pragma once
+#include "engine/tensor.h"
+
+namespace qkv {
+
+struct Conv2dSpec {
+  int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1, groups = 1;
+};
+
+// Everything the loops need, derived and validated from x, w (and b) shapes.
+struct Conv2dGeom {
+  int64_t N, C, H, W, O, KH, KW, HO, WO, G, Cg, Og;
+  Conv2dSpec s;
+};
+// Throws qkv::Error naming `op` and the shapes: rank, channel/group mismatch,
+// bias shape, non-positive stride/dilation/groups, negative padding, kernel
+// larger than the padded input.
+Conv2dGeom conv2d_geom(const Shape& x, const Shape& w, const Shape* b, const Conv2dSpec& s,
+                       const char* op = "conv2d");
+
+// x: [N,C,H,W], w: [O,C/groups,KH,KW], b: [O] or undefined -> [N,O,HO,WO]
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dSpec& s);
+Tensor conv2d_forward_ref(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dSpec& s);
+
+struct Conv2dGrads {
+  Tensor dx, dw, db;  // undefined where not requested
+};
+Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy,
+                            const Conv2dSpec& s, bool need_dx, bool need_dw, bool need_db);
+Conv2dGrads conv2d_backward_ref(const Tensor& x, const Tensor& w, const Tensor& dy,
+                                const Conv2dSpec& s, bool need_dx, bool need_dw, bool need_db);
+
+// ---- pooling ----------------------------------------------------------------------
+struct Pool2dSpec {
+  int64_t kh = 2, kw = 2, stride_h = 2, stride_w = 2, pad_h = 0, pad_w = 0;
+};
+// Validates x: [N,C,H,W] and the spec (positive kernel and stride, 0 <= pad <=
+// kernel/2, kernel fits the padded input); returns {HO, WO}.
+std::pair<int64_t, int64_t> pool2d_out_hw(const Shape& x, const Pool2dSpec& p, const char* op);
+
+struct MaxPool2dResult {
+  Tensor y;      // [N,C,HO,WO]
+  IntTensor idx; // [N,C,HO,WO]: argmax as h*W + w inside its (n,c) plane
+};
+MaxPool2dResult max_pool2d_forward(const Tensor& x, const Pool2dSpec& p);
+MaxPool2dResult max_pool2d_forward_ref(const Tensor& x, const Pool2dSpec& p);
+// dx[n,c] plane: dx[idx] += dy (scatter; overlapping windows accumulate).
+Tensor max_pool2d_backward(const Tensor& dy, const IntTensor& idx, const Shape& x_shape);
+
+Tensor avg_pool2d_forward(const Tensor& x, const Pool2dSpec& p);
+Tensor avg_pool2d_forward_ref(const Tensor& x, const Pool2dSpec& p);
+Tensor avg_pool2d_backward(const Tensor& dy, const Shape& x_shape, const Pool2dSpec& p);
+Tensor avg_pool2d_backward_ref(const Tensor& dy, const Shape& x_shape, const Pool2dSpec& p);
+
+}  // namespace qkv

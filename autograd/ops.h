@@ -132,6 +132,20 @@ Var mse_loss(const Var& pred, const Var& target, Reduction reduction = Reduction
 // Numerically stable: max(x,0) - x*y + log(1 + exp(-|x|)).
 Var bce_with_logits(const Var& logits, const Var& target, Reduction reduction = Reduction::mean);
 
+// ---- fused attention (ops_attention.cpp) ----------------------------------------
+// softmax(Q K^T * scale + mask) V over q: [B,NH,T,HD], k, v: [B,NH,S,HD] -> [B,NH,T,HD].
+// causal: query t sees keys <= t (+ S - T offset when S > T, as PyTorch's is_causal with T == S only; require T == S when causal).
+// key_lengths: [B] (keys >= length masked) or null; attn_mask: undefined or an additive float mask broadcastable to [B,NH,T,S].
+// scale <= 0 means 1/sqrt(HD). Streams over key blocks with an online softmax: the T x S score matrix is never stored
+// (only the per-row log-sum-exp, for the backward, which recomputes the scores block by block).
+Var scaled_dot_product_attention(const Var& q, const Var& k, const Var& v, bool causal = false,
+                                 const IntTensor* key_lengths = nullptr, const Tensor& attn_mask = Tensor(),
+                                 float scale = 0.f);
+// The same with the weights [B,NH,T,S] materialised and returned (for visualisation): {out, weights}.
+std::vector<Var> scaled_dot_product_attention_weights(const Var& q, const Var& k, const Var& v, bool causal = false,
+                                                      const IntTensor* key_lengths = nullptr, const Tensor& attn_mask = Tensor(),
+                                                      float scale = 0.f);
+
 // ---- convolution and pooling (ops_conv.cpp), NCHW ----------------------------------
 struct Conv2dParams { int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1, groups = 1; };
 // x: [N,C,H,W], w: [O, C/groups, KH, KW], b: [O] or undefined -> [N,O,HO,WO]

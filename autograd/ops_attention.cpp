@@ -1,0 +1,357 @@
+// Fused scaled dot-product attention: softmax(Q K^T * scale + mask) V as one
+// autograd op, in the manner of FlashAttention / PyTorch's CPU flash kernel.
+//
+// Forward: threads over (batch*head, query block); per query block it streams
+// over key blocks, S_blk = scale Q_blk K_blk^T (gemm), masks, and an online
+// softmax (running max m, running sum l; the output accumulator is rescaled by
+// exp(m_old - m_new)), O_blk += P V_blk. Only lse = m + log(l) per row is kept.
+// Backward: threads over batch*head (so dK, dV of a head have one owner, no
+// locks), recomputes P = exp(S - lse) block by block:
+//   D = rowsum(dO * O), dV += P^T dO, dP = dO V^T, dS = P * (dP - D),
+//   dQ += scale dS K, dK += scale dS^T Q.
+// The composite matmul + softmax + matmul is its oracle (tests/autograd/test_attention.cpp).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "autograd/ops.h"
+#include "engine/kernels/gemm.h"
+#include "engine/simd.h"
+#include "engine/threads.h"
+
+namespace qkv {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr int64_t kBQ = 64;   // query rows per block
+constexpr int64_t kBK = 128;  // keys per block
+
+// max of s[0, n) (-inf when n == 0).
+float row_max(const float* s, int64_t n) {
+  using simd::VF;
+  constexpr int64_t W = simd::W;
+  float m = -std::numeric_limits<float>::infinity();
+  int64_t j = 0;
+  if (n >= W) {
+    VF vm = VF::load_unaligned(s);
+    for (j = W; j + W <= n; j += W) vm = xsimd::max(vm, VF::load_unaligned(s + j));
+    m = simd::hmax(vm);
+  }
+  for (; j < n; ++j) m = std::max(m, s[j]);
+  return m;
+}
+
+// p[j] = exp(s[j] - m) for j < n; returns the sum.
+float exp_sub_sum(const float* s, float* p, int64_t n, float m) {
+  using simd::VF;
+  constexpr int64_t W = simd::W;
+  const VF vm(m);
+  VF acc(0.f);
+  int64_t j = 0;
+  for (; j + W <= n; j += W) {
+    VF e = xsimd::exp(VF::load_unaligned(s + j) - vm);
+    e.store_unaligned(p + j);
+    acc += e;
+  }
+  float sum = simd::hsum(acc);
+  for (; j < n; ++j) {
+    p[j] = std::exp(s[j] - m);
+    sum += p[j];
+  }
+  return sum;
+}
+
+// Everything the kernels need to know about one call.
+struct Sdpa {
+  int64_t B = 0, NH = 0, T = 0, S = 0, HD = 0;
+  float scale = 1.f;
+  bool causal = false;
+  std::vector<int32_t> lengths;  // [B] or empty
+  Tensor mask;                   // additive, or undefined
+  int64_t ms[4] = {0, 0, 0, 0};  // broadcast strides of mask over [B,NH,T,S]
+
+  // Keys [0, limit) can be visible to query row t of batch b (a bound, not a mask).
+  int64_t key_limit(int64_t b, int64_t t) const {
+    int64_t lim = S;
+    if (!lengths.empty()) lim = std::min<int64_t>(lim, lengths[b]);
+    if (causal) lim = std::min<int64_t>(lim, t + (S - T) + 1);
+    return lim;
+  }
+
+  // Scores of rows [t0, t0+nq) x keys [s0, s0+nk) of head bh into sc (ld nk),
+  // scaled and masked (-inf where masked).
+  void scores(int64_t bh, int64_t t0, int64_t nq, int64_t s0, int64_t nk, const float* q,
+              const float* k, float* sc) const {
+    const float* Q = q + (bh * T + t0) * HD;
+    const float* K = k + (bh * S + s0) * HD;
+    gemm(false, true, nq, nk, HD, scale, Q, HD, K, HD, 0.f, sc, nk);
+    const int64_t b = bh / NH, h = bh % NH;
+    const float* mp = mask.defined() ? mask.data() + b * ms[0] + h * ms[1] : nullptr;
+    for (int64_t i = 0; i < nq; ++i) {
+      float* row = sc + i * nk;
+      const int64_t t = t0 + i;
+      if (mp) {
+        const float* mr = mp + t * ms[2];
+        for (int64_t j = 0; j < nk; ++j) row[j] += mr[(s0 + j) * ms[3]];
+      }
+      const int64_t lim = key_limit(b, t);
+      for (int64_t j = std::max<int64_t>(0, lim - s0); j < nk; ++j) row[j] = kNegInf;
+    }
+  }
+
+  // Keys needed by query block [t0, t0+nq) of batch b: [0, end).
+  int64_t block_key_end(int64_t b, int64_t t0, int64_t nq) const {
+    int64_t end = 0;
+    for (int64_t i = 0; i < nq; ++i) end = std::max(end, key_limit(b, t0 + i));
+    return end;
+  }
+};
+
+Sdpa prepare(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
+             const IntTensor* key_lengths, const Tensor& attn_mask, float scale) {
+  check(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, op,
+        ": q, k, v must be [B,NH,T,HD], [B,NH,S,HD], [B,NH,S,HD]; got ", q.shape(), ", ",
+        k.shape(), ", ", v.shape());
+  Sdpa a;
+  a.B = q.size(0), a.NH = q.size(1), a.T = q.size(2), a.HD = q.size(3), a.S = k.size(2);
+  check(k.size(0) == a.B && k.size(1) == a.NH && k.size(3) == a.HD && v.shape() == k.shape(),
+        op, ": k and v must be [B,NH,S,HD] matching q ", q.shape(), "; got ", k.shape(), ", ",
+        v.shape());
+  check(!causal || a.T == a.S, op, ": causal requires T == S; got T=", a.T, " S=", a.S);
+  a.causal = causal;
+  a.scale = scale > 0.f ? scale : 1.f / std::sqrt(float(std::max<int64_t>(a.HD, 1)));
+  if (key_lengths) {
+    check(key_lengths->dim() == 1 && key_lengths->size(0) == a.B, op,
+          ": key_lengths must be [B] = [", a.B, "]; got ", key_lengths->shape());
+    a.lengths.assign(key_lengths->begin(), key_lengths->end());
+    for (int32_t L : a.lengths)
+      check(L >= 0 && L <= a.S, op, ": key length ", L, " outside [0, ", a.S, "]");
+  }
+  if (attn_mask.defined()) {
+    check(attn_mask.dim() <= 4, op, ": attn_mask ", attn_mask.shape(),
+          " does not broadcast to [B,NH,T,S]");
+    const Shape full = {a.B, a.NH, a.T, a.S};
+    Shape ms(4, 1);
+    for (int64_t i = 0; i < attn_mask.dim(); ++i) ms[4 - attn_mask.dim() + i] = attn_mask.size(i);
+    int64_t stride = 1;
+    for (int i = 3; i >= 0; --i) {
+      check(ms[i] == full[i] || ms[i] == 1, op, ": attn_mask ", attn_mask.shape(),
+            " does not broadcast to ", full);
+      a.ms[i] = ms[i] == 1 ? 0 : stride;
+      stride *= ms[i];
+    }
+    a.mask = attn_mask;
+  }
+  return a;
+}
+
+// Forward: out [BH,T,HD], lse [BH,T]. Throws when a row has every key masked.
+void forward(const char* op, const Sdpa& a, const float* q, const float* k, const float* v,
+             float* out, float* lse) {
+  const int64_t BH = a.B * a.NH, T = a.T, HD = a.HD;
+  const int64_t nqb = (T + kBQ - 1) / kBQ;
+  const int64_t work = BH * T * a.S * std::max<int64_t>(HD, 1) / 4;
+  int64_t bad_row = -1;  // smallest fully masked (bh*T + t), for the message
+#pragma omp parallel num_threads(num_threads()) if (worth_threads(work) && num_threads() > 1)
+  {
+    std::vector<float> sc(kBQ * kBK), acc(kBQ * std::max<int64_t>(HD, 1)), m(kBQ), l(kBQ);
+    int64_t my_bad = -1;
+#pragma omp for schedule(static)
+    for (int64_t w = 0; w < BH * nqb; ++w) {
+      const int64_t bh = w / nqb, t0 = (w % nqb) * kBQ, nq = std::min(kBQ, T - t0);
+      const int64_t b = bh / a.NH;
+      std::fill(acc.begin(), acc.begin() + nq * HD, 0.f);
+      std::fill(m.begin(), m.end(), kNegInf);
+      std::fill(l.begin(), l.end(), 0.f);
+      const int64_t kend = a.block_key_end(b, t0, nq);
+      const float* V = v + bh * a.S * HD;
+      for (int64_t s0 = 0; s0 < kend; s0 += kBK) {
+        const int64_t nk = std::min(kBK, kend - s0);
+        a.scores(bh, t0, nq, s0, nk, q, k, sc.data());
+        for (int64_t i = 0; i < nq; ++i) {
+          float* row = sc.data() + i * nk;
+          const float mb = row_max(row, nk);
+          const float mnew = std::max(m[i], mb);
+          if (mnew == kNegInf) {  // nothing visible yet: P = 0, state unchanged
+            std::fill(row, row + nk, 0.f);
+            continue;
+          }
+          const float alpha = m[i] == kNegInf ? 0.f : std::exp(m[i] - mnew);
+          l[i] = l[i] * alpha + exp_sub_sum(row, row, nk, mnew);
+          m[i] = mnew;
+          if (alpha != 1.f) {
+            float* ar = acc.data() + i * HD;
+            for (int64_t d = 0; d < HD; ++d) ar[d] *= alpha;
+          }
+        }
+        gemm(false, false, nq, HD, nk, 1.f, sc.data(), nk, V + s0 * HD, HD, 1.f, acc.data(), HD);
+      }
+      for (int64_t i = 0; i < nq; ++i) {
+        const int64_t r = bh * T + t0 + i;
+        float* o = out + r * HD;
+        if (!(l[i] > 0.f)) {
+          if (my_bad < 0 || r < my_bad) my_bad = r;
+          std::fill(o, o + HD, 0.f);
+          lse[r] = kNegInf;
+          continue;
+        }
+        const float inv = 1.f / l[i];
+        for (int64_t d = 0; d < HD; ++d) o[d] = acc[i * HD + d] * inv;
+        lse[r] = m[i] + std::log(l[i]);
+      }
+    }
+#pragma omp critical(qkv_sdpa_bad)
+    if (my_bad >= 0 && (bad_row < 0 || my_bad < bad_row)) bad_row = my_bad;
+  }
+  if (bad_row >= 0) {
+    const int64_t bh = bad_row / T, t = bad_row % T;
+    fail(op, ": query row ", t, " of batch ", bh / a.NH, ", head ", bh % a.NH,
+         " has every key masked (its softmax is undefined)");
+  }
+}
+
+// Weights [BH,T,S] = exp(S - lse), masked entries 0.
+Tensor weights_of(const Sdpa& a, const float* q, const float* k, const float* lse) {
+  const int64_t BH = a.B * a.NH, T = a.T, S = a.S;
+  Tensor w = Tensor::zeros({a.B, a.NH, T, S});
+  float* W = w.data();
+  const int64_t nqb = (T + kBQ - 1) / kBQ;
+  const int64_t work = BH * T * S * std::max<int64_t>(a.HD, 1) / 4;
+#pragma omp parallel num_threads(num_threads()) if (worth_threads(work) && num_threads() > 1)
+  {
+    std::vector<float> sc(kBQ * kBK);
+#pragma omp for schedule(static)
+    for (int64_t x = 0; x < BH * nqb; ++x) {
+      const int64_t bh = x / nqb, t0 = (x % nqb) * kBQ, nq = std::min(kBQ, T - t0);
+      const int64_t kend = a.block_key_end(bh / a.NH, t0, nq);
+      for (int64_t s0 = 0; s0 < kend; s0 += kBK) {
+        const int64_t nk = std::min(kBK, kend - s0);
+        a.scores(bh, t0, nq, s0, nk, q, k, sc.data());
+        for (int64_t i = 0; i < nq; ++i) {
+          const int64_t r = bh * T + t0 + i;
+          exp_sub_sum(sc.data() + i * nk, W + r * S + s0, nk, lse[r]);
+        }
+      }
+    }
+  }
+  return w;
+}
+
+// Backward. dw/w: the upstream gradient of the weights and the weights ([BH,T,S]),
+// or null. Any of dq, dk, dv may be null (not needed).
+void backward_kernel(const Sdpa& a, const float* q, const float* k, const float* v,
+                     const float* o, const float* lse, const float* dout, const float* dw,
+                     const float* w, float* dq, float* dk, float* dv) {
+  const int64_t BH = a.B * a.NH, T = a.T, S = a.S, HD = a.HD;
+  const int64_t work = BH * T * S * std::max<int64_t>(HD, 1) / 2;
+#pragma omp parallel num_threads(num_threads()) if (worth_threads(work) && num_threads() > 1)
+  {
+    std::vector<float> P(kBQ * kBK), dP(kBQ * kBK), D(T);
+    std::vector<float> dqb, dkb, dvb;
+#pragma omp for schedule(static)
+    for (int64_t bh = 0; bh < BH; ++bh) {
+      const int64_t b = bh / a.NH;
+      const float* Q = q + bh * T * HD;
+      const float* K = k + bh * S * HD;
+      const float* V = v + bh * S * HD;
+      const float* dO = dout + bh * T * HD;
+      float* dQ = dq ? dq + bh * T * HD : nullptr;
+      float* dK = dk ? dk + bh * S * HD : nullptr;
+      float* dV = dv ? dv + bh * S * HD : nullptr;
+      if (dQ) std::fill(dQ, dQ + T * HD, 0.f);
+      if (dK) std::fill(dK, dK + S * HD, 0.f);
+      if (dV) std::fill(dV, dV + S * HD, 0.f);
+      // D = rowsum(dO * O) (+ rowsum(dW * W) for the weights output)
+      for (int64_t t = 0; t < T; ++t) {
+        const float* x = dO + t * HD;
+        const float* y = o + (bh * T + t) * HD;
+        float s = 0.f;
+        for (int64_t d = 0; d < HD; ++d) s += x[d] * y[d];
+        if (dw) {
+          const float* gw = dw + (bh * T + t) * S;
+          const float* ww = w + (bh * T + t) * S;
+          for (int64_t j = 0; j < S; ++j) s += gw[j] * ww[j];
+        }
+        D[t] = s;
+      }
+      for (int64_t t0 = 0; t0 < T; t0 += kBQ) {
+        const int64_t nq = std::min(kBQ, T - t0);
+        const int64_t kend = a.block_key_end(b, t0, nq);
+        for (int64_t s0 = 0; s0 < kend; s0 += kBK) {
+          const int64_t nk = std::min(kBK, kend - s0);
+          a.scores(bh, t0, nq, s0, nk, q, k, P.data());
+          for (int64_t i = 0; i < nq; ++i)
+            exp_sub_sum(P.data() + i * nk, P.data() + i * nk, nk, lse[bh * T + t0 + i]);
+          if (dV)
+            gemm(true, false, nk, HD, nq, 1.f, P.data(), nk, dO + t0 * HD, HD, 1.f, dV + s0 * HD,
+                 HD);
+          if (!dQ && !dK) continue;
+          gemm(false, true, nq, nk, HD, 1.f, dO + t0 * HD, HD, V + s0 * HD, HD, 0.f, dP.data(), nk);
+          for (int64_t i = 0; i < nq; ++i) {
+            const int64_t r = bh * T + t0 + i;
+            const float* p = P.data() + i * nk;
+            float* g = dP.data() + i * nk;
+            const float* gw = dw ? dw + r * S + s0 : nullptr;
+            for (int64_t j = 0; j < nk; ++j) g[j] = p[j] * (g[j] + (gw ? gw[j] : 0.f) - D[t0 + i]);
+          }
+          if (dQ)
+            gemm(false, false, nq, HD, nk, a.scale, dP.data(), nk, K + s0 * HD, HD, 1.f,
+                 dQ + t0 * HD, HD);
+          if (dK)
+            gemm(true, false, nk, HD, nq, a.scale, dP.data(), nk, Q + t0 * HD, HD, 1.f,
+                 dK + s0 * HD, HD);
+        }
+      }
+    }
+  }
+}
+
+// The shared body of both entry points.
+std::vector<Var> sdpa(const char* op, bool with_weights, const Var& q, const Var& k, const Var& v,
+                      bool causal, const IntTensor* key_lengths, const Tensor& attn_mask,
+                      float scale) {
+  const Tensor qt = q.value(), kt = k.value(), vt = v.value();
+  const Sdpa a = prepare(op, qt, kt, vt, causal, key_lengths, attn_mask, scale);
+  Tensor out(qt.shape());
+  Tensor lse({a.B, a.NH, a.T});
+  forward(op, a, qt.data(), kt.data(), vt.data(), out.data(), lse.data());
+  std::vector<Tensor> outs{out};
+  Tensor w;
+  if (with_weights) {
+    w = weights_of(a, qt.data(), kt.data(), lse.data());
+    outs.push_back(w);
+  }
+  return record_multi(
+      op, outs, {q, k, v},
+      [a, qt, kt, vt, out, lse, w](const std::vector<Tensor>& douts, const std::vector<bool>& needs) {
+        Tensor dO = douts[0].defined() ? douts[0] : Tensor::zeros(out.shape());
+        const Tensor* dW = douts.size() > 1 && douts[1].defined() ? &douts[1] : nullptr;
+        Tensor dq = needs[0] ? Tensor(qt.shape()) : Tensor();
+        Tensor dk = needs[1] ? Tensor(kt.shape()) : Tensor();
+        Tensor dv = needs[2] ? Tensor(vt.shape()) : Tensor();
+        backward_kernel(a, qt.data(), kt.data(), vt.data(), out.data(), lse.data(), dO.data(),
+                        dW ? dW->data() : nullptr, dW ? w.data() : nullptr,
+                        needs[0] ? dq.data() : nullptr, needs[1] ? dk.data() : nullptr,
+                        needs[2] ? dv.data() : nullptr);
+        return std::vector<Tensor>{dq, dk, dv};
+      });
+}
+
+}  // namespace
+
+Var scaled_dot_product_attention(const Var& q, const Var& k, const Var& v, bool causal,
+                                 const IntTensor* key_lengths, const Tensor& attn_mask,
+                                 float scale) {
+  return sdpa("scaled_dot_product_attention", false, q, k, v, causal, key_lengths, attn_mask,
+              scale)[0];
+}
+
+std::vector<Var> scaled_dot_product_attention_weights(const Var& q, const Var& k, const Var& v,
+                                                      bool causal, const IntTensor* key_lengths,
+                                                      const Tensor& attn_mask, float scale) {
+  return sdpa("scaled_dot_product_attention_weights", true, q, k, v, causal, key_lengths,
+              attn_mask, scale);
+}
+
+}  // namespace qkv

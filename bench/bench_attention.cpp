@@ -41,7 +41,7 @@ void verify_weights(const Var& w, const IntTensor& lengths, const std::string& w
 
 std::vector<Result> suite_attention(const Options& opt) {
   const Shape4 z = opt.quick ? Shape4{4, 6, 5, 8, 16, 20} : Shape4{64, 30, 30, 128, 256, 512};
-  const std::string dims = "B" + std::to_string(z.B) + " S" + std::to_string(z.S) + " T" +
+  const std::string dims = std::string("B") + std::to_string(z.B) + " S" + std::to_string(z.S) + " T" +
                            std::to_string(z.T) + " H" + std::to_string(z.H);
   std::vector<Result> out;
   for (const char* kind : {"luong", "bahdanau"}) {

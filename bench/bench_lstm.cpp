@@ -19,7 +19,7 @@ struct Case {
 };
 
 std::string case_name(const Case& c) {
-  return "B" + std::to_string(c.B) + " T" + std::to_string(c.T) + " I" + std::to_string(c.I) +
+  return std::string("B") + std::to_string(c.B) + " T" + std::to_string(c.T) + " I" + std::to_string(c.I) +
          " H" + std::to_string(c.H);
 }
 

@@ -32,7 +32,7 @@ struct Cfg {
 };
 
 std::string name_of(const Cfg& c) {
-  std::string s = "B" + std::to_string(c.B) + " NH" + std::to_string(c.NH) + " T" +
+  std::string s = std::string("B") + std::to_string(c.B) + " NH" + std::to_string(c.NH) + " T" +
                   std::to_string(c.T) + " S" + std::to_string(c.S) + " HD" + std::to_string(c.HD);
   if (c.causal) s += " causal";
   if (!c.lengths.empty()) s += " lengths";

@@ -22,7 +22,7 @@ struct ConvCase {
 
 std::string name_of(const ConvCase& c) {
   const auto& s = c.s;
-  return "N" + std::to_string(c.N) + " C" + std::to_string(c.C) + " " + std::to_string(c.H) +
+  return std::string("N") + std::to_string(c.N) + " C" + std::to_string(c.C) + " " + std::to_string(c.H) +
          "x" + std::to_string(c.W) + " O" + std::to_string(c.O) + " k" + std::to_string(c.KH) +
          "x" + std::to_string(c.KW) + " s" + std::to_string(s.stride_h) + "," +
          std::to_string(s.stride_w) + " p" + std::to_string(s.pad_h) + "," +

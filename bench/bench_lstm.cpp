@@ -5,6 +5,7 @@
 // backward; the gate kernels and the per-step dependency chain are overhead
 // on top. Checked first against the cell-by-cell composite (lstm_layer_ref).
 #include <cmath>
+#include <sstream>
 
 #include "autograd/ops.h"
 #include "bench/bench.h"
@@ -19,8 +20,9 @@ struct Case {
 };
 
 std::string case_name(const Case& c) {
-  return std::string("B") + std::to_string(c.B) + " T" + std::to_string(c.T) + " I" + std::to_string(c.I) +
-         " H" + std::to_string(c.H);
+  std::ostringstream o;
+  o << "B" << c.B << " T" << c.T << " I" << c.I << " H" << c.H;
+  return o.str();
 }
 
 // Fused vs reference: outputs, and the gradient of weight_hh under the same upstream.

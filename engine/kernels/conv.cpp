@@ -178,11 +178,19 @@ Tensor conv2d_forward_ref(const Tensor& x, const Tensor& w, const Tensor& b, con
 }
 
 // ---- convolution backward -----------------------------------------------------------------
-Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy,
-                            const Conv2dSpec& s, bool need_dx, bool need_dw, bool need_db) {
+namespace {
+// The geometry of a backward call, with dy checked against it.
+Conv2dGeom backward_geom(const Tensor& x, const Tensor& w, const Tensor& dy, const Conv2dSpec& s) {
   const Conv2dGeom g = conv2d_geom(x.shape(), w.shape(), nullptr, s, "conv2d_backward");
   check(dy.shape() == Shape{g.N, g.O, g.HO, g.WO}, "conv2d_backward: dy has shape ", dy.shape(),
         ", expected ", Shape{g.N, g.O, g.HO, g.WO});
+  return g;
+}
+}  // namespace
+
+Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy,
+                            const Conv2dSpec& s, bool need_dx, bool need_dw, bool need_db) {
+  const Conv2dGeom g = backward_geom(x, w, dy, s);
   Conv2dGrads r;
   const int64_t HWO = g.HO * g.WO, CKK = g.Cg * g.KH * g.KW, HW = g.H * g.W;
   const bool pw = is_pointwise(g);
@@ -275,9 +283,7 @@ Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy,
 
 Conv2dGrads conv2d_backward_ref(const Tensor& x, const Tensor& w, const Tensor& dy,
                                 const Conv2dSpec& s, bool need_dx, bool need_dw, bool need_db) {
-  const Conv2dGeom g = conv2d_geom(x.shape(), w.shape(), nullptr, s, "conv2d_backward");
-  check(dy.shape() == Shape{g.N, g.O, g.HO, g.WO}, "conv2d_backward: dy has shape ", dy.shape(),
-        ", expected ", Shape{g.N, g.O, g.HO, g.WO});
+  const Conv2dGeom g = backward_geom(x, w, dy, s);
   std::vector<double> dx(size_t(x.numel()), 0.0), dw(size_t(w.numel()), 0.0), db(size_t(g.O), 0.0);
   for (int64_t n = 0; n < g.N; ++n)
     for (int64_t o = 0; o < g.O; ++o) {

@@ -127,6 +127,12 @@ void pack_at_panel(const float* A, int64_t lda, int64_t i0, int64_t mr, int64_t 
   }
 }
 
+// C's epilogue, as BLAS defines it: alpha * v + beta * c, where beta == 0
+// means C is not read at all (it may hold NaN).
+inline float blend(float v, float c, float alpha, float beta) {
+  return alpha * v + (beta != 0.f ? beta * c : 0.f);
+}
+
 // ---- micro-kernel ------------------------------------------------------------
 // Contract: C[0:mr, 0:nr] = alpha * a[MR x kc] * b[kc x NR] + beta * C, where
 //   b: NR floats per k, consecutive k rows `bs` floats apart (bs = NR for a
@@ -200,7 +206,7 @@ __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const float*
   for (int i = 0; i < mr; ++i)
     for (int j = 0; j < nr; ++j) {
       float& cij = c[i * ldc + j];
-      cij = alpha * tile[i * NR + j] + (beta != 0.f ? beta * cij : 0.f);
+      cij = blend(tile[i * NR + j], cij, alpha, beta);
     }
 }
 
@@ -314,7 +320,13 @@ void axpy(float s, const float* x, float* y, int64_t n) {
 
 void store_row(const Problem& P, float* c, const float* acc, int64_t n) {
   for (int64_t j = 0; j < n; ++j)
-    c[j] = P.alpha * acc[j] + (P.beta != 0.f ? P.beta * c[j] : 0.f);
+    c[j] = blend(acc[j], c[j], P.alpha, P.beta);
+}
+
+// The small paths split a length over threads in chunks of whole vectors, at
+// least 16 of them (smaller chunks cost more in OpenMP than they save).
+int64_t chunk_for(int64_t len, int nt) {
+  return std::max<int64_t>(W * 16, (len + nt - 1) / nt / W * W + W);
 }
 
 // Few rows (decoder steps, GEMV): each row of C from contiguous streams.
@@ -322,7 +334,7 @@ void gemm_few_rows(const Problem& P, int nt) {
   const int64_t M = P.M, N = P.N, K = P.K;
   if (!P.tb) {
     // c_i = sum_k a(i,k) * B[k, :]: axpy over contiguous rows of B, split over columns.
-    const int64_t chunk = std::max<int64_t>(W * 16, (N + nt - 1) / nt / W * W + W);
+    const int64_t chunk = chunk_for(N, nt);
     const int64_t n_chunks = (N + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && n_chunks > 1)
     for (int64_t ch = 0; ch < n_chunks; ++ch) {
@@ -351,7 +363,7 @@ void gemm_few_rows(const Problem& P, int nt) {
 #pragma omp for schedule(static)
         for (int64_t j = 0; j < N; ++j) {
           float& c = P.C[i * P.ldc + j];
-          c = P.alpha * rows::dot(a, P.B + j * P.ldb, K) + (P.beta != 0.f ? P.beta * c : 0.f);
+          c = blend(rows::dot(a, P.B + j * P.ldb, K), c, P.alpha, P.beta);
         }
       }
     }
@@ -370,12 +382,11 @@ void gemm_few_cols(const Problem& P, int nt) {
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) {
         float& c = P.C[i * P.ldc + j];
-        c = P.alpha * rows::dot(P.A + i * P.lda, bcol.data() + j * K, K) +
-            (P.beta != 0.f ? P.beta * c : 0.f);
+        c = blend(rows::dot(P.A + i * P.lda, bcol.data() + j * K, K), c, P.alpha, P.beta);
       }
   } else {
     // op(A) columns are rows of A: c(:, j) = sum_k b(k,j) * A[k, :], split over rows.
-    const int64_t chunk = std::max<int64_t>(W * 16, (M + nt - 1) / nt / W * W + W);
+    const int64_t chunk = chunk_for(M, nt);
     const int64_t n_chunks = (M + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && n_chunks > 1)
     for (int64_t ch = 0; ch < n_chunks; ++ch) {
@@ -386,7 +397,7 @@ void gemm_few_cols(const Problem& P, int nt) {
         for (int64_t k = 0; k < K; ++k) axpy(bcol[j * K + k], P.A + k * P.lda + i0, acc.data(), m);
         for (int64_t i = 0; i < m; ++i) {
           float& c = P.C[(i0 + i) * P.ldc + j];
-          c = P.alpha * acc[i] + (P.beta != 0.f ? P.beta * c : 0.f);
+          c = blend(acc[i], c, P.alpha, P.beta);
         }
       }
     }

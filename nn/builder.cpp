@@ -1,12 +1,11 @@
 #include "nn/builder.h"
 
 #include <algorithm>
-#include <functional>
-#include <map>
 
 #include "nn/activation.h"
 #include "nn/attention.h"
 #include "nn/attn_classifier.h"
+#include "nn/builder_makers.h"
 #include "nn/embedding.h"
 #include "nn/linear.h"
 #include "nn/rnn.h"
@@ -15,8 +14,6 @@
 
 namespace qkv {
 namespace {
-
-using Maker = std::function<std::shared_ptr<Module>(JsonReader&, Generator&)>;
 
 const std::vector<std::string> kScores = {"dot", "scaled_dot", "general", "concat", "additive"};
 
@@ -32,8 +29,8 @@ RNNOptions rnn_options(JsonReader& r) {
   return o;
 }
 
-const std::map<std::string, Maker>& makers() {
-  static const std::map<std::string, Maker> m = {
+MakerMap core_makers() {
+  MakerMap m = {
       {"linear",
        [](JsonReader& r, Generator& g) {
          LinearOptions o;
@@ -117,6 +114,16 @@ const std::map<std::string, Maker>& makers() {
          return std::make_shared<Dropout>(float(r.get_number("p", 0.5, 0.0, 0.999)), g);
        }},
   };
+  return m;
+}
+
+const MakerMap& makers() {
+  static const MakerMap m = [] {
+    MakerMap all = core_makers();
+    add_transformer_makers(all);
+    add_vision_makers(all);
+    return all;
+  }();
   return m;
 }
 

@@ -22,6 +22,7 @@
 #include "nn/linear.h"
 #include "nn/module.h"
 #include "nn/rnn.h"
+#include "nn/seq_model.h"
 
 namespace qkv {
 
@@ -99,36 +100,29 @@ class Seq2SeqDecoder : public Module {
   std::shared_ptr<Linear> combine;       // Luong W_c: [c; h] (D*H + H) -> H, no bias
 };
 
-struct Seq2SeqOutput {
-  Var logits;        // [B,T,V]
-  Tensor attention;  // [B,T,S] in original source order (undefined without attention)
-};
-
-struct Decoded {
-  std::vector<int32_t> tokens;  // generated tokens, ending with eos unless max_len was hit
-  Tensor attention;             // [T_out, S] in original source order (zeros without attention)
-  float score;                  // log-prob sum / len^alpha (greedy: alpha = 0)
-};
-
-class Seq2Seq : public Module {
+class Seq2Seq : public SeqToSeqModel {
  public:
   Seq2Seq(const Seq2SeqOptions& opt, Generator& gen);
 
   // src_ids: [B,S], src_len: [B] in [1,S], tgt_in: [B,T] (bos + target[:-1])
   Seq2SeqOutput forward_teacher(const IntTensor& src_ids, const IntTensor& src_len,
-                                const IntTensor& tgt_in);
+                                const IntTensor& tgt_in) override;
   // Teacher-forced cross entropy against tgt_out [B,T] (pad ignored).
   Var loss(const IntTensor& src_ids, const IntTensor& src_len, const IntTensor& tgt_in,
-           const IntTensor& tgt_out);
+           const IntTensor& tgt_out) override;
 
   // src_ids: [1,S] (the whole row is the source). Under NoGrad.
-  Decoded greedy(const IntTensor& src_ids, int64_t max_len);
+  Decoded greedy(const IntTensor& src_ids, int64_t max_len) override;
   // Keeps beam_size live hypotheses (one decoder batch); a candidate ending in
   // eos that ranks among them is finished. Stops when no live hypothesis can
   // still beat the best finished one (alpha = 0, beam 1: exactly greedy) or at
   // max_len, where unfinished hypotheses compete too. Picks the best
   // log-prob sum / len^alpha (len counts eos).
-  Decoded beam(const IntTensor& src_ids, int64_t beam_size, int64_t max_len, float alpha = 0.f);
+  Decoded beam(const IntTensor& src_ids, int64_t beam_size, int64_t max_len,
+               float alpha = 0.f) override;
+  int32_t pad_id() const override { return options.pad; }
+  int32_t bos_id() const override { return options.bos; }
+  int32_t eos_id() const override { return options.eos; }
   // The model's score of `tokens` (generated tokens, as Decoded::tokens) for
   // src_ids [1,S]: log-prob sum / len^alpha, the score beam search maximises.
   float sequence_score(const IntTensor& src_ids, const std::vector<int32_t>& tokens,

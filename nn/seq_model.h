@@ -1,0 +1,45 @@
+// SeqToSeqModel: what every source -> target sequence model offers (the RNN
+// Seq2Seq of nn/seq2seq.h, the Transformer of nn/transformer.h), so that the
+// experiment runner trains, evaluates and decodes any of them the same way.
+//
+// Legend: B batch, S source time, T target time, V target vocabulary, NH heads.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "autograd/var.h"
+#include "nn/module.h"
+
+namespace qkv {
+
+struct Seq2SeqOutput {
+  Var logits;        // [B,T,V]
+  Tensor attention;  // [B,T,S] in original source order (undefined without attention)
+};
+
+struct Decoded {
+  std::vector<int32_t> tokens;  // generated tokens, ending with eos unless max_len was hit
+  Tensor attention;             // [T_out,S] in original source order (zeros without attention)
+  Tensor head_attention;        // [NH,T_out,S] per head (multi-head models only, else undefined)
+  float score = 0.f;            // log-prob sum / len^alpha (greedy: alpha = 0)
+};
+
+class SeqToSeqModel : public Module {
+ public:
+  // src_ids: [B,S], src_len: [B] in [1,S], tgt_in: [B,T] (bos + target[:-1])
+  virtual Seq2SeqOutput forward_teacher(const IntTensor& src_ids, const IntTensor& src_len,
+                                        const IntTensor& tgt_in) = 0;
+  // Teacher-forced mean cross entropy against tgt_out [B,T] (pad ignored).
+  virtual Var loss(const IntTensor& src_ids, const IntTensor& src_len, const IntTensor& tgt_in,
+                   const IntTensor& tgt_out) = 0;
+  // src_ids: [1,S] (the whole row is the source). Under NoGrad.
+  virtual Decoded greedy(const IntTensor& src_ids, int64_t max_len) = 0;
+  virtual Decoded beam(const IntTensor& src_ids, int64_t beam_size, int64_t max_len,
+                       float alpha = 0.f) = 0;
+  // Special token ids of the target vocabulary.
+  virtual int32_t pad_id() const = 0;
+  virtual int32_t bos_id() const = 0;
+  virtual int32_t eos_id() const = 0;
+};
+
+}  // namespace qkv

@@ -1,0 +1,106 @@
+// Data sets for the experiment runner: generated (dates, addition, sequence)
+// or loaded (fashion-mnist, text-classification, text-lm), each with train /
+// valid / test splits fixed by the experiment's seed, served as padded batches.
+//
+// Legend: B batch, S source time, T target time, C/H/W image channels/size.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/tensor.h"
+#include "nn/json_config.h"
+
+namespace qkv::data {
+
+enum class Split { train, valid, test };
+const char* split_name(Split s);  // "train", "valid", "test"
+
+enum class Task {
+  seq2seq,               // src text -> tgt text (dates, addition, sequence)
+  text_classification,   // text -> class
+  image_classification,  // image -> class (fashion-mnist)
+  language_model,        // text -> next tokens (text-lm)
+};
+
+// A token vocabulary. Ids 0..3 are the specials, in this order; the tokens
+// follow, sorted, so a vocabulary rebuilt from the same config gets the same ids.
+class Vocab {
+ public:
+  static constexpr int32_t pad = 0, bos = 1, eos = 2, unk = 3;
+  enum class Level { chars, words };  // chars: bytes; words: split on whitespace
+
+  Vocab() = default;
+  Vocab(std::vector<std::string> tokens, Level level);  // sorted and deduplicated inside
+  int64_t size() const { return int64_t(tokens_.size()); }  // including the 4 specials
+  Level level() const { return level_; }
+  int32_t id(const std::string& token) const;                  // unk when unknown
+  const std::string& token(int32_t id) const;                  // "<pad>", "<s>", "</s>", "<unk>" for specials
+  std::vector<std::string> split(const std::string& text) const;  // text's tokens at this level
+  std::vector<int32_t> encode(const std::string& text) const;     // no bos / eos added
+  // Stops at eos, skips pad and bos; words are joined by single spaces.
+  std::string decode(const std::vector<int32_t>& ids) const;
+
+ private:
+  std::vector<std::string> tokens_;
+  Level level_ = Level::chars;
+};
+
+// One padded mini-batch. Only the fields of the data set's task are defined.
+struct Batch {
+  int64_t size = 0;   // B
+  IntTensor src;      // [B,S] token ids, pad-filled (seq2seq, text classification, LM input)
+  IntTensor src_len;  // [B] lengths in [1,S]
+  IntTensor tgt_in;   // [B,T] bos + target, pad-filled (seq2seq)
+  IntTensor tgt_out;  // [B,T] target + eos, pad-filled (seq2seq); LM: [B,S] next tokens, pad-filled
+  IntTensor labels;   // [B] class ids (classification)
+  Tensor images;      // [B,C,H,W] floats, normalised (image classification)
+};
+
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  virtual Task task() const = 0;
+  virtual std::string name() const = 0;  // "dates", ...
+  virtual int64_t size(Split s) const = 0;
+  // The examples `indices` of split s (each in [0, size(s))), in that order, as one batch.
+  virtual Batch batch(Split s, const std::vector<int64_t>& indices) const = 0;
+  // Example i as text, for showing predictions: its source and its reference
+  // target (the class name for classification; for images, "image #i").
+  virtual std::string source_text(Split s, int64_t i) const = 0;
+  virtual std::string target_text(Split s, int64_t i) const = 0;
+  // A user's input (qkv predict --input TEXT) as a batch of one, encoded
+  // exactly as the data set encodes its sources (reversal included).
+  // Throws qkv::Error naming what cannot be encoded (e.g. images: not supported).
+  virtual Batch encode_input(const std::string& text) const = 0;
+
+  // What the model needs to know; the runner fills these into the model config.
+  const Vocab* src_vocab() const { return src_vocab_.size() ? &src_vocab_ : nullptr; }
+  const Vocab* tgt_vocab() const { return tgt_vocab_.size() ? &tgt_vocab_ : nullptr; }
+  const std::vector<std::string>& class_names() const { return class_names_; }
+  std::vector<int64_t> image_shape() const { return image_shape_; }  // {C,H,W} or empty
+  int64_t max_target_len() const { return max_target_len_; }         // decode limit, eos included
+
+ protected:
+  Vocab src_vocab_, tgt_vocab_;  // the LM uses src_vocab_ for both
+  std::vector<std::string> class_names_;
+  std::vector<int64_t> image_shape_;
+  int64_t max_target_len_ = 0;
+};
+
+struct Made {
+  std::unique_ptr<Dataset> dataset;
+  Json resolved;  // the "data" config with every default filled in
+};
+
+// cfg: the experiment's "data" object ({"name": "dates", "train": 20000, ...});
+// path names it in errors ("data"). Unknown keys and bad values throw
+// qkv::Error naming the JSON path; missing or corrupt files name the file.
+// seed fixes generation and the split of loaded data.
+Made make_dataset(const Json& cfg, uint64_t seed, const std::string& path = "data");
+
+// The data set names make_dataset knows, sorted.
+std::vector<std::string> dataset_names();
+
+}  // namespace qkv::data

@@ -84,7 +84,8 @@ void time_copy(const Options& opt, const std::string& suite, const std::string& 
 }
 
 const std::vector<std::string>& suite_names() {
-  static const std::vector<std::string> names = {"gemm", "softmax", "layernorm", "lstm", "attention"};
+  static const std::vector<std::string> names = {"gemm", "softmax", "layernorm", "lstm", "attention",
+                                                   "transformer", "conv", "cbam"};
   return names;
 }
 
@@ -94,6 +95,9 @@ std::vector<Result> run_suite(const std::string& name, const Options& opt) {
   if (name == "layernorm") return suite_layernorm(opt);
   if (name == "lstm") return suite_lstm(opt);
   if (name == "attention") return suite_attention(opt);
+  if (name == "transformer") return suite_transformer(opt);
+  if (name == "conv") return suite_conv(opt);
+  if (name == "cbam") return suite_cbam(opt);
   std::string known;
   for (const auto& n : suite_names()) known += (known.empty() ? "" : ", ") + n;
   fail("bench: unknown suite '", name, "' (known: ", known, ")");

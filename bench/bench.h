@@ -62,6 +62,9 @@ std::vector<Result> suite_softmax(const Options& opt);
 std::vector<Result> suite_layernorm(const Options& opt);
 std::vector<Result> suite_lstm(const Options& opt);
 std::vector<Result> suite_attention(const Options& opt);
+std::vector<Result> suite_transformer(const Options& opt);  // bench_transformer.cpp
+std::vector<Result> suite_conv(const Options& opt);         // bench_conv.cpp
+std::vector<Result> suite_cbam(const Options& opt);         // bench_conv.cpp
 
 // Names of all suites in order, and the runner `qkv bench` calls.
 const std::vector<std::string>& suite_names();

@@ -29,7 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-SUITES = ("gemm", "softmax", "layernorm", "lstm", "attention")
+SUITES = ("gemm", "softmax", "layernorm", "lstm", "attention", "transformer", "conv", "cbam")
 GEMM_ONLY_PEERS = {"openblas"}
 
 
@@ -308,7 +308,7 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], metavar="N",
                     help="thread counts (default: 1 2)")
     ap.add_argument("--suites", nargs="+", default=["gemm", "softmax"], choices=SUITES,
-                    metavar="SUITE", help="suites: gemm softmax layernorm lstm attention (default: gemm softmax)")
+                    metavar="SUITE", help="suites: " + " ".join(SUITES) + " (default: gemm softmax)")
     ap.add_argument("--rounds", type=int, default=1, metavar="R",
                     help="repeat the interleaved sequence R times, keep the best median "
                          "(default: 1)")

@@ -18,7 +18,7 @@ import importlib.util
 import os
 import sys
 
-SUITES = ("gemm", "softmax", "layernorm", "lstm", "attention")
+SUITES = ("gemm", "softmax", "layernorm", "lstm", "attention", "transformer", "conv", "cbam")
 GEMM_CASES = ("128x128x128", "256x256x256", "512x512x512", "1024x1024x1024",
               "2048x2048x2048", "8192x2048x512", "64x1024x256", "4096x64x64")
 ROWS, COLS = 4096, 1024
@@ -335,6 +335,17 @@ def attention_cases():
             report("attention", name, median_ms(run_teacher))
 
 
+# Suites whose cases live in a module of their own beside this file. Each module
+# has CASES {suite: (case names...)} and run(suite, tb), where tb is this module
+# (tb.report, tb.median_ms, tb.check, tb.FILTERS, tb.CheckFailed).
+EXTERNAL = {"transformer": "torch_transformer", "conv": "torch_vision", "cbam": "torch_vision"}
+
+
+def external(suite):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    return importlib.import_module(EXTERNAL[suite])
+
+
 def main():
     torch.set_num_threads(THREADS)
     torch.set_grad_enabled(False)
@@ -343,9 +354,12 @@ def main():
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}", file=sys.stderr)
     known = set()
     for s in RUN_SUITES:
-        known.update({"gemm": GEMM_CASES, "softmax": SOFTMAX_CASES,
-                      "layernorm": LAYERNORM_CASES, "lstm": LSTM_CASES,
-                      "attention": ATTENTION_CASES}[s])
+        if s in EXTERNAL:
+            known.update(external(s).CASES[s])
+        else:
+            known.update({"gemm": GEMM_CASES, "softmax": SOFTMAX_CASES,
+                          "layernorm": LAYERNORM_CASES, "lstm": LSTM_CASES,
+                          "attention": ATTENTION_CASES}[s])
     unknown = [f for f in FILTERS if f not in known]
     if unknown:
         usage_exit(f"unknown suite or case {', '.join(repr(u) for u in unknown)} "
@@ -362,6 +376,8 @@ def main():
                 lstm_cases()
             elif s == "attention":
                 attention_cases()
+            elif s in EXTERNAL:
+                external(s).run(s, sys.modules[__name__])
     except CheckFailed as e:
         print(f"torch_bench: {e}", file=sys.stderr)
         return 1

@@ -1,0 +1,33 @@
+// Pictures for experiments: attention heatmaps (SVG, and shaded characters on
+// a terminal, like the alignment figures of Bahdanau et al.) and training curves.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace qkv::plot {
+
+// weights: [T_out,S] (one panel) or [NH,T_out,S] (one panel per head, titled
+// "head 0", ...). Rows are output tokens (out_tokens, T_out of them), columns
+// source tokens (src_tokens, S of them); cell darkness = weight in [0,1].
+std::string attention_svg(const Tensor& weights, const std::vector<std::string>& src_tokens,
+                          const std::vector<std::string>& out_tokens, const std::string& title);
+// The same matrix ([T_out,S]) as text: one row per output token, one shaded
+// character (" .:-=+*#%@") per source token, labels escaped for a terminal.
+std::string attention_text(const Tensor& weights, const std::vector<std::string>& src_tokens,
+                           const std::vector<std::string>& out_tokens);
+
+struct Series {
+  std::string name;         // "train loss", "valid exact_match", ...
+  std::vector<double> x;    // step
+  std::vector<double> y;    // value (NaN/Inf points are skipped)
+};
+// One panel per entry of `panels` (e.g. {losses}, {metrics}), stacked
+// vertically, each with its own y axis, ticks and a legend; x is the step.
+std::string curves_svg(const std::vector<std::vector<Series>>& panels, const std::string& title);
+
+// Writes text to path atomically (temporary file + rename); throws qkv::Error naming the file.
+void write_file(const std::string& path, const std::string& text);
+
+}  // namespace qkv::plot

@@ -4,11 +4,13 @@
 # everything present it only runs an incremental build.
 #   QKV_BUILD_DIR   build directory (default: build)
 #   QKV_MESON_ARGS  extra 'meson setup' arguments, e.g. -Dnative=false
-#   QKV_EXTRA_PKGS  more packages to ensure (e.g. dataset-fashion-mnist)
+#   QKV_EXTRA_PKGS  more packages to ensure
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(g++ meson ninja-build pkg-config libxsimd-dev doctest-dev nlohmann-json3-dev zlib1g-dev)
+# The Fashion-MNIST experiments read its gzip'd IDX files from /usr/share/datasets/fashion-mnist/.
+pkgs+=(dataset-fashion-mnist)
 # shellcheck disable=SC2206
 pkgs+=(${QKV_EXTRA_PKGS:-})
 missing=()

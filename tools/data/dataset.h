@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/tensor.h"
@@ -45,6 +46,7 @@ class Vocab {
  private:
   std::vector<std::string> tokens_;
   Level level_ = Level::chars;
+  std::unordered_map<std::string, int32_t> ids_;  // token -> id, specials included
 };
 
 // One padded mini-batch. Only the fields of the data set's task are defined.
@@ -102,5 +104,11 @@ Made make_dataset(const Json& cfg, uint64_t seed, const std::string& path = "dat
 
 // The data set names make_dataset knows, sorted.
 std::vector<std::string> dataset_names();
+
+// Writes split s as "source<TAB>target" lines (so a peer script can train on
+// exactly qkv's data): the source as the model sees it (reversal included),
+// the target text or class name; tab, newline and backslash in either are
+// escaped as \t, \n, \\. Image data sets throw qkv::Error.
+void export_tsv(const Dataset& d, Split s, const std::string& path);
 
 }  // namespace qkv::data

@@ -1,0 +1,335 @@
+// Text classification and the character-level language model over files.
+#include "tools/data/text.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "engine/error.h"
+#include "tools/data/pairs.h"
+
+namespace qkv::data {
+namespace fs = std::filesystem;
+namespace {
+
+std::string read_text_file(const fs::path& p, const char* what) {
+  std::ifstream in(p, std::ios::binary);
+  check(bool(in), what, ": cannot read '", p.string(), "'");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The non-hidden entries of dir, sorted by name.
+std::vector<fs::directory_entry> list_dir(const std::string& dir, const char* what) {
+  std::error_code ec;
+  check(fs::is_directory(dir, ec), what, ": '", dir, "' is not a directory");
+  std::vector<fs::directory_entry> out;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.path().filename().string().rfind('.', 0) != 0) out.push_back(e);
+  }
+  check(!ec, what, ": cannot list '", dir, "': ", ec.message());
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.path() < b.path(); });
+  return out;
+}
+
+// Whitespace runs to one space, trimmed; lower-cased for words.
+std::string normalise(const std::string& text, bool lower) {
+  std::string out;
+  bool space = false;
+  for (unsigned char c : text) {
+    if (std::isspace(c)) {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out += ' ';
+    space = false;
+    out += char(lower ? std::tolower(c) : c);
+  }
+  return out;
+}
+
+double read_fraction(JsonReader& r, const std::string& key, double def) {
+  return r.get_number(key, def, 0, 1, /*lo_open=*/true);
+}
+
+// ---- text classification ----------------------------------------------------
+
+struct Example {
+  std::string text;          // normalised and truncated: what the model reads
+  std::vector<int32_t> ids;  // encoded (unk for rare tokens)
+  int32_t label = 0;
+};
+
+class TextClassification : public Dataset {
+ public:
+  TextClassification(const TextClassificationOptions& o, uint64_t seed) : o_(o) {
+    const Vocab::Level level = o.tokens == "chars" ? Vocab::Level::chars : Vocab::Level::words;
+    level_ = Vocab(std::vector<std::string>{}, level);  // only for split() before the vocab exists
+    std::vector<std::vector<std::string>> by_class = load(o.dir);
+    Generator gen = data_generator(seed, "text-classification");
+    for (size_t c = 0; c < by_class.size(); ++c) {
+      auto& xs = by_class[c];
+      for (int64_t i = int64_t(xs.size()) - 1; i > 0; --i)
+        std::swap(xs[size_t(i)], xs[size_t(gen.next_below(i + 1))]);
+      const auto n_valid = size_t(std::llround(o.valid * double(xs.size())));
+      const auto n_test =
+          std::min(xs.size() - n_valid, size_t(std::llround(o.test * double(xs.size()))));
+      for (size_t i = 0; i < xs.size(); ++i) {
+        const Split s = i < n_valid            ? Split::valid
+                        : i < n_valid + n_test ? Split::test
+                                               : Split::train;
+        splits_[size_t(s)].push_back({prepare(xs[i]), {}, int32_t(c)});
+      }
+    }
+    for (Split s : {Split::train, Split::valid, Split::test}) {
+      check(!splits_[size_t(s)].empty(), "text-classification: '", o.dir, "': the ", split_name(s),
+            " split is empty (too few examples for the valid/test fractions)");
+    }
+    build_vocab(level);
+    for (auto& split : splits_) {
+      for (Example& e : split) e.ids = src_vocab_.encode(e.text);
+    }
+  }
+
+  Task task() const override { return Task::text_classification; }
+  std::string name() const override { return "text-classification"; }
+  int64_t size(Split s) const override { return int64_t(splits_[size_t(s)].size()); }
+
+  Batch batch(Split s, const std::vector<int64_t>& indices) const override {
+    check(!indices.empty(), "text-classification: batch of no examples");
+    std::vector<const std::vector<int32_t>*> src;
+    Batch b;
+    b.labels = IntTensor({int64_t(indices.size())});
+    for (size_t i = 0; i < indices.size(); ++i) {
+      const Example& e = at(s, indices[i]);
+      src.push_back(&e.ids);
+      b.labels.data()[i] = e.label;
+    }
+    pad_sources(b, src);
+    return b;
+  }
+  std::string source_text(Split s, int64_t i) const override { return at(s, i).text; }
+  std::string target_text(Split s, int64_t i) const override {
+    return class_names_[size_t(at(s, i).label)];
+  }
+  Batch encode_input(const std::string& text) const override {
+    std::vector<int32_t> ids = src_vocab_.encode(prepare(text));
+    check(!ids.empty(), "text-classification: the input has no tokens");
+    Batch b;
+    pad_sources(b, {&ids});
+    return b;
+  }
+
+ private:
+  const Example& at(Split s, int64_t i) const {
+    check(i >= 0 && i < size(s), "text-classification: ", split_name(s), " example ", i,
+          " out of range [0,", size(s), ")");
+    return splits_[size_t(s)][size_t(i)];
+  }
+
+  // Normalised, cut to max_len tokens, re-joined as the model's text.
+  std::string prepare(const std::string& raw) const {
+    const bool words = level_.level() == Vocab::Level::words;
+    std::vector<std::string> toks = level_.split(normalise(raw, words));
+    if (int64_t(toks.size()) > o_.max_len) toks.resize(size_t(o_.max_len));
+    std::string out;
+    for (const auto& t : toks) out += (words && !out.empty() ? " " : "") + t;
+    return out;
+  }
+
+  // Examples per class (class_names_ filled, sorted).
+  std::vector<std::vector<std::string>> load(const std::string& dir) {
+    const char* what = "text-classification";
+    auto entries = list_dir(dir, what);
+    const bool folders =
+        std::any_of(entries.begin(), entries.end(), [](const auto& e) { return e.is_directory(); });
+    std::vector<std::vector<std::string>> by_class;
+    for (const auto& e : entries) {
+      check(e.is_directory() == folders, what, ": '", dir, "' mixes files and folders ('",
+            e.path().filename().string(), "'): use one file per class or one folder per class");
+      std::vector<std::string> xs;
+      if (folders) {
+        for (const auto& f : list_dir(e.path().string(), what)) {
+          if (!f.is_regular_file()) continue;
+          std::string t = read_text_file(f.path(), what);
+          if (!normalise(t, false).empty()) xs.push_back(std::move(t));
+        }
+        class_names_.push_back(e.path().filename().string());
+      } else {
+        std::istringstream in(read_text_file(e.path(), what));
+        for (std::string line; std::getline(in, line);) {
+          if (!normalise(line, false).empty()) xs.push_back(line);
+        }
+        class_names_.push_back(e.path().stem().string());
+      }
+      check(!xs.empty(), what, ": class '", class_names_.back(), "' in '", dir,
+            "' has no examples");
+      by_class.push_back(std::move(xs));
+    }
+    check(by_class.size() >= 2, what, ": '", dir, "' holds ", by_class.size(),
+          " classes; expected at least 2 (files or folders)");
+    for (size_t i = 1; i < class_names_.size(); ++i) {
+      check(class_names_[i] != class_names_[i - 1], what, ": class '", class_names_[i],
+            "' appears twice in '", dir, "'");
+    }
+    return by_class;
+  }
+
+  void build_vocab(Vocab::Level level) {
+    std::map<std::string, int64_t> counts;
+    for (const Example& e : splits_[size_t(Split::train)]) {
+      for (auto& t : level_.split(e.text)) ++counts[t];
+    }
+    std::vector<std::string> keep;
+    for (const auto& [t, n] : counts) {
+      if (n >= o_.min_freq) keep.push_back(t);
+    }
+    src_vocab_ = Vocab(std::move(keep), level);
+  }
+
+  TextClassificationOptions o_;
+  Vocab level_;  // empty vocabulary at the right level: its split() tokenises
+  std::array<std::vector<Example>, 3> splits_;
+};
+
+// ---- language model ---------------------------------------------------------
+
+class TextLm : public Dataset {
+ public:
+  explicit TextLm(const TextLmOptions& o) : seq_len_(o.seq_len) {
+    for (const auto& f : o.files) {
+      text_ += read_text_file(f, "text-lm");
+      if (!text_.empty() && text_.back() != '\n') text_ += '\n';
+    }
+    std::vector<std::string> chars;
+    bool seen[256] = {};
+    for (unsigned char c : text_) seen[c] = true;
+    for (int c = 0; c < 256; ++c) {
+      if (seen[c]) chars.emplace_back(1, char(c));
+    }
+    src_vocab_ = Vocab(chars, Vocab::Level::chars);
+    ids_ = src_vocab_.encode(text_);
+    max_target_len_ = seq_len_;
+
+    // Contiguous chunks: [0, a) train, [a, b) valid, [b, N) test.
+    const auto N = int64_t(text_.size());
+    const auto b = N - int64_t(std::llround(o.test * double(N)));
+    const auto a = b - int64_t(std::llround(o.valid * double(N)));
+    chunk_ = {{{0, a}, {a, b}, {b, N}}};
+    for (Split s : {Split::train, Split::valid, Split::test}) {
+      const auto& [lo, hi] = chunk_[size_t(s)];
+      check(size(s) >= 1, "text-lm: the ", split_name(s), " split has ", hi - lo,
+            " characters, fewer than seq_len + 1 = ", seq_len_ + 1, " (", N,
+            " characters in all): use more text, a smaller seq_len or a larger fraction");
+    }
+  }
+
+  Task task() const override { return Task::language_model; }
+  std::string name() const override { return "text-lm"; }
+  int64_t size(Split s) const override {
+    const auto& [lo, hi] = chunk_[size_t(s)];
+    return hi - lo >= seq_len_ + 1 ? (hi - lo - 1) / seq_len_ : 0;
+  }
+
+  // src: [B,S] the windows' first S chars; tgt_out: [B,S] the next char of each.
+  Batch batch(Split s, const std::vector<int64_t>& indices) const override {
+    check(!indices.empty(), "text-lm: batch of no examples");
+    const int64_t B = int64_t(indices.size()), S = seq_len_;
+    Batch b;
+    b.size = B;
+    b.src = IntTensor({B, S});
+    b.tgt_out = IntTensor({B, S});
+    b.src_len = IntTensor::full({B}, int32_t(S));
+    for (int64_t i = 0; i < B; ++i) {
+      const int32_t* w = ids_.data() + start(s, indices[size_t(i)]);
+      std::copy(w, w + S, b.src.data() + i * S);
+      std::copy(w + 1, w + S + 1, b.tgt_out.data() + i * S);
+    }
+    return b;
+  }
+  std::string source_text(Split s, int64_t i) const override {
+    return text_.substr(size_t(start(s, i)), size_t(seq_len_));
+  }
+  std::string target_text(Split s, int64_t i) const override {
+    return text_.substr(size_t(start(s, i)) + 1, size_t(seq_len_));
+  }
+  Batch encode_input(const std::string& text) const override {
+    check(!text.empty(), "text-lm: empty input");
+    std::vector<int32_t> ids = encode_strict(src_vocab_, text, "text-lm input");
+    Batch b;
+    pad_sources(b, {&ids});
+    return b;
+  }
+
+ private:
+  int64_t start(Split s, int64_t i) const {
+    check(i >= 0 && i < size(s), "text-lm: ", split_name(s), " example ", i, " out of range [0,",
+          size(s), ")");
+    return chunk_[size_t(s)].first + i * seq_len_;
+  }
+  int64_t seq_len_;
+  std::string text_;
+  std::vector<int32_t> ids_;
+  std::array<std::pair<int64_t, int64_t>, 3> chunk_;  // [lo, hi) per split
+};
+
+}  // namespace
+
+TextClassificationOptions text_classification_options(JsonReader& r) {
+  TextClassificationOptions o;
+  o.dir = r.require_string("dir");
+  o.tokens = r.get_string("tokens", o.tokens, {"words", "chars"});
+  o.max_len = r.get_int("max_len", o.max_len, 1);
+  o.min_freq = r.get_int("min_freq", o.min_freq, 1);
+  o.valid = read_fraction(r, "valid", o.valid);
+  o.test = read_fraction(r, "test", o.test);
+  check(o.valid + o.test < 1, r.path_of("test"), ": valid + test must be < 1, got ", o.valid, " + ",
+        o.test);
+  return o;
+}
+
+std::unique_ptr<Dataset> make_text_classification(const TextClassificationOptions& o,
+                                                  uint64_t seed) {
+  return std::make_unique<TextClassification>(o, seed);
+}
+
+TextLmOptions text_lm_options(JsonReader& r) {
+  TextLmOptions o;
+  const Json files = r.get_raw("files");
+  o.dir = r.get_string("dir", "");
+  check(files.is_null() != o.dir.empty(), r.path_of("files"),
+        ": give either \"files\" (a list of text files) or \"dir\" (a folder of them)");
+  if (!files.is_null()) {
+    check(files.is_array() && !files.empty(), r.path_of("files"),
+          ": expected a non-empty list of file names, got ", files.dump());
+    for (size_t i = 0; i < files.size(); ++i) {
+      check(files[i].is_string(), r.path_of("files"), "[", i, "]: expected a file name, got ",
+            files[i].dump());
+      o.files.push_back(files[i].get<std::string>());
+    }
+    o.extra["files"] = files;
+  } else {
+    for (const auto& e : list_dir(o.dir, "text-lm")) {
+      if (e.is_regular_file()) o.files.push_back(e.path().string());
+    }
+    check(!o.files.empty(), r.path_of("dir"), ": '", o.dir, "' holds no files");
+  }
+  o.seq_len = r.get_int("seq_len", o.seq_len, 1, 100000);
+  o.valid = read_fraction(r, "valid", o.valid);
+  o.test = read_fraction(r, "test", o.test);
+  check(o.valid + o.test < 1, r.path_of("test"), ": valid + test must be < 1, got ", o.valid, " + ",
+        o.test);
+  return o;
+}
+
+std::unique_ptr<Dataset> make_text_lm(const TextLmOptions& o) {
+  return std::make_unique<TextLm>(o);
+}
+
+}  // namespace qkv::data

@@ -153,5 +153,24 @@ Var conv2d(const Var& x, const Var& w, const Var& b, const Conv2dParams& p = {})
 struct Pool2dParams { int64_t kh = 2, kw = 2, stride_h = 2, stride_w = 2, pad_h = 0, pad_w = 0; };
 Var max_pool2d(const Var& x, const Pool2dParams& p);   // ties: first max in window order; padding never wins
 Var avg_pool2d(const Var& x, const Pool2dParams& p);   // count_include_pad = true (PyTorch default)
+// x: [N,C,H,W] -> [N,C,OH,OW] with PyTorch's adaptive windows
+// [floor(o*I/O), ceil((o+1)*I/O)); OH = OW = 1 is global pooling (SIMD one pass).
+Var adaptive_avg_pool2d(const Var& x, int64_t OH, int64_t OW);
+Var adaptive_max_pool2d(const Var& x, int64_t OH, int64_t OW);  // ties: first max
+// Over the channels of x: [N,C,H,W] -> [N,1,H,W]; max's gradient goes to the
+// first maximal channel. channel_pool is both in one pass, concatenated as
+// [N,2,H,W] = [mean, max] (CBAM's spatial-attention input).
+Var channel_mean(const Var& x);
+Var channel_max(const Var& x);
+Var channel_pool(const Var& x);
+
+// ---- batch normalisation (ops_batchnorm.cpp) -------------------------------------------
+// x: [N,C] or [N,C,*]; weight, bias: [C] or undefined; running_mean/var: [C]
+// tensors (handles, updated in place) or undefined. training: normalise with
+// the batch's mean and biased variance, then (if running stats are given)
+// running = (1 - momentum) * running + momentum * batch, with the unbiased
+// variance for running_var (as torch). Eval: normalise with the running stats.
+Var batch_norm(const Var& x, const Var& weight, const Var& bias, Tensor running_mean,
+               Tensor running_var, bool training, float momentum = 0.1f, float eps = 1e-5f);
 
 }  // namespace qkv

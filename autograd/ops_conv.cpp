@@ -1,9 +1,11 @@
 // conv2d, max_pool2d and avg_pool2d as single ops over the engine kernels
 // (engine/kernels/conv.h). conv2d's backward keeps x and w (not the im2col
 // buffer: it is rebuilt per image); max_pool2d keeps the argmax indices;
-// avg_pool2d keeps only the input shape.
+// avg_pool2d keeps only the input shape. The adaptive and channel pools run
+// engine/kernels/pool.h; their max variants keep the argmax.
 #include "autograd/ops.h"
 #include "engine/kernels/conv.h"
+#include "engine/kernels/pool.h"
 
 namespace qkv {
 
@@ -51,5 +53,60 @@ Var avg_pool2d(const Var& x, const Pool2dParams& p) {
                   return std::vector<Tensor>{avg_pool2d_backward(dy, xs, s)};
                 });
 }
+
+// x: [N,C,H,W] -> [N,C,OH,OW]
+Var adaptive_avg_pool2d(const Var& x, int64_t OH, int64_t OW) {
+  check(x.defined(), "adaptive_avg_pool2d: undefined input");
+  Tensor y = adaptive_avg_pool2d_forward(x.value(), OH, OW);
+  return record("adaptive_avg_pool2d", y, {x},
+                [xs = x.shape()](const Tensor& dy, const std::vector<bool>&) {
+                  return std::vector<Tensor>{adaptive_avg_pool2d_backward(dy, xs)};
+                });
+}
+
+// x: [N,C,H,W] -> [N,C,OH,OW]
+Var adaptive_max_pool2d(const Var& x, int64_t OH, int64_t OW) {
+  check(x.defined(), "adaptive_max_pool2d: undefined input");
+  AdaptiveMaxResult r = adaptive_max_pool2d_forward(x.value(), OH, OW);
+  return record("adaptive_max_pool2d", r.y, {x},
+                [idx = r.idx, xs = x.shape()](const Tensor& dy, const std::vector<bool>&) {
+                  return std::vector<Tensor>{max_pool2d_backward(dy, idx, xs)};
+                });
+}
+
+namespace {
+// x: [N,C,H,W] -> [N,K,H,W] with K = 1 (mean or max) or 2 ([mean, max]).
+// The argmax lives in an int tensor laid out like y (plane k of image n at
+// (n*K + k)*HW), so forward and backward share one per-image stride K*HW.
+Var channel_pool_op(const char* op, const Var& x, bool want_mean, bool want_max) {
+  check(x.defined(), op, ": undefined input");
+  check(x.dim() == 4, op, ": expected x of shape [N,C,H,W], got ", x.shape());
+  check(x.size(1) >= 1, op, ": no channels in x ", x.shape());
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  const int64_t K = int64_t(want_mean) + int64_t(want_max);
+  const int64_t max_at = want_mean ? HW : 0;  // offset of the max plane in an image
+  Tensor y(Shape{N, K, x.size(2), x.size(3)});
+  IntTensor arg = want_max ? IntTensor(y.shape()) : IntTensor();
+  channel_pool_forward(x.value().data(), N, C, HW, want_mean ? y.data() : nullptr,
+                       want_max ? y.data() + max_at : nullptr,
+                       want_max ? arg.data() + max_at : nullptr, K * HW);
+  // y = [mean_c x, max_c x]:  dx = dmean / C + one-hot(argmax) * dmax
+  return record(op, y, {x},
+                [arg, want_mean, want_max, max_at, xs = x.shape(), K](const Tensor& dy,
+                                                                      const std::vector<bool>&) {
+                  const int64_t HW = xs[2] * xs[3];
+                  Tensor dx(xs);
+                  channel_pool_backward(want_mean ? dy.data() : nullptr,
+                                        want_max ? dy.data() + max_at : nullptr,
+                                        want_max ? arg.data() + max_at : nullptr, xs[0], xs[1], HW,
+                                        K * HW, dx.data());
+                  return std::vector<Tensor>{dx};
+                });
+}
+}  // namespace
+
+Var channel_mean(const Var& x) { return channel_pool_op("channel_mean", x, true, false); }
+Var channel_max(const Var& x) { return channel_pool_op("channel_max", x, false, true); }
+Var channel_pool(const Var& x) { return channel_pool_op("channel_pool", x, true, true); }
 
 }  // namespace qkv

@@ -1,11 +1,15 @@
 // 2-D convolution and pooling over NCHW float tensors.
 //
+// Direct path when a group has at most 4 output channels (the GEMM would be a
+// GEMV there): plain row loops over the kernel taps, vectorised along output
+// rows, threaded over output planes (forward), input planes (dx) and weight
+// entries (dw); no col buffer.
 // conv2d_forward: per image and group, im2col into col [Cg*KH*KW, HO*WO] then
 // out[Og, HO*WO] = W_g[Og, Cg*KH*KW] * col with the engine GEMM (a 1x1 /
 // stride 1 / pad 0 convolution uses the image itself as col). Threaded over
 // images (the GEMM runs serial inside the region; with one image the GEMM
 // threads itself).
-// conv2d_backward: dX = col2im(W_g^T dY_g) per image; dW = sum_n dY_g col^T,
+// conv2d_backward: dX = col2im(W_g^T dY_g) per image; dW^T = sum_n col dY_g^T,
 // accumulated over a fixed partition of the images (up to 8 blocks, by N only)
 // summed in block order, so the bits do not depend on the thread count;
 // db = sum of dY over N, HO, WO.
@@ -32,6 +36,10 @@ struct Conv2dGeom {
 // larger than the padded input.
 Conv2dGeom conv2d_geom(const Shape& x, const Shape& w, const Shape* b, const Conv2dSpec& s,
                        const char* op = "conv2d");
+
+// Whether conv2d_forward/backward take the direct path (few output channels
+// per group, e.g. CBAM's 7x7 2->1 conv) instead of im2col + GEMM.
+bool conv2d_uses_direct(const Conv2dGeom& g);
 
 // x: [N,C,H,W], w: [O,C/groups,KH,KW], b: [O] or undefined -> [N,O,HO,WO]
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dSpec& s);

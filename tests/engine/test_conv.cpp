@@ -1,10 +1,16 @@
-// conv2d forward/backward (im2col + GEMM) against the direct double-precision
+// Also: the adaptive and channel pools (pool.h) and batch norm (batchnorm.h)
+// against their plain double loops, and which conv path each shape takes.
+// conv2d forward/backward (im2col + GEMM, and direct) against the direct double-precision
 // loops over stride/padding/dilation/groups combinations (1x1, 3x3, 7x7, odd
 // sizes), pooling forward/backward against their plain loops, shape errors,
 // and bitwise-identical results at 1 and 2 threads.
+#include <algorithm>
+#include <cmath>
 #include <string>
 
+#include "engine/kernels/batchnorm.h"
 #include "engine/kernels/conv.h"
+#include "engine/kernels/pool.h"
 #include "engine/threads.h"
 #include "tests/test_utils.h"
 
@@ -44,6 +50,9 @@ std::vector<ConvCase> cases() {
       {2, 3, 7, 9, 2, 3, 5, {1, 2, 2, 1, 2, 1, 1}},   // rectangular kernel, mixed params
       {5, 6, 6, 5, 6, 2, 3, {3, 1, 1, 0, 1, 2, 3}},   // odd everything, groups 3
       {9, 2, 5, 5, 2, 3, 3, {1, 1, 1, 1, 1, 1, 1}},   // more images than blocks
+      {3, 2, 12, 19, 1, 7, 7, {1, 1, 3, 3, 1, 1, 1}}, // CBAM spatial 7x7 2->1 (direct)
+      {2, 3, 9, 11, 4, 3, 3, {2, 3, 1, 2, 2, 1, 1}},  // direct, stride 2x3, dilation
+      {2, 8, 6, 7, 16, 3, 3, {1, 1, 1, 1, 1, 1, 1}},  // im2col + GEMM (Og 16)
   };
 }
 
@@ -206,6 +215,123 @@ TEST_SUITE("engine/conv") {
           "avg_pool2d: padding (2,0) must be >= 0 and at most half the kernel 2x2");
     CHECK(err([&] { max_pool2d_forward(x, {7, 2, 1, 1, 0, 0}); }) ==
           "max_pool2d: kernel 7x2 larger than padded input 5x5 (x [1,3,5,5])");
+  }
+
+  TEST_CASE("conv2d picks the direct path only for few output channels per group") {
+    const Conv2dSpec pad3{1, 1, 3, 3, 1, 1, 1};
+    CHECK(conv2d_uses_direct(conv2d_geom({2, 2, 28, 28}, {1, 2, 7, 7}, nullptr, pad3)));
+    CHECK(!conv2d_uses_direct(conv2d_geom({2, 64, 28, 28}, {64, 64, 3, 3}, nullptr, {})));
+    CHECK(!conv2d_uses_direct(conv2d_geom({2, 64, 1, 1}, {4, 64, 1, 1}, nullptr, {})));  // 1x1: GEMM
+  }
+
+  TEST_CASE("adaptive pools match the plain loops (divisible, non-divisible, global)") {
+    uint64_t seed = 900;
+    struct Case { Shape x; int64_t oh, ow; };
+    const std::vector<Case> cs = {{{2, 3, 7, 9}, 1, 1},  {{2, 3, 7, 9}, 3, 4}, {{1, 2, 6, 6}, 3, 3},
+                                  {{2, 2, 5, 11}, 5, 11}, {{1, 4, 10, 3}, 4, 2}, {{3, 5, 17, 33}, 1, 1},
+                                  {{1, 1, 1, 1}, 1, 1},  {{2, 2, 4, 5}, 3, 7}};
+    for (const auto& c : cs) {
+      const std::string what = shape_str(c.x) + " -> " + std::to_string(c.oh) + "x" + std::to_string(c.ow);
+      const Tensor x = rand_tensor(c.x, seed++);
+      expect_close(adaptive_avg_pool2d_forward(x, c.oh, c.ow),
+                   adaptive_avg_pool2d_forward_ref(x, c.oh, c.ow), tol_for(c.x[2] * c.x[3]), what + " avg");
+      const AdaptiveMaxResult m = adaptive_max_pool2d_forward(x, c.oh, c.ow);
+      const AdaptiveMaxResult mr = adaptive_max_pool2d_forward_ref(x, c.oh, c.ow);
+      CHECK_MESSAGE(m.y.to_vector() == mr.y.to_vector(), what);
+      CHECK_MESSAGE(m.idx.to_vector() == mr.idx.to_vector(), what);
+      // avg backward: each output spreads dy / window size over its window.
+      const Tensor dy = rand_tensor(m.y.shape(), seed++);
+      Tensor want = zeros(c.x);
+      const int64_t H = c.x[2], W = c.x[3];
+      for (int64_t pl = 0; pl < c.x[0] * c.x[1]; ++pl)
+        for (int64_t oh = 0; oh < c.oh; ++oh)
+          for (int64_t ow = 0; ow < c.ow; ++ow) {
+            const int64_t hs = (oh * H) / c.oh, he = ((oh + 1) * H + c.oh - 1) / c.oh;
+            const int64_t ws = (ow * W) / c.ow, we = ((ow + 1) * W + c.ow - 1) / c.ow;
+            for (int64_t ih = hs; ih < he; ++ih)
+              for (int64_t iw = ws; iw < we; ++iw)
+                want.data()[pl * H * W + ih * W + iw] +=
+                    dy.data()[(pl * c.oh + oh) * c.ow + ow] / float((he - hs) * (we - ws));
+          }
+      expect_close(adaptive_avg_pool2d_backward(dy, c.x), want, 1e-6, what + " avg backward");
+    }
+    // PyTorch's windows for 7 -> 3: [0,3), [2,5), [4,7) (overlapping).
+    CHECK(adaptive_start(1, 7, 3) == 2);
+    CHECK(adaptive_end(1, 7, 3) == 5);
+    CHECK(adaptive_end(2, 7, 3) == 7);
+  }
+
+  TEST_CASE("global max pool: first max on ties, NaN propagates") {
+    Tensor x = zeros({1, 2, 5, 7});
+    x.data()[3] = 2.f, x.data()[20] = 2.f;   // plane 0: tie, first at 3
+    x.data()[35 + 30] = 1.f;                 // plane 1: max at 30 (in the scalar tail)
+    const AdaptiveMaxResult m = adaptive_max_pool2d_forward(x, 1, 1);
+    CHECK(m.idx.to_vector() == std::vector<int32_t>{3, 30});
+    x.data()[35 + 9] = NAN;
+    CHECK(std::isnan(adaptive_max_pool2d_forward(x, 1, 1).y.data()[1]));
+  }
+
+  TEST_CASE("channel pooling matches the plain loops; backward by brute force") {
+    uint64_t seed = 950;
+    for (const Shape& xs : {Shape{2, 3, 5, 7}, Shape{1, 64, 28, 28}, Shape{3, 1, 4, 4},
+                            Shape{2, 5, 33, 35}, Shape{1, 2, 1, 17}}) {
+      const int64_t B = xs[0], C = xs[1], HW = xs[2] * xs[3];
+      Tensor x = rand_tensor(xs, seed++);
+      if (C > 1) x.data()[HW + 2] = x.data()[2] = 5.f;  // a tie at pixel 2 of image 0
+      std::vector<float> mean(size_t(2 * B * HW)), mx(mean.size()), rmean(mean.size()), rmx(mean.size());
+      std::vector<int32_t> arg(mean.size()), rarg(mean.size());
+      channel_pool_forward(x.data(), B, C, HW, mean.data(), mx.data(), arg.data(), 2 * HW);
+      channel_pool_forward_ref(x.data(), B, C, HW, rmean.data(), rmx.data(), rarg.data(), 2 * HW);
+      for (int64_t b = 0; b < B; ++b) {
+        const size_t o = size_t(b * 2 * HW);
+        test::expect_close(mean.data() + o, rmean.data() + o, HW, tol_for(C), shape_str(xs) + " mean");
+        CHECK(std::equal(mx.begin() + o, mx.begin() + o + HW, rmx.begin() + o));
+        CHECK(std::equal(arg.begin() + o, arg.begin() + o + HW, rarg.begin() + o));
+      }
+      if (C > 1) CHECK(arg[2] == 0);
+      const Tensor dmean = rand_tensor({B, 1, xs[2], xs[3]}, seed++), dmax = rand_tensor({B, 1, xs[2], xs[3]}, seed++);
+      std::vector<int32_t> arg1(size_t(B * HW));
+      channel_pool_forward(x.data(), B, C, HW, nullptr, mx.data(), arg1.data(), HW);
+      Tensor dx(xs), want(xs);
+      channel_pool_backward(dmean.data(), dmax.data(), arg1.data(), B, C, HW, HW, dx.data());
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t p = 0; p < HW; ++p)
+            want.data()[(b * C + c) * HW + p] = dmean.data()[b * HW + p] / float(C) +
+                                                (arg1[size_t(b * HW + p)] == c ? dmax.data()[b * HW + p] : 0.f);
+      expect_close(dx, want, 1e-6, shape_str(xs) + " backward");
+    }
+  }
+
+  TEST_CASE("batch norm forward/backward match the double loops (train and eval)") {
+    uint64_t seed = 990;
+    for (const Shape& xs : {Shape{4, 3, 5, 5}, Shape{2, 16, 7, 9}, Shape{8, 5, 1, 1}, Shape{3, 2, 33, 1}}) {
+      const int64_t N = xs[0], C = xs[1], S = xs[2] * xs[3];
+      // A large mean and a small spread: one-pass variance would fail here.
+      const Tensor x = rand_tensor(xs, seed++, 99.f, 101.f);
+      const Tensor g = rand_tensor({C}, seed++, 0.5f, 1.5f), b = rand_tensor({C}, seed++);
+      Tensor y(xs), yr(xs), m({C}), mr({C}), r({C}), rr({C}), v({C}), vr({C});
+      batchnorm_forward_train(x.data(), N, C, S, g.data(), b.data(), 1e-5f, y.data(), m.data(), r.data(), v.data());
+      batchnorm_forward_train_ref(x.data(), N, C, S, g.data(), b.data(), 1e-5f, yr.data(), mr.data(), rr.data(), vr.data());
+      const std::string what = shape_str(xs);
+      expect_close(y, yr, 2e-4, what + " y");
+      expect_close(m, mr, 1e-6, what + " mean");
+      expect_close(r, rr, 2e-4, what + " rstd");
+      expect_close(v, vr, 2e-4, what + " var_unbiased");
+      const Tensor dy = rand_tensor(xs, seed++);
+      for (bool train : {true, false}) {
+        Tensor dx(xs), dxr(xs), dg({C}), dgr({C}), db({C}), dbr({C});
+        batchnorm_backward(x.data(), dy.data(), N, C, S, g.data(), mr.data(), rr.data(), train, dx.data(), dg.data(), db.data());
+        batchnorm_backward_ref(x.data(), dy.data(), N, C, S, g.data(), mr.data(), rr.data(), train, dxr.data(), dgr.data(), dbr.data());
+        const std::string w2 = what + (train ? " train" : " eval");
+        expect_close(dx, dxr, 1e-3, w2 + " dx");
+        expect_close(dg, dgr, tol_for(N * S, 1e-6), w2 + " dgamma");
+        expect_close(db, dbr, tol_for(N * S), w2 + " dbeta");
+      }
+      Tensor ye(xs), yer(xs);
+      batchnorm_forward_eval(x.data(), N, C, S, g.data(), b.data(), mr.data(), rr.data(), ye.data());
+      expect_close(ye, yr, 2e-4, what + " eval with the batch stats = train");
+    }
   }
 }
 

@@ -1,0 +1,300 @@
+// Adaptive and channel pooling (see pool.h). Memory-bound: each kernel reads x
+// once, SIMD along the contiguous H*W axis, threaded over planes (adaptive) or
+// over (image, pixel block) pairs (channel pooling).
+#include "engine/kernels/pool.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "engine/simd.h"
+#include "engine/threads.h"
+
+namespace qkv {
+
+using simd::VF;
+using simd::W;
+
+// ---- adaptive pooling ----------------------------------------------------------------
+void adaptive_pool2d_check(const Shape& x, int64_t OH, int64_t OW, const char* op) {
+  check(x.size() == 4, op, ": expected x of shape [N,C,H,W], got ", x);
+  check(OH >= 1 && OW >= 1, op, ": output size must be >= 1, got ", OH, "x", OW);
+  check(x[2] >= 1 && x[3] >= 1, op, ": empty input plane: x ", x);
+}
+
+namespace {
+
+template <class PlaneFn>
+void for_planes(int64_t planes, int64_t work, PlaneFn fn) {
+  const int nt = num_threads();
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && worth_threads(work))
+  for (int64_t pl = 0; pl < planes; ++pl) fn(pl);
+}
+
+// Sum of n floats with 4 vector accumulators (latency, and a shorter rounding chain).
+float sum_simd(const float* p, int64_t n) {
+  VF a0(0.f), a1(0.f), a2(0.f), a3(0.f);
+  int64_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    a0 += VF::load_unaligned(p + i);
+    a1 += VF::load_unaligned(p + i + W);
+    a2 += VF::load_unaligned(p + i + 2 * W);
+    a3 += VF::load_unaligned(p + i + 3 * W);
+  }
+  for (; i + W <= n; i += W) a0 += VF::load_unaligned(p + i);
+  float s = simd::hsum((a0 + a1) + (a2 + a3));
+  for (; i < n; ++i) s += p[i];
+  return s;
+}
+
+// Max of n >= 1 floats and the index of its first occurrence; NaN wins (first NaN).
+std::pair<float, int64_t> argmax_simd(const float* p, int64_t n) {
+  const float lowest = -std::numeric_limits<float>::infinity();
+  VF m0(lowest), m1(lowest), bad(0.f);  // bad: sum of (v - v), NaN if a NaN (or inf) was seen
+  int64_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const VF a = VF::load_unaligned(p + i), b = VF::load_unaligned(p + i + W);
+    m0 = xsimd::max(m0, a), m1 = xsimd::max(m1, b);
+    bad += (a - a) + (b - b);
+  }
+  for (; i + W <= n; i += W) {
+    const VF a = VF::load_unaligned(p + i);
+    m0 = xsimd::max(m0, a), bad += a - a;
+  }
+  float m = simd::hmax(xsimd::max(m0, m1));
+  bool maybe_nan = std::isnan(simd::hsum(bad));
+  for (; i < n; ++i) m = p[i] > m ? p[i] : m, maybe_nan |= std::isnan(p[i]);
+  if (maybe_nan)
+    for (int64_t k = 0; k < n; ++k)
+      if (std::isnan(p[k])) return {p[k], k};
+  for (int64_t k = 0; k < n; ++k)  // the first occurrence (usually found early)
+    if (p[k] == m) return {m, k};
+  return {m, 0};
+}
+
+}  // namespace
+
+Tensor adaptive_avg_pool2d_forward(const Tensor& x, int64_t OH, int64_t OW) {
+  adaptive_pool2d_check(x.shape(), OH, OW, "adaptive_avg_pool2d");
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), Wd = x.size(3);
+  Tensor y(Shape{N, C, OH, OW});
+  const float* xp = x.data();
+  float* yp = y.data();
+  const bool global = OH == 1 && OW == 1;
+  for_planes(N * C, x.numel(), [&](int64_t pl) {
+    const float* src = xp + pl * H * Wd;
+    if (global) {
+      yp[pl] = sum_simd(src, H * Wd) / float(H * Wd);
+      return;
+    }
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      const int64_t hs = adaptive_start(oh, H, OH), he = adaptive_end(oh, H, OH);
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const int64_t ws = adaptive_start(ow, Wd, OW), we = adaptive_end(ow, Wd, OW);
+        float acc = 0.f;
+        for (int64_t ih = hs; ih < he; ++ih)
+          for (int64_t iw = ws; iw < we; ++iw) acc += src[ih * Wd + iw];
+        yp[(pl * OH + oh) * OW + ow] = acc / float((he - hs) * (we - ws));
+      }
+    }
+  });
+  return y;
+}
+
+Tensor adaptive_avg_pool2d_forward_ref(const Tensor& x, int64_t OH, int64_t OW) {
+  adaptive_pool2d_check(x.shape(), OH, OW, "adaptive_avg_pool2d");
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), Wd = x.size(3);
+  Tensor y(Shape{N, C, OH, OW});
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int64_t hs = adaptive_start(oh, H, OH), he = adaptive_end(oh, H, OH);
+          const int64_t ws = adaptive_start(ow, Wd, OW), we = adaptive_end(ow, Wd, OW);
+          double acc = 0;
+          for (int64_t ih = hs; ih < he; ++ih)
+            for (int64_t iw = ws; iw < we; ++iw) acc += x.at({n, c, ih, iw});
+          y.at({n, c, oh, ow}) = float(acc / double((he - hs) * (we - ws)));
+        }
+  return y;
+}
+
+Tensor adaptive_avg_pool2d_backward(const Tensor& dy, const Shape& x_shape) {
+  check(dy.dim() == 4 && x_shape.size() == 4 && dy.size(0) == x_shape[0] &&
+            dy.size(1) == x_shape[1],
+        "adaptive_avg_pool2d_backward: dy ", dy.shape(), " does not match x ", x_shape);
+  const int64_t H = x_shape[2], Wd = x_shape[3], OH = dy.size(2), OW = dy.size(3);
+  Tensor dx = zeros(x_shape);
+  const float* d = dy.data();
+  float* o = dx.data();
+  for_planes(x_shape[0] * x_shape[1], dx.numel(), [&](int64_t pl) {
+    float* dst = o + pl * H * Wd;
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      const int64_t hs = adaptive_start(oh, H, OH), he = adaptive_end(oh, H, OH);
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const int64_t ws = adaptive_start(ow, Wd, OW), we = adaptive_end(ow, Wd, OW);
+        const float g = d[(pl * OH + oh) * OW + ow] / float((he - hs) * (we - ws));
+        for (int64_t ih = hs; ih < he; ++ih)
+          for (int64_t iw = ws; iw < we; ++iw) dst[ih * Wd + iw] += g;
+      }
+    }
+  });
+  return dx;
+}
+
+AdaptiveMaxResult adaptive_max_pool2d_forward(const Tensor& x, int64_t OH, int64_t OW) {
+  adaptive_pool2d_check(x.shape(), OH, OW, "adaptive_max_pool2d");
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), Wd = x.size(3);
+  AdaptiveMaxResult r{Tensor(Shape{N, C, OH, OW}), IntTensor(Shape{N, C, OH, OW})};
+  const float* xp = x.data();
+  float* yp = r.y.data();
+  int32_t* ip = r.idx.data();
+  const bool global = OH == 1 && OW == 1;
+  for_planes(N * C, x.numel(), [&](int64_t pl) {
+    const float* src = xp + pl * H * Wd;
+    if (global) {
+      const auto [m, k] = argmax_simd(src, H * Wd);
+      yp[pl] = m;
+      ip[pl] = int32_t(k);
+      return;
+    }
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      const int64_t hs = adaptive_start(oh, H, OH), he = adaptive_end(oh, H, OH);
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const int64_t ws = adaptive_start(ow, Wd, OW), we = adaptive_end(ow, Wd, OW);
+        float best = src[hs * Wd + ws];
+        int64_t bi = hs * Wd + ws;
+        for (int64_t ih = hs; ih < he; ++ih)
+          for (int64_t iw = ws; iw < we; ++iw) {
+            const float v = src[ih * Wd + iw];
+            if (v > best || (std::isnan(v) && !std::isnan(best))) best = v, bi = ih * Wd + iw;
+          }
+        yp[(pl * OH + oh) * OW + ow] = best;
+        ip[(pl * OH + oh) * OW + ow] = int32_t(bi);
+      }
+    }
+  });
+  return r;
+}
+
+AdaptiveMaxResult adaptive_max_pool2d_forward_ref(const Tensor& x, int64_t OH, int64_t OW) {
+  adaptive_pool2d_check(x.shape(), OH, OW, "adaptive_max_pool2d");
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), Wd = x.size(3);
+  AdaptiveMaxResult r{Tensor(Shape{N, C, OH, OW}), IntTensor(Shape{N, C, OH, OW})};
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int64_t hs = adaptive_start(oh, H, OH), he = adaptive_end(oh, H, OH);
+          const int64_t ws = adaptive_start(ow, Wd, OW), we = adaptive_end(ow, Wd, OW);
+          double best = 0;
+          int64_t bi = -1;
+          for (int64_t ih = hs; ih < he; ++ih)
+            for (int64_t iw = ws; iw < we; ++iw) {
+              const double v = x.at({n, c, ih, iw});
+              if (bi < 0 || v > best) best = v, bi = ih * Wd + iw;
+            }
+          r.y.at({n, c, oh, ow}) = float(best);
+          r.idx.at({n, c, oh, ow}) = int32_t(bi);
+        }
+  return r;
+}
+
+// ---- channel pooling ------------------------------------------------------------------
+namespace {
+// Pixel blocks of 1024 floats (64 vectors): each (image, block) task reads C
+// rows of 4 KiB, enough to stream and small enough to balance 2 threads.
+constexpr int64_t kPixBlock = 1024;
+
+template <class Fn>
+void for_pixel_blocks(int64_t B, int64_t C, int64_t HW, Fn fn) {
+  const int64_t nb = (HW + kPixBlock - 1) / kPixBlock;
+  const int nt = num_threads();
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && worth_threads(B * C * HW))
+  for (int64_t t = 0; t < B * nb; ++t) {
+    const int64_t b = t / nb, p0 = (t % nb) * kPixBlock;
+    fn(b, p0, std::min(p0 + kPixBlock, HW));
+  }
+}
+}  // namespace
+
+void channel_pool_forward(const float* x, int64_t B, int64_t C, int64_t HW, float* mean, float* mx,
+                          int32_t* arg, int64_t ostride) {
+  const float inv = 1.f / float(C);
+  for_pixel_blocks(B, C, HW, [&](int64_t b, int64_t p0, int64_t p1) {
+    const float* xb = x + b * C * HW;
+    int64_t p = p0;
+    // One vector of pixels at a time: sum, max and the (float) channel of the
+    // first max over all C rows. Strict > keeps the first max.
+    for (; p + W <= p1; p += W) {
+      VF m = VF::load_unaligned(xb + p), s = m, a(0.f);
+      for (int64_t c = 1; c < C; ++c) {
+        const VF v = VF::load_unaligned(xb + c * HW + p);
+        s += v;
+        const auto gt = v > m;
+        a = xsimd::select(gt, VF(float(c)), a);
+        m = xsimd::select(gt, v, m);
+      }
+      if (mean) (s * VF(inv)).store_unaligned(mean + b * ostride + p);
+      if (mx) {
+        m.store_unaligned(mx + b * ostride + p);
+        alignas(64) float ta[W];
+        a.store_aligned(ta);
+        for (int k = 0; k < W; ++k) arg[b * ostride + p + k] = int32_t(ta[k]);
+      }
+    }
+    for (; p < p1; ++p) {
+      float s = xb[p], m = xb[p];
+      int32_t a = 0;
+      for (int64_t c = 1; c < C; ++c) {
+        const float v = xb[c * HW + p];
+        s += v;
+        if (v > m) m = v, a = int32_t(c);
+      }
+      if (mean) mean[b * ostride + p] = s * inv;
+      if (mx) mx[b * ostride + p] = m, arg[b * ostride + p] = a;
+    }
+  });
+}
+
+void channel_pool_forward_ref(const float* x, int64_t B, int64_t C, int64_t HW, float* mean,
+                              float* mx, int32_t* arg, int64_t ostride) {
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t p = 0; p < HW; ++p) {
+      double s = 0;
+      float m = x[b * C * HW + p];
+      int32_t a = 0;
+      for (int64_t c = 0; c < C; ++c) {
+        const float v = x[(b * C + c) * HW + p];
+        s += v;
+        if (v > m) m = v, a = int32_t(c);
+      }
+      if (mean) mean[b * ostride + p] = float(s / double(C));
+      if (mx) mx[b * ostride + p] = m, arg[b * ostride + p] = a;
+    }
+}
+
+void channel_pool_backward(const float* dmean, const float* dmax, const int32_t* arg, int64_t B,
+                           int64_t C, int64_t HW, int64_t istride, float* dx) {
+  const float inv = 1.f / float(C);
+  for_pixel_blocks(B, C, HW, [&](int64_t b, int64_t p0, int64_t p1) {
+    float* db = dx + b * C * HW;
+    const float* gm = dmean ? dmean + b * istride : nullptr;
+    for (int64_t c = 0; c < C; ++c) {
+      float* row = db + c * HW;
+      if (gm) {
+        int64_t p = p0;
+        for (; p + W <= p1; p += W) (VF::load_unaligned(gm + p) * VF(inv)).store_unaligned(row + p);
+        for (; p < p1; ++p) row[p] = gm[p] * inv;
+      } else {
+        std::fill(row + p0, row + p1, 0.f);
+      }
+    }
+    if (dmax)
+      for (int64_t p = p0; p < p1; ++p)
+        db[int64_t(arg[b * istride + p]) * HW + p] += dmax[b * istride + p];
+  });
+}
+
+}  // namespace qkv

@@ -138,13 +138,17 @@ Var bce_with_logits(const Var& logits, const Var& target, Reduction reduction = 
 // key_lengths: [B] (keys >= length masked) or null; attn_mask: undefined or an additive float mask broadcastable to [B,NH,T,S].
 // scale <= 0 means 1/sqrt(HD). Streams over key blocks with an online softmax: the T x S score matrix is never stored
 // (only the per-row log-sum-exp, for the backward, which recomputes the scores block by block).
+// dropout_p > 0: attention dropout on the weights, drawn from gen (required then) exactly as
+// dropout(weights [B,NH,T,S], dropout_p, true, *gen) would draw it; the caller passes 0 in eval.
 Var scaled_dot_product_attention(const Var& q, const Var& k, const Var& v, bool causal = false,
                                  const IntTensor* key_lengths = nullptr, const Tensor& attn_mask = Tensor(),
-                                 float scale = 0.f);
+                                 float scale = 0.f, float dropout_p = 0.f, Generator* gen = nullptr);
 // The same with the weights [B,NH,T,S] materialised and returned (for visualisation): {out, weights}.
+// The weights returned are the softmax before dropout.
 std::vector<Var> scaled_dot_product_attention_weights(const Var& q, const Var& k, const Var& v, bool causal = false,
                                                       const IntTensor* key_lengths = nullptr, const Tensor& attn_mask = Tensor(),
-                                                      float scale = 0.f);
+                                                      float scale = 0.f, float dropout_p = 0.f,
+                                                      Generator* gen = nullptr);
 
 // ---- convolution and pooling (ops_conv.cpp), NCHW ----------------------------------
 struct Conv2dParams { int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1, groups = 1; };

@@ -9,14 +9,22 @@
 // locks), recomputes P = exp(S - lse) block by block:
 //   D = rowsum(dO * O), dV += P^T dO, dP = dO V^T, dS = P * (dP - D),
 //   dQ += scale dS K, dK += scale dS^T Q.
+// Attention dropout (p > 0): the row's probabilities P are dropped after the
+// softmax (its normaliser uses the undropped P), O = dropout(P) V. The mask of
+// element i = (bh*T + t)*S + s is Philox draw i of the generator's counter, as
+// dropout() draws it over a [B,NH,T,S] tensor, so the composite softmax ->
+// dropout -> matmul with the same generator state gives the same mask. The
+// backward regenerates it; D = rowsum(dO * O) still equals rowsum(P * dP).
 // The composite matmul + softmax + matmul is its oracle (tests/autograd/test_attention.cpp).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "autograd/ops.h"
 #include "engine/kernels/gemm.h"
+#include "engine/rng.h"
 #include "engine/simd.h"
 #include "engine/threads.h"
 
@@ -70,6 +78,20 @@ struct Sdpa {
   std::vector<int32_t> lengths;  // [B] or empty
   Tensor mask;                   // additive, or undefined
   int64_t ms[4] = {0, 0, 0, 0};  // broadcast strides of mask over [B,NH,T,S]
+  float drop_p = 0.f;            // attention dropout probability (0: none)
+  float drop_scale = 1.f;        // 1 / (1 - drop_p)
+  uint64_t drop_seed = 0, drop_base = 0;  // Philox key and first counter of the mask
+
+  // m[j] = dropout multiplier (0 or 1/(1-p)) of row r = bh*T + t, keys [s0, s0+n):
+  // element i = r*S + s is lane i % 4 of Philox block drop_base + i / 4.
+  void drop_mask(int64_t r, int64_t s0, int64_t n, float* m) const {
+    int64_t i = r * S + s0;
+    std::array<uint32_t, 4> blk = Generator::philox(drop_seed, drop_base + uint64_t(i / 4));
+    for (int64_t j = 0; j < n; ++j, ++i) {
+      if (j > 0 && i % 4 == 0) blk = Generator::philox(drop_seed, drop_base + uint64_t(i / 4));
+      m[j] = u32_to_unit(blk[size_t(i % 4)]) < drop_p ? 0.f : drop_scale;
+    }
+  }
 
   // Keys [0, limit) can be visible to query row t of batch b (a bound, not a mask).
   int64_t key_limit(int64_t b, int64_t t) const {
@@ -109,7 +131,8 @@ struct Sdpa {
 };
 
 Sdpa prepare(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
-             const IntTensor* key_lengths, const Tensor& attn_mask, float scale) {
+             const IntTensor* key_lengths, const Tensor& attn_mask, float scale, float dropout_p,
+             Generator* gen) {
   check(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, op,
         ": q, k, v must be [B,NH,T,HD], [B,NH,S,HD], [B,NH,S,HD]; got ", q.shape(), ", ",
         k.shape(), ", ", v.shape());
@@ -143,6 +166,17 @@ Sdpa prepare(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, 
     }
     a.mask = attn_mask;
   }
+  check(dropout_p >= 0.f && dropout_p < 1.f, op, ": dropout_p must be in [0, 1), got ", dropout_p);
+  if (dropout_p > 0.f) {
+    check(gen != nullptr, op, ": dropout_p = ", dropout_p, " needs a generator");
+    a.drop_p = dropout_p;
+    a.drop_scale = 1.f / (1.f - dropout_p);
+    a.drop_seed = gen->seed();
+    a.drop_base = gen->counter();
+    // consume the draws of a [B,NH,T,S] mask, as dropout() over the weights would
+    const int64_t n = a.B * a.NH * a.T * a.S;
+    gen->set_state(gen->seed(), gen->counter() + uint64_t((n + 3) / 4));
+  }
   return a;
 }
 
@@ -156,6 +190,7 @@ void forward(const char* op, const Sdpa& a, const float* q, const float* k, cons
 #pragma omp parallel num_threads(num_threads()) if (worth_threads(work) && num_threads() > 1)
   {
     std::vector<float> sc(kBQ * kBK), acc(kBQ * std::max<int64_t>(HD, 1)), m(kBQ), l(kBQ);
+    std::vector<float> dm(a.drop_p > 0.f ? kBK : 0);
     int64_t my_bad = -1;
 #pragma omp for schedule(static)
     for (int64_t w = 0; w < BH * nqb; ++w) {
@@ -183,6 +218,10 @@ void forward(const char* op, const Sdpa& a, const float* q, const float* k, cons
           if (alpha != 1.f) {
             float* ar = acc.data() + i * HD;
             for (int64_t d = 0; d < HD; ++d) ar[d] *= alpha;
+          }
+          if (a.drop_p > 0.f) {  // O accumulates dropout(P) V; l stays the undropped sum
+            a.drop_mask(bh * T + t0 + i, s0, nk, dm.data());
+            for (int64_t j = 0; j < nk; ++j) row[j] *= dm[j];
           }
         }
         gemm(false, false, nq, HD, nk, 1.f, sc.data(), nk, V + s0 * HD, HD, 1.f, acc.data(), HD);
@@ -247,7 +286,9 @@ void backward_kernel(const Sdpa& a, const float* q, const float* k, const float*
   const int64_t work = BH * T * S * std::max<int64_t>(HD, 1) / 2;
 #pragma omp parallel num_threads(num_threads()) if (worth_threads(work) && num_threads() > 1)
   {
+    const bool drop = a.drop_p > 0.f;
     std::vector<float> P(kBQ * kBK), dP(kBQ * kBK), D(T);
+    std::vector<float> M(drop ? kBQ * kBK : 0), Pd(drop ? kBQ * kBK : 0);  // mask, dropout(P)
     std::vector<float> dqb, dkb, dvb;
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < BH; ++bh) {
@@ -283,9 +324,14 @@ void backward_kernel(const Sdpa& a, const float* q, const float* k, const float*
           a.scores(bh, t0, nq, s0, nk, q, k, P.data());
           for (int64_t i = 0; i < nq; ++i)
             exp_sub_sum(P.data() + i * nk, P.data() + i * nk, nk, lse[bh * T + t0 + i]);
+          if (drop) {
+            for (int64_t i = 0; i < nq; ++i) a.drop_mask(bh * T + t0 + i, s0, nk, M.data() + i * nk);
+            for (int64_t j = 0; j < nq * nk; ++j) Pd[size_t(j)] = P[size_t(j)] * M[size_t(j)];
+          }
+          // O = dropout(P) V: dV += dropout(P)^T dO
           if (dV)
-            gemm(true, false, nk, HD, nq, 1.f, P.data(), nk, dO + t0 * HD, HD, 1.f, dV + s0 * HD,
-                 HD);
+            gemm(true, false, nk, HD, nq, 1.f, drop ? Pd.data() : P.data(), nk, dO + t0 * HD, HD,
+                 1.f, dV + s0 * HD, HD);
           if (!dQ && !dK) continue;
           gemm(false, true, nq, nk, HD, 1.f, dO + t0 * HD, HD, V + s0 * HD, HD, 0.f, dP.data(), nk);
           for (int64_t i = 0; i < nq; ++i) {
@@ -293,6 +339,10 @@ void backward_kernel(const Sdpa& a, const float* q, const float* k, const float*
             const float* p = P.data() + i * nk;
             float* g = dP.data() + i * nk;
             const float* gw = dw ? dw + r * S + s0 : nullptr;
+            if (drop) {  // d P = d dropout(P) * mask
+              const float* mk = M.data() + i * nk;
+              for (int64_t j = 0; j < nk; ++j) g[j] *= mk[j];
+            }
             for (int64_t j = 0; j < nk; ++j) g[j] = p[j] * (g[j] + (gw ? gw[j] : 0.f) - D[t0 + i]);
           }
           if (dQ)
@@ -310,9 +360,10 @@ void backward_kernel(const Sdpa& a, const float* q, const float* k, const float*
 // The shared body of both entry points.
 std::vector<Var> sdpa(const char* op, bool with_weights, const Var& q, const Var& k, const Var& v,
                       bool causal, const IntTensor* key_lengths, const Tensor& attn_mask,
-                      float scale) {
+                      float scale, float dropout_p, Generator* gen) {
   const Tensor qt = q.value(), kt = k.value(), vt = v.value();
-  const Sdpa a = prepare(op, qt, kt, vt, causal, key_lengths, attn_mask, scale);
+  const Sdpa a =
+      prepare(op, qt, kt, vt, causal, key_lengths, attn_mask, scale, dropout_p, gen);
   Tensor out(qt.shape());
   Tensor lse({a.B, a.NH, a.T});
   forward(op, a, qt.data(), kt.data(), vt.data(), out.data(), lse.data());
@@ -342,16 +393,17 @@ std::vector<Var> sdpa(const char* op, bool with_weights, const Var& q, const Var
 
 Var scaled_dot_product_attention(const Var& q, const Var& k, const Var& v, bool causal,
                                  const IntTensor* key_lengths, const Tensor& attn_mask,
-                                 float scale) {
+                                 float scale, float dropout_p, Generator* gen) {
   return sdpa("scaled_dot_product_attention", false, q, k, v, causal, key_lengths, attn_mask,
-              scale)[0];
+              scale, dropout_p, gen)[0];
 }
 
 std::vector<Var> scaled_dot_product_attention_weights(const Var& q, const Var& k, const Var& v,
                                                       bool causal, const IntTensor* key_lengths,
-                                                      const Tensor& attn_mask, float scale) {
+                                                      const Tensor& attn_mask, float scale,
+                                                      float dropout_p, Generator* gen) {
   return sdpa("scaled_dot_product_attention_weights", true, q, k, v, causal, key_lengths,
-              attn_mask, scale);
+              attn_mask, scale, dropout_p, gen);
 }
 
 }  // namespace qkv

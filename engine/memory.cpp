@@ -1,6 +1,9 @@
 #include "engine/memory.h"
 
+#include <malloc.h>
 #include <sys/mman.h>
+
+#include <atomic>
 
 #include <cstdlib>
 #include <map>
@@ -35,6 +38,18 @@ struct LargeCache {
   }
 };
 
+// Live and peak bytes handed out (small blocks at their usable size).
+std::atomic<size_t> g_live{0}, g_peak{0};
+
+void count_alloc(size_t bytes) {
+  const size_t now = g_live.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  size_t peak = g_peak.load(std::memory_order_relaxed);
+  while (now > peak && !g_peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+}
+
+void count_free(size_t bytes) { g_live.fetch_sub(bytes, std::memory_order_relaxed); }
+
 LargeCache& cache() {
   static LargeCache* c = new LargeCache();  // never destroyed: frees may come late at exit
   return *c;
@@ -47,6 +62,7 @@ void* alloc_aligned(size_t bytes) {
   if (bytes < kCacheMin) {
     void* p = std::aligned_alloc(64, bytes);
     check(p != nullptr, "out of memory allocating ", bytes, " bytes");
+    count_alloc(malloc_usable_size(p));
     return p;
   }
   const size_t unit = bytes >= kHuge ? kHuge : kMid;
@@ -59,6 +75,7 @@ void* alloc_aligned(size_t bytes) {
       void* p = it->second;
       c.free_blocks.erase(it);
       c.cached -= bytes;
+      count_alloc(bytes);
       return p;
     }
   }
@@ -69,6 +86,7 @@ void* alloc_aligned(size_t bytes) {
 #endif
   std::lock_guard<std::mutex> lock(c.mu);
   c.sizes[p] = bytes;
+  count_alloc(bytes);
   return p;
 }
 
@@ -80,15 +98,23 @@ void free_aligned(void* p) {
     auto it = c.sizes.find(p);
     if (it != c.sizes.end()) {
       const size_t bytes = it->second;
+      count_free(bytes);
       if (c.cached + bytes <= kCacheLimit) {
         c.free_blocks.emplace(bytes, p);
         c.cached += bytes;
         return;
       }
       c.sizes.erase(it);
+      std::free(p);
+      return;
     }
   }
+  count_free(malloc_usable_size(p));
   std::free(p);
 }
+
+size_t live_bytes() { return g_live.load(std::memory_order_relaxed); }
+size_t peak_bytes() { return g_peak.load(std::memory_order_relaxed); }
+void reset_peak_bytes() { g_peak.store(g_live.load(std::memory_order_relaxed), std::memory_order_relaxed); }
 
 }  // namespace qkv

@@ -14,4 +14,11 @@ namespace qkv {
 void* alloc_aligned(size_t bytes);
 void free_aligned(void* p);
 
+// Statistics of the blocks above (all threads): bytes live now, and the most
+// live at once since the last reset_peak_bytes() (which sets it to the live
+// count). Benchmarks use them to show what an op allocates at its peak.
+size_t live_bytes();
+size_t peak_bytes();
+void reset_peak_bytes();
+
 }  // namespace qkv

@@ -10,6 +10,7 @@
 #include "autograd/ops.h"
 #include "engine/error.h"
 #include "engine/rng.h"
+#include "nn/decoding.h"
 
 namespace qkv {
 namespace {
@@ -256,37 +257,44 @@ Tensor attention_matrix(const std::vector<float>& rows, int64_t S, bool reversed
   return a.reshape({T, S});
 }
 
-float normalised(double logp, size_t len, float alpha) {
-  return float(logp / std::pow(double(std::max<size_t>(len, 1)), double(alpha)));
-}
-
 }  // namespace
+
+// The recurrent decoder as a DecodeState: K rows of (h, c, feed) over one encoded
+// source (K copies), so beam pruning reorders the rows of the state only.
+class Seq2SeqDecodeState : public DecodeState {
+ public:
+  Seq2SeqDecodeState(Seq2Seq& m, DecoderState st, EncoderMemory mem)
+      : m_(m), st_(std::move(st)), mem_(std::move(mem)) {}
+
+  StepOutput step(const IntTensor& tokens) override {
+    DecoderStep s = m_.decoder->step(tokens, st_, mem_, *m_.out);
+    StepOutput r;
+    r.logp = log_softmax(s.logits).value();
+    if (s.weights.defined()) r.attention = s.weights.value();
+    return r;
+  }
+
+  void select(const IntTensor& rows) override {
+    st_.h = index_select(st_.h, rows);
+    if (st_.c.defined()) st_.c = index_select(st_.c, rows);
+    if (st_.feed.defined()) st_.feed = index_select(st_.feed, rows);
+  }
+
+ private:
+  Seq2Seq& m_;
+  DecoderState st_;
+  EncoderMemory mem_;
+};
 
 Decoded Seq2Seq::greedy(const IntTensor& src_ids, int64_t max_len) {
   check_single(src_ids, max_len, "greedy");
   NoGrad ng;
-  const int64_t S = src_ids.size(1), V = options.tgt_vocab;
+  const int64_t S = src_ids.size(1);
   DecoderState st;
   EncoderMemory mem = encode(src_ids, IntTensor::from({1}, {int32_t(S)}), st);
-  Decoded d;
-  std::vector<float> rows;
-  double total = 0;
-  int32_t tok = options.bos;
-  for (int64_t t = 0; t < max_len; ++t) {
-    DecoderStep s = decoder->step(IntTensor::from({1}, {tok}), st, mem, *out);
-    Tensor lp = log_softmax(s.logits).value();
-    const float* p = lp.data();
-    tok = int32_t(std::max_element(p, p + V) - p);  // first maximum on ties
-    total += p[tok];
-    d.tokens.push_back(tok);
-    if (s.weights.defined())
-      rows.insert(rows.end(), s.weights.value().begin(), s.weights.value().end());
-    else
-      rows.insert(rows.end(), S, 0.f);
-    if (tok == options.eos) break;
-  }
-  d.attention = attention_matrix(rows, S, options.reverse_source);
-  d.score = float(total);
+  Seq2SeqDecodeState ds(*this, std::move(st), std::move(mem));
+  Decoded d = greedy_decode(ds, {options.bos, options.eos, max_len, S});
+  d.attention = attention_matrix(d.attention.to_vector(), S, options.reverse_source);
   return d;
 }
 
@@ -295,104 +303,16 @@ Decoded Seq2Seq::beam(const IntTensor& src_ids, int64_t beam_size, int64_t max_l
   check(beam_size >= 1, "Seq2Seq::beam: beam_size must be >= 1, got ", beam_size);
   check(alpha >= 0.f, "Seq2Seq::beam: length-normalisation alpha must be >= 0, got ", alpha);
   NoGrad ng;
-  const int64_t K = beam_size, S = src_ids.size(1), V = options.tgt_vocab;
-  const double dead = -std::numeric_limits<double>::infinity();
-
+  const int64_t K = beam_size, S = src_ids.size(1);
   // The K live hypotheses are one decoder batch: encode K copies of the source
-  // (cheap next to decoding), and start with only hypothesis 0 alive.
+  // (cheap next to decoding).
   IntTensor src_k({K, S});
   for (int64_t k = 0; k < K; ++k) std::copy(src_ids.begin(), src_ids.end(), src_k.data() + k * S);
   DecoderState st;
   EncoderMemory mem = encode(src_k, IntTensor::full({K}, int32_t(S)), st);
-
-  struct Hyp {
-    std::vector<int32_t> tokens;
-    std::vector<float> rows;  // attention, [len*S]
-    double logp = 0;
-  };
-  std::vector<Hyp> live(K), finished;
-  for (int64_t k = 1; k < K; ++k) live[k].logp = dead;
-  IntTensor input = IntTensor::full({K}, options.bos);
-
-  struct Cand {
-    double score;
-    int32_t parent, token;
-  };
-  std::vector<Cand> cands;
-  bool hit_max = true;
-  for (int64_t t = 0; t < max_len; ++t) {
-    DecoderStep s = decoder->step(input, st, mem, *out);
-    Tensor lp = log_softmax(s.logits).value();  // [K,V]
-    cands.clear();
-    for (int64_t k = 0; k < K; ++k) {
-      if (live[k].logp == dead) continue;
-      for (int64_t v = 0; v < V; ++v)
-        cands.push_back({live[k].logp + lp.data()[k * V + v], int32_t(k), int32_t(v)});
-    }
-    // Best first; ties by parent then token, so beam 1 picks greedy's first maximum.
-    std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) {
-      if (a.score != b.score) return a.score > b.score;
-      if (a.parent != b.parent) return a.parent < b.parent;
-      return a.token < b.token;
-    });
-    std::vector<Hyp> next;
-    std::vector<int32_t> parents;
-    for (const Cand& c : cands) {
-      if (int64_t(next.size()) == K) break;
-      Hyp h = live[c.parent];
-      h.tokens.push_back(c.token);
-      h.logp = c.score;
-      if (s.weights.defined()) {
-        const float* w = s.weights.value().data() + c.parent * S;
-        h.rows.insert(h.rows.end(), w, w + S);
-      } else {
-        h.rows.insert(h.rows.end(), S, 0.f);
-      }
-      if (c.token == options.eos) {
-        finished.push_back(std::move(h));
-      } else {
-        next.push_back(std::move(h));
-        parents.push_back(c.parent);
-      }
-    }
-    // Stop once no live hypothesis can still beat the best finished one: its
-    // log-prob only falls, so its best normalised score is logp / max_len^alpha.
-    // (alpha = 0 and beam 1: stops exactly where greedy stops.)
-    double best_done = dead, best_live = dead;
-    for (const Hyp& h : finished)
-      best_done = std::max(best_done, double(normalised(h.logp, h.tokens.size(), alpha)));
-    for (const Hyp& h : next)
-      best_live = std::max(best_live, h.logp / std::pow(double(max_len), double(alpha)));
-    if (next.empty() || best_done >= best_live) {
-      hit_max = false;
-      break;
-    }
-    while (int64_t(next.size()) < K) {  // fewer than K candidates: pad with dead rows
-      next.emplace_back();
-      next.back().logp = dead;
-      parents.push_back(0);
-    }
-    IntTensor idx = IntTensor::from({K}, parents);
-    st.h = index_select(st.h, idx);
-    if (st.c.defined()) st.c = index_select(st.c, idx);
-    if (st.feed.defined()) st.feed = index_select(st.feed, idx);
-    for (int64_t k = 0; k < K; ++k)
-      input.data()[k] = next[k].tokens.empty() ? options.eos : next[k].tokens.back();
-    live = std::move(next);
-  }
-  if (hit_max)  // unfinished hypotheses compete too
-    for (Hyp& h : live)
-      if (h.logp != dead) finished.push_back(std::move(h));
-
-  size_t best = 0;
-  for (size_t i = 1; i < finished.size(); ++i)
-    if (normalised(finished[i].logp, finished[i].tokens.size(), alpha) >
-        normalised(finished[best].logp, finished[best].tokens.size(), alpha))
-      best = i;
-  Decoded d;
-  d.tokens = finished[best].tokens;
-  d.attention = attention_matrix(finished[best].rows, S, options.reverse_source);
-  d.score = normalised(finished[best].logp, d.tokens.size(), alpha);
+  Seq2SeqDecodeState ds(*this, std::move(st), std::move(mem));
+  Decoded d = beam_decode(ds, {options.bos, options.eos, max_len, S}, beam_size, alpha);
+  d.attention = attention_matrix(d.attention.to_vector(), S, options.reverse_source);
   return d;
 }
 
@@ -412,7 +332,7 @@ float Seq2Seq::sequence_score(const IntTensor& src_ids, const std::vector<int32_
   Tensor lp = log_softmax(logits).value();  // [1,T,V]
   double total = 0;
   for (int64_t t = 0; t < T; ++t) total += lp.data()[t * V + tokens[t]];
-  return normalised(total, tokens.size(), alpha);
+  return normalised_score(total, tokens.size(), alpha);
 }
 
 std::string Seq2Seq::describe() const {

@@ -256,6 +256,15 @@ ATTENTION_CASES = [f"{k} {what} {ATT_DIMS}" for k in ("luong", "bahdanau")
                    for what in ("step", "teacher fwd+bwd")]
 
 
+def transformer_peer():
+    """bench/peers/torch_transformer.py: also holds the fused-SDPA cases of this suite."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    return importlib.import_module("torch_transformer")
+
+
+ATTENTION_CASES += transformer_peer().CASES["attention"]
+
+
 class Seq2SeqAtt(torch.nn.Module):
     """The same model as qkv's Seq2Seq with attention: LSTM encoder, a tanh
     bridge to the decoder's initial state, an LSTMCell decoder; Luong (general
@@ -333,6 +342,7 @@ def attention_cases():
                 m.zero_grad(set_to_none=True)
             run_teacher()
             report("attention", name, median_ms(run_teacher))
+    transformer_peer().run("attention", sys.modules[__name__])
 
 
 # Suites whose cases live in a module of their own beside this file. Each module

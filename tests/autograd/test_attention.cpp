@@ -2,7 +2,8 @@
 // additive mask, softmax, matmul from existing autograd ops): values and the
 // gradients of q, k, v under every mask kind and across block boundaries;
 // exact zeros where keys are masked; finite differences; a fully masked row is
-// an Error; the same bits for 1 and 2 threads.
+// an Error; the same bits for 1 and 2 threads. Attention dropout against the
+// composite's dropout() on the weights from the same generator state.
 #include <cmath>
 #include <limits>
 #include <string>
@@ -10,6 +11,7 @@
 
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
+#include "engine/rng.h"
 #include "engine/threads.h"
 #include "tests/grad_utils.h"
 
@@ -29,7 +31,10 @@ struct Cfg {
   std::vector<int32_t> lengths;  // empty: none
   Shape mask_shape;              // empty: no float mask
   float scale = 0.f;
+  float dropout = 0.f;           // attention dropout, masks from Generator(kDropSeed)
 };
+
+constexpr uint64_t kDropSeed = 4242;
 
 std::string name_of(const Cfg& c) {
   std::string s = std::string("B") + std::to_string(c.B) + " NH" + std::to_string(c.NH) + " T" +
@@ -37,6 +42,7 @@ std::string name_of(const Cfg& c) {
   if (c.causal) s += " causal";
   if (!c.lengths.empty()) s += " lengths";
   if (!c.mask_shape.empty()) s += " mask" + shape_str(c.mask_shape);
+  if (c.dropout > 0.f) s += " dropout";
   return s;
 }
 
@@ -79,6 +85,10 @@ std::vector<Var> composite(const Cfg& c, const Var& q, const Var& k, const Var& 
   const float scale = c.scale > 0.f ? c.scale : 1.f / std::sqrt(float(c.HD));
   Var s = matmul(q, k, false, true) * scale + Var(full_mask(c, attn_mask));
   Var w = softmax(s);
+  if (c.dropout > 0.f) {
+    Generator gen(kDropSeed);
+    return {matmul(dropout(w, c.dropout, true, gen), v), w};
+  }
   return {matmul(w, v), w};
 }
 
@@ -88,8 +98,11 @@ std::vector<Var> fused(const Cfg& c, const Var& q, const Var& k, const Var& v,
                        const Tensor& attn_mask, bool weights) {
   IntTensor L = c.lengths.empty() ? IntTensor() : lengths_of(c);
   const IntTensor* lp = c.lengths.empty() ? nullptr : &L;
-  if (weights) return scaled_dot_product_attention_weights(q, k, v, c.causal, lp, attn_mask, c.scale);
-  return {scaled_dot_product_attention(q, k, v, c.causal, lp, attn_mask, c.scale)};
+  Generator gen(kDropSeed);
+  if (weights)
+    return scaled_dot_product_attention_weights(q, k, v, c.causal, lp, attn_mask, c.scale,
+                                                c.dropout, &gen);
+  return {scaled_dot_product_attention(q, k, v, c.causal, lp, attn_mask, c.scale, c.dropout, &gen)};
 }
 
 struct Run {
@@ -137,6 +150,10 @@ std::vector<Cfg> configs() {
       {1, 2, 100, 260, 16},                       // many blocks, no mask
       {2, 2, 8, 8, 17, true, {8, 5}, {8, 8}},     // everything at once
       {1, 1, 6, 6, 8, false, {}, {}, 0.7f},       // explicit scale
+      {2, 2, 7, 9, 8, false, {}, {}, 0.f, 0.3f},  // attention dropout
+      {1, 2, 150, 150, 17, true, {}, {}, 0.f, 0.5f},             // dropout across blocks
+      {2, 2, 8, 8, 17, true, {8, 5}, {8, 8}, 0.f, 0.2f},          // dropout and every mask
+      {2, 1, 70, 300, 8, false, {300, 131}, {}, 0.f, 0.1f},       // dropout, lengths
   };
 }
 
@@ -200,6 +217,7 @@ TEST_SUITE("autograd/sdpa") {
         {2, 1, 3, 5, 3, false, {5, 2}},
         {1, 2, 3, 4, 3, false, {}, {1, 3, 4}},
         {2, 1, 4, 4, 2, true, {4, 3}, {4, 4}},
+        {2, 1, 4, 4, 2, true, {4, 3}, {4, 4}, 0.f, 0.4f},
     };
     uint64_t seed = 900;
     for (const Cfg& c : cs) {
@@ -212,6 +230,24 @@ TEST_SUITE("autograd/sdpa") {
       expect_ok([&](const std::vector<Var>& in) { return fused(c, in[0], in[1], in[2], mask, true)[1]; },
                 {q, k, v}, name_of(c) + " weights");
     }
+  }
+
+  TEST_CASE("dropout: p = 0 is a no-op and draws nothing; p > 0 consumes a [B,NH,T,S] mask") {
+    Cfg c{2, 2, 5, 7, 8};
+    Var q = rv({2, 2, 5, 8}, 1), k = rv({2, 2, 7, 8}, 2), v = rv({2, 2, 7, 8}, 3);
+    Generator gen(5);
+    Tensor a = scaled_dot_product_attention(q, k, v, false, nullptr, Tensor(), 0.f, 0.f, &gen).value();
+    Tensor b = scaled_dot_product_attention(q, k, v).value();
+    CHECK(std::equal(a.begin(), a.end(), b.begin()));
+    CHECK(gen.counter() == 0);
+    Tensor d = scaled_dot_product_attention(q, k, v, false, nullptr, Tensor(), 0.f, 0.5f, &gen).value();
+    CHECK(gen.counter() == uint64_t((2 * 2 * 5 * 7 + 3) / 4));
+    CHECK(!std::equal(d.begin(), d.end(), b.begin()));
+    CHECK(test::error_of([&] { scaled_dot_product_attention(q, k, v, false, nullptr, Tensor(), 0.f, 0.5f); })
+              .find("generator") != std::string::npos);
+    CHECK(test::error_of([&] { scaled_dot_product_attention(q, k, v, false, nullptr, Tensor(), 0.f, 1.f, &gen); })
+              .find("dropout_p") != std::string::npos);
+    tape_clear();
   }
 
   TEST_CASE("a fully masked row is an Error naming the op; bad shapes are Errors") {

@@ -5,6 +5,7 @@
 
 #include <atomic>
 
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -27,14 +28,39 @@ constexpr size_t kMid = size_t(64) << 10;
 // which cost 18% of an LSTM forward.
 constexpr size_t kCacheLimit = size_t(1) << 30;
 
+struct Cached {
+  void* p;
+  uint64_t stamp;  // when it was freed: the oldest goes first when the cache is full
+};
+
 struct LargeCache {
   std::mutex mu;
-  std::multimap<size_t, void*> free_blocks;  // size -> block
-  std::unordered_map<void*, size_t> sizes;   // every live or cached large block
+  std::multimap<size_t, Cached> free_blocks;  // block size -> block
+  std::unordered_map<void*, size_t> sizes;    // every live or cached large block
   size_t cached = 0;
+  size_t limit = kCacheLimit;
+  uint64_t clock = 0;
+  size_t fresh = 0;  // blocks obtained from malloc so far
 
   ~LargeCache() {
-    for (auto& [_, p] : free_blocks) std::free(p);
+    for (auto& [_, b] : free_blocks) std::free(b.p);
+  }
+
+  // Frees the least recently freed blocks until `bytes` more fit under the
+  // limit. Keeping the newest rather than refusing new blocks matters when
+  // phases change: blocks of sizes an earlier phase used (another bench
+  // suite, evaluation) would otherwise fill the cache for good, and every
+  // block of the current phase would go back to the OS and fault anew.
+  void evict_for(size_t bytes) {
+    while (!free_blocks.empty() && cached + bytes > limit) {
+      auto oldest = free_blocks.begin();
+      for (auto it = free_blocks.begin(); it != free_blocks.end(); ++it)
+        if (it->second.stamp < oldest->second.stamp) oldest = it;
+      cached -= oldest->first;
+      sizes.erase(oldest->second.p);
+      std::free(oldest->second.p);
+      free_blocks.erase(oldest);
+    }
   }
 };
 
@@ -69,13 +95,16 @@ void* alloc_aligned(size_t bytes) {
   bytes = (bytes + unit - 1) / unit * unit;
   LargeCache& c = cache();
   {
+    // The smallest cached block that fits, if it wastes at most 1/8: near
+    // sizes (a [B,T,D] and a [B,T,D+pad]) share blocks, a small request does
+    // not take a much larger block that a later request of its size needs.
     std::lock_guard<std::mutex> lock(c.mu);
-    auto it = c.free_blocks.find(bytes);
-    if (it != c.free_blocks.end()) {
-      void* p = it->second;
+    auto it = c.free_blocks.lower_bound(bytes);
+    if (it != c.free_blocks.end() && it->first <= bytes + bytes / 8) {
+      void* p = it->second.p;
+      c.cached -= it->first;
+      count_alloc(it->first);
       c.free_blocks.erase(it);
-      c.cached -= bytes;
-      count_alloc(bytes);
       return p;
     }
   }
@@ -86,6 +115,7 @@ void* alloc_aligned(size_t bytes) {
 #endif
   std::lock_guard<std::mutex> lock(c.mu);
   c.sizes[p] = bytes;
+  ++c.fresh;
   count_alloc(bytes);
   return p;
 }
@@ -99,8 +129,9 @@ void free_aligned(void* p) {
     if (it != c.sizes.end()) {
       const size_t bytes = it->second;
       count_free(bytes);
-      if (c.cached + bytes <= kCacheLimit) {
-        c.free_blocks.emplace(bytes, p);
+      if (bytes <= c.limit) {
+        c.evict_for(bytes);
+        c.free_blocks.emplace(bytes, Cached{p, ++c.clock});
         c.cached += bytes;
         return;
       }
@@ -111,6 +142,27 @@ void free_aligned(void* p) {
   }
   count_free(malloc_usable_size(p));
   std::free(p);
+}
+
+size_t block_cache_fresh() {
+  LargeCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.fresh;
+}
+
+size_t block_cache_bytes() {
+  LargeCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.cached;
+}
+
+size_t block_cache_set_limit(size_t bytes) {
+  LargeCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  const size_t old = c.limit;
+  c.limit = bytes;
+  c.evict_for(0);
+  return old;
 }
 
 size_t live_bytes() { return g_live.load(std::memory_order_relaxed); }

@@ -3,8 +3,9 @@
 // pages (where the kernel allows it only on request, as with THP "madvise"):
 // a GEMM over 16 MiB operands otherwise spends a visible share of its time
 // in TLB misses. Freed blocks of 256 KiB and more are kept (up to 1 GiB in
-// all) and handed out again for the same rounded size, so a training step
-// does not page-fault its activations and gradients anew every time.
+// all; when full, the least recently freed go first) and handed out again
+// for the same rounded size (or up to 1/8 larger), so a training step does
+// not page-fault its activations and gradients anew every time.
 #pragma once
 #include <cstddef>
 
@@ -20,5 +21,12 @@ void free_aligned(void* p);
 size_t live_bytes();
 size_t peak_bytes();
 void reset_peak_bytes();
+
+// The cache of freed large blocks: how many blocks were taken from the system
+// so far (a step that reuses its blocks adds none), the bytes cached now, and
+// its limit (default 1 GiB; setting it evicts down to it, returns the old one).
+size_t block_cache_fresh();
+size_t block_cache_bytes();
+size_t block_cache_set_limit(size_t bytes);
 
 }  // namespace qkv

@@ -16,16 +16,16 @@ BatchNorm2d::BatchNorm2d(const BatchNorm2dOptions& o) : options(o) {
   }
   running_mean = zeros({o.num_features});
   running_var = ones({o.num_features});
-  num_batches_tracked = Tensor::scalar(0.f);
+  num_batches_tracked = IntTensor::scalar(0);
   register_buffer("running_mean", running_mean);
   register_buffer("running_var", running_var);
-  register_buffer("num_batches_tracked", num_batches_tracked);
+  register_int_buffer("num_batches_tracked", num_batches_tracked);
 }
 
 Var BatchNorm2d::forward(const Var& x) {
   check(x.dim() == 4 && x.size(1) == options.num_features, "BatchNorm2d: expected x of shape [B,",
         options.num_features, ",H,W], got ", x.shape());
-  if (training()) num_batches_tracked.data()[0] += 1.f;
+  if (training()) num_batches_tracked.data()[0] += 1;
   return batch_norm(x, weight, bias, running_mean, running_var, training(), options.momentum,
                     options.eps);
 }

@@ -2,8 +2,8 @@
 // buffers (running_mean = 0, running_var = 1, num_batches_tracked = 0), with
 // momentum and eps. Training normalises with the batch's statistics and
 // updates the running ones (unbiased variance, as torch); eval uses the
-// running ones. num_batches_tracked is kept as a float scalar buffer (the
-// module state holds float tensors only): torch's int64 counter is its value.
+// running ones. num_batches_tracked is an integer buffer (int32 here, saved
+// as I64 like torch's), so a torch state_dict loads strictly.
 // Not here: momentum=None (cumulative average), track_running_stats=False.
 #pragma once
 #include "nn/module.h"
@@ -25,7 +25,8 @@ class BatchNorm2d : public UnaryModule {
 
   BatchNorm2dOptions options;
   Var weight, bias;                                  // [C] (undefined without affine)
-  Tensor running_mean, running_var, num_batches_tracked;  // [C], [C], []
+  Tensor running_mean, running_var;  // [C]
+  IntTensor num_batches_tracked;     // []
 };
 
 }  // namespace qkv

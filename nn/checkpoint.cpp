@@ -13,6 +13,8 @@ void save_checkpoint(const std::string& path, const Module& model, const Optimiz
                      const std::map<std::string, std::string>& metadata) {
   TensorFile f;
   f.floats = model.state_dict();
+  f.ints = model.int_state_dict();  // saved as I64, as torch saves its counters
+  for (const auto& [n, _] : f.ints) f.i64.insert(n);
   for (const auto& [n, _] : f.floats)
     check(!is_optim(n), "save_checkpoint: model tensor '", n, "' collides with the optimizer's names");
   f.metadata = metadata;
@@ -27,10 +29,13 @@ std::map<std::string, std::string> load_checkpoint(const std::string& path, Modu
                                                    Optimizer* opt) {
   TensorFile f = load_safetensors(path);
   std::map<std::string, Tensor> model_tensors;
+  std::map<std::string, IntTensor> model_ints;
   for (const auto& [n, t] : f.floats)
     if (!is_optim(n)) model_tensors[n] = t;
+  for (const auto& [n, t] : f.ints)
+    if (!is_optim(n)) model_ints[n] = t;
   try {
-    model.load_state_dict(model_tensors, /*strict=*/true);
+    model.load_state_dict(model_tensors, model_ints, /*strict=*/true);
   } catch (const Error& e) {
     throw Error(path + ": " + e.what());
   }

@@ -16,6 +16,10 @@ void Module::register_buffer(std::string name, Tensor value) {
   buffers_.emplace_back(std::move(name), std::move(value));
 }
 
+void Module::register_int_buffer(std::string name, IntTensor value) {
+  int_buffers_.emplace_back(std::move(name), std::move(value));
+}
+
 void Module::add_child(std::string name, std::shared_ptr<Module> m) {
   check(m != nullptr, "module: child '", name, "' is null");
   for (const auto& [n, _] : children_) check(n != name, "module: child '", name, "' registered twice");
@@ -34,6 +38,12 @@ void Module::collect_buffers(const std::string& prefix,
   for (const auto& [n, c] : children_) c->collect_buffers(prefix + n + ".", out);
 }
 
+void Module::collect_int_buffers(const std::string& prefix,
+                                 std::vector<std::pair<std::string, IntTensor>>& out) const {
+  for (const auto& [n, t] : int_buffers_) out.emplace_back(prefix + n, t);
+  for (const auto& [n, c] : children_) c->collect_int_buffers(prefix + n + ".", out);
+}
+
 std::vector<std::pair<std::string, Var>> Module::named_parameters() const {
   std::vector<std::pair<std::string, Var>> out;
   collect("", out);
@@ -49,6 +59,12 @@ std::vector<Var> Module::parameters() const {
 std::vector<std::pair<std::string, Tensor>> Module::named_buffers() const {
   std::vector<std::pair<std::string, Tensor>> out;
   collect_buffers("", out);
+  return out;
+}
+
+std::vector<std::pair<std::string, IntTensor>> Module::named_int_buffers() const {
+  std::vector<std::pair<std::string, IntTensor>> out;
+  collect_int_buffers("", out);
   return out;
 }
 
@@ -91,7 +107,34 @@ std::map<std::string, Tensor> Module::state_dict() const {
   return out;
 }
 
-LoadReport Module::load_state_dict(const std::map<std::string, Tensor>& tensors, bool strict) {
+std::map<std::string, IntTensor> Module::int_state_dict() const {
+  std::map<std::string, IntTensor> out;
+  for (const auto& [n, t] : named_int_buffers()) out[n] = t;
+  return out;
+}
+
+namespace {
+
+// An integer buffer's source: the int tensor of its name, else a float one
+// holding whole numbers (converted), else undefined.
+IntTensor int_source(const std::string& name, const std::map<std::string, Tensor>& tensors,
+                     const std::map<std::string, IntTensor>& ints, std::string& bad) {
+  if (auto it = ints.find(name); it != ints.end()) return it->second;
+  auto it = tensors.find(name);
+  if (it == tensors.end()) return IntTensor();
+  IntTensor out(it->second.shape());
+  for (int64_t i = 0; i < out.numel(); ++i) {
+    const float v = it->second.data()[i];
+    if (v != float(int32_t(v))) bad = name + ": file holds " + std::to_string(v) + ", not an integer";
+    out.data()[i] = int32_t(v);
+  }
+  return out;
+}
+
+}  // namespace
+
+LoadReport Module::load_state_dict(const std::map<std::string, Tensor>& tensors,
+                                   const std::map<std::string, IntTensor>& ints, bool strict) {
   // Destinations: parameters' values and buffers, by name.
   std::vector<std::pair<std::string, Tensor>> dst;
   for (auto& [n, v] : named_parameters()) dst.emplace_back(n, v.value());
@@ -109,7 +152,24 @@ LoadReport Module::load_state_dict(const std::map<std::string, Tensor>& tensors,
                              shape_str(t.shape()));
     }
   }
+  std::vector<std::pair<IntTensor, IntTensor>> int_copies;  // (destination, source)
+  for (const auto& [n, t] : named_int_buffers()) {
+    known.insert(n);
+    std::string bad;
+    IntTensor src = int_source(n, tensors, ints, bad);
+    if (!src.defined())
+      r.missing.push_back(n);
+    else if (src.shape() != t.shape())
+      r.mismatched.push_back(n + ": file " + shape_str(src.shape()) + " vs module " +
+                             shape_str(t.shape()));
+    else if (!bad.empty())
+      r.mismatched.push_back(bad);
+    else
+      int_copies.emplace_back(t, src);
+  }
   for (const auto& [n, _] : tensors)
+    if (!known.count(n)) r.unexpected.push_back(n);
+  for (const auto& [n, _] : ints)
     if (!known.count(n)) r.unexpected.push_back(n);
 
   if (strict && !r.ok()) {
@@ -128,6 +188,7 @@ LoadReport Module::load_state_dict(const std::map<std::string, Tensor>& tensors,
     auto it = tensors.find(n);
     if (it != tensors.end() && it->second.shape() == t.shape()) t.copy_from(it->second);
   }
+  for (auto& [dst_t, src] : int_copies) dst_t.copy_from(src);
   return r;
 }
 

@@ -34,6 +34,9 @@ class Module {
   std::vector<Var> parameters() const;
   // Non-trainable state saved with the parameters (running statistics).
   std::vector<std::pair<std::string, Tensor>> named_buffers() const;
+  // Integer buffers (torch's int64 counters, e.g. num_batches_tracked): held
+  // as int32 here, saved as I64 as torch saves them.
+  std::vector<std::pair<std::string, IntTensor>> named_int_buffers() const;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const {
     return children_;
   }
@@ -49,16 +52,24 @@ class Module {
   // The tree, one module per line, with parameter counts.
   std::string summary() const;
 
-  // Parameters and buffers by dotted name.
+  // Parameters and float buffers by dotted name; the integer buffers apart.
   std::map<std::string, Tensor> state_dict() const;
+  std::map<std::string, IntTensor> int_state_dict() const;
   // Copies tensors in by name. Strict: any missing, unexpected or mis-shaped
   // tensor is an Error listing them all (nothing is copied then). Non-strict:
-  // copies what matches and returns the report.
-  LoadReport load_state_dict(const std::map<std::string, Tensor>& tensors, bool strict = true);
+  // copies what matches and returns the report. An integer buffer is taken
+  // from `ints`, else from a float tensor of that name (whole values: older
+  // files kept counters as F32).
+  LoadReport load_state_dict(const std::map<std::string, Tensor>& tensors,
+                             const std::map<std::string, IntTensor>& ints, bool strict = true);
+  LoadReport load_state_dict(const std::map<std::string, Tensor>& tensors, bool strict = true) {
+    return load_state_dict(tensors, {}, strict);
+  }
 
  protected:
   Var register_parameter(std::string name, Tensor value);
   void register_buffer(std::string name, Tensor value);
+  void register_int_buffer(std::string name, IntTensor value);
   template <class M>
   std::shared_ptr<M> register_module(std::string name, std::shared_ptr<M> m) {
     add_child(std::move(name), m);
@@ -72,10 +83,13 @@ class Module {
   void collect(const std::string& prefix, std::vector<std::pair<std::string, Var>>& out) const;
   void collect_buffers(const std::string& prefix,
                        std::vector<std::pair<std::string, Tensor>>& out) const;
+  void collect_int_buffers(const std::string& prefix,
+                           std::vector<std::pair<std::string, IntTensor>>& out) const;
   void summary_lines(const std::string& name, int depth, std::string& out) const;
 
   std::vector<std::pair<std::string, Var>> params_;
   std::vector<std::pair<std::string, Tensor>> buffers_;
+  std::vector<std::pair<std::string, IntTensor>> int_buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
 };

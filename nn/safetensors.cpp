@@ -10,6 +10,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -282,6 +283,7 @@ struct Piece {
 struct Plan {
   std::string head;  // u64 length + padded JSON header
   std::vector<Piece> pieces;
+  std::deque<std::vector<int64_t>> widened;  // I64 copies of int32 tensors (stable addresses)
 };
 
 std::string json_string(const std::string& s, const char* op, const std::string& label) {
@@ -301,7 +303,12 @@ Plan plan_build(const TensorFile& f, const char* op) {
   for (const auto& [name, t] : f.ints) {
     check(!f.floats.count(name), op, ": tensor ", quote_name(name), " is in both floats and ints");
     check(t.defined(), op, ": tensor ", quote_name(name), " is undefined");
-    p.pieces.push_back({&name, "I32", &t.shape(), t.data(), uint64_t(t.numel()) * 4});
+    if (f.i64.count(name)) {
+      p.widened.emplace_back(t.begin(), t.end());
+      p.pieces.push_back({&name, "I64", &t.shape(), p.widened.back().data(), uint64_t(t.numel()) * 8});
+    } else {
+      p.pieces.push_back({&name, "I32", &t.shape(), t.data(), uint64_t(t.numel()) * 4});
+    }
   }
   std::sort(p.pieces.begin(), p.pieces.end(),
             [](const Piece& a, const Piece& b) { return *a.name < *b.name; });
@@ -412,6 +419,7 @@ TensorFile parse_safetensors(const std::string& bytes, const std::string& what) 
         break;
       case Dtype::i64:
         out.ints.emplace(e.name, tensor_narrow_i64(e, data, what));
+        out.i64.insert(e.name);
         break;
     }
   }

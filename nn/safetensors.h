@@ -14,6 +14,7 @@
 // F16/BF16/F64 or other dtypes, and it does not mmap (the file is read whole).
 #pragma once
 #include <map>
+#include <set>
 #include <string>
 
 #include "engine/tensor.h"
@@ -25,6 +26,7 @@ namespace qkv {
 struct TensorFile {
   std::map<std::string, Tensor> floats;         // dtype F32
   std::map<std::string, IntTensor> ints;        // dtype I32, or I64 narrowed (range-checked)
+  std::set<std::string> i64;                    // names in `ints` stored as I64 (read and write)
   std::map<std::string, std::string> metadata;  // "__metadata__" (string -> string)
 };
 
@@ -37,7 +39,7 @@ TensorFile load_safetensors(const std::string& path);
 TensorFile parse_safetensors(const std::string& bytes, const std::string& what);
 
 // Deterministic bytes: tensors sorted by name (floats and ints merged), F32 for
-// floats, I32 for ints, "__metadata__" first when non-empty, the header padded
+// floats, I32 for ints (I64 for those named in `i64`), "__metadata__" first when non-empty, the header padded
 // with spaces to a multiple of 8 so the data section starts 8-byte aligned.
 std::string serialize_safetensors(const TensorFile& f);
 

@@ -8,7 +8,10 @@
 // and the JSON builder's options and errors.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -16,6 +19,7 @@
 #include "engine/rng.h"
 #include "nn/batchnorm.h"
 #include "nn/builder.h"
+#include "nn/checkpoint.h"
 #include "nn/cbam.h"
 #include "nn/optim.h"
 #include "nn/resnet.h"
@@ -52,9 +56,11 @@ const Tensor& get(const TensorFile& f, const std::string& name) {
 }
 
 // Tensors under `prefix`, prefix stripped.
-std::map<std::string, Tensor> under(const TensorFile& f, const std::string& prefix) {
-  std::map<std::string, Tensor> out;
-  for (const auto& [n, t] : f.floats)
+template <class T>
+std::map<std::string, TensorT<T>> under(const std::map<std::string, TensorT<T>>& tensors,
+                                        const std::string& prefix) {
+  std::map<std::string, TensorT<T>> out;
+  for (const auto& [n, t] : tensors)
     if (n.rfind(prefix, 0) == 0) out[n.substr(prefix.size())] = t;
   return out;
 }
@@ -66,9 +72,9 @@ void run_fixture(const std::string& name) {
   Built b = build_module(Json::parse(f.metadata.at("config")), gen);
   auto m = std::dynamic_pointer_cast<UnaryModule>(b.module);
   REQUIRE(m != nullptr);
-  std::map<std::string, Tensor> state = under(f, "param.");
-  for (const auto& [n, t] : under(f, "buffer.")) state[n] = t;
-  m->load_state_dict(state);  // strict: names and shapes as torch's
+  std::map<std::string, Tensor> state = under(f.floats, "param.");
+  for (const auto& [n, t] : under(f.floats, "buffer.")) state[n] = t;
+  m->load_state_dict(state, under(f.ints, "buffer."));  // strict: names and shapes as torch's
   m->train(f.metadata.at("train") == "1");
   Var x(get(f, "input.x").clone(), true);
   Var y = m->forward(x);
@@ -79,6 +85,11 @@ void run_fixture(const std::string& name) {
     expect_parity(p.grad(), get(f, "grad.param." + n), name + " grad " + n);
   for (const auto& [n, t] : m->named_buffers())
     expect_parity(t, get(f, "buffer_after." + n), name + " buffer " + n);
+  for (const auto& [n, t] : m->named_int_buffers()) {
+    INFO(name, " int buffer ", n);
+    REQUIRE(f.ints.count("buffer_after." + n) == 1);
+    CHECK(t.to_vector() == f.ints.at("buffer_after." + n).to_vector());
+  }
 }
 
 TEST_SUITE("nn/vision") {
@@ -184,7 +195,8 @@ TEST_SUITE("nn/vision") {
     Built bb = build_module(Json::parse(R"({"type": "basic_block", "in_channels": 8,
                                             "out_channels": 16, "stride": 2, "cbam": true})"), gen);
     const auto sd = bb.module->state_dict();
-    for (const char* n : {"conv1.weight", "bn1.weight", "bn1.running_var", "bn1.num_batches_tracked",
+    CHECK(bb.module->int_state_dict().count("bn1.num_batches_tracked") == 1);
+    for (const char* n : {"conv1.weight", "bn1.weight", "bn1.running_var",
                           "conv2.weight", "bn2.bias", "downsample.0.weight", "downsample.1.running_mean",
                           "cbam.ca.fc.0.weight", "cbam.ca.fc.2.weight", "cbam.sa.conv1.weight"})
       CHECK_MESSAGE(sd.count(n) == 1, n);
@@ -214,6 +226,43 @@ TEST_SUITE("nn/vision") {
               .find("momentun") != std::string::npos);
     CHECK(err(R"({"type": "spatial_attention", "kernel_size": 5})")
               .rfind("SpatialAttention: kernel_size must be 3 or 7", 0) == 0);
+  }
+
+  TEST_CASE("a state_dict saved by PyTorch (I64 num_batches_tracked) loads strictly") {
+    const TensorFile f = load_safetensors(test::fixture_path("vision/state_dict_cnn.safetensors"));
+    REQUIRE(f.i64.count("1.num_batches_tracked") == 1);
+    Generator gen(3);
+    Built b = build_module(Json::parse(f.metadata.at("config")), gen);
+    CHECK(b.module->load_state_dict(f.floats, f.ints).ok());  // strict: throws on any mismatch
+    const auto ints = b.module->int_state_dict();
+    CHECK(ints.at("1.num_batches_tracked").item() == 2);  // two training steps in torch
+    CHECK(b.module->state_dict().at("1.running_mean").to_vector() ==
+          f.floats.at("1.running_mean").to_vector());
+    // Written back, the counter is I64 again, and the file reads back the same.
+    TensorFile out;
+    out.floats = b.module->state_dict();
+    out.ints = ints;
+    for (const auto& [n, _] : ints) out.i64.insert(n);
+    const TensorFile back = parse_safetensors(serialize_safetensors(out), "round trip");
+    CHECK(back.i64 == f.i64);
+    CHECK(back.ints.at("1.num_batches_tracked").item() == 2);
+    // A checkpoint does the same, and restores the counter into a fresh model.
+    const std::string path = "/tmp/qkv_test_vision_" + std::to_string(getpid()) + ".safetensors";
+    save_checkpoint(path, *b.module, nullptr);
+    CHECK(load_safetensors(path).i64 == f.i64);
+    Built fresh = build_module(Json::parse(f.metadata.at("config")), gen);
+    load_checkpoint(path, *fresh.module);
+    std::remove(path.c_str());
+    CHECK(fresh.module->int_state_dict().at("1.num_batches_tracked").item() == 2);
+    // Without the int tensors the counter is missing; a float counter (older files) is taken.
+    CHECK(test::error_of([&] { b.module->load_state_dict(f.floats); }) ==
+          "load_state_dict: missing [1.num_batches_tracked]");
+    std::map<std::string, Tensor> old = f.floats;
+    old["1.num_batches_tracked"] = Tensor::scalar(5.f);
+    CHECK(b.module->load_state_dict(old).ok());
+    CHECK(b.module->int_state_dict().at("1.num_batches_tracked").item() == 5);
+    old["1.num_batches_tracked"] = Tensor::scalar(5.5f);
+    CHECK(!b.module->load_state_dict(old, /*strict=*/false).ok());
   }
 
   TEST_CASE("BatchNorm2d: train updates running stats and the counter; eval does not") {

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# The qkv command line contract: exit 0 ok, 2 usage error, one-line errors on
-# stderr that name what is wrong, --help everywhere, JSON bench lines.
+# The qkv command line contract: exit 0 ok, 1 runtime failure, 2 usage or
+# config error (naming the JSON path), 130 after Ctrl-C; one-line errors on
+# stderr that name what is wrong, --help everywhere, JSON bench lines; a tiny
+# experiment trained, evaluated, predicted (SVG), interrupted and resumed, a
+# NaN run stopped with its checkpoint intact, a corrupt checkpoint refused, and
+# `qkv forward` held against PyTorch (tests/fixtures/make_forward.py).
 set -u
 qkv=${1:?usage: test_cli.sh PATH/TO/qkv}
 fails=0
@@ -33,6 +37,106 @@ for key in '"suite":"gemm"' '"case":"fma_peak"' '"threads":1' '"ms":' '"gflops":
 done
 info=$(QKV_THREADS=3 "$qkv" info)
 [[ "$info" == *"threads: 3"* && "$info" == *"simd: "* ]] || { echo "FAIL: info: $info"; fails=$((fails + 1)); }
+
+
+# ---- experiments: config errors (exit 2, naming the JSON path) ----------------
+here=$(cd "$(dirname "$0")" && pwd)
+fixtures="$here/../fixtures"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cat >"$tmp/tiny.json" <<JSON
+{"name": "tiny", "seed": 2, "output": "$tmp/run",
+ "data": {"name": "sequence", "task": "reverse", "min_len": 2, "max_len": 5, "symbols": 4,
+          "train": 256, "valid": 32, "test": 32},
+ "model": {"type": "seq2seq", "embed": 8, "hidden": 16, "attention": {"type": "luong"}},
+ "train": {"batch_size": 32, "steps": 8, "eval_every": 4, "log_every": 4}}
+JSON
+for cmd in train eval predict forward inspect; do
+  "$qkv" $cmd --help | grep -q -- '--' || { echo "FAIL: $cmd --help lists no flags"; fails=$((fails + 1)); }
+done
+"$qkv" train --help | grep -q -- '--resume' || { echo "FAIL: train --help lacks --resume"; fails=$((fails + 1)); }
+expect 2 "train.optimizer.lr: expected a number > 0, got -0.1" -- train "$tmp/tiny.json" --set train.optimizer.lr=-0.1
+expect 2 "train.optimzer: unknown key" -- train "$tmp/tiny.json" --set train.optimzer.lr=0.1
+expect 2 "train.batch_size: expected an integer, got \"big\"" -- train "$tmp/tiny.json" --set train.batch_size=big
+expect 2 "data.symbols: expected an integer in [2, " -- train "$tmp/tiny.json" --set data.symbols=1
+expect 2 "missing file '/nonexistent/fmnist/" -- train "$tmp/tiny.json" --set 'data={"name":"fashion-mnist","dir":"/nonexistent/fmnist"}'
+expect 2 "--set train: expected path=value" -- train "$tmp/tiny.json" --set train
+expect 2 "--set train.steps.x=1: train.steps is not an object" -- train "$tmp/tiny.json" --set train.steps.x=1
+expect 2 "$tmp/nope.json: cannot open the config file" -- train "$tmp/nope.json"
+expect 2 "train: unknown option '--frob'" -- train "$tmp/tiny.json" --frob
+expect 2 "train: missing CONFIG.json" -- train
+expect 2 "eval: missing --checkpoint" -- eval "$tmp/tiny.json"
+
+# ---- train, eval, predict, inspect ----------------------------------------------
+summary=$("$qkv" train "$tmp/tiny.json" 2>"$tmp/train.log"); rc=$?
+[ $rc = 0 ] || { echo "FAIL: train exit $rc: $(tail -n 3 "$tmp/train.log")"; fails=$((fails + 1)); }
+for key in '"name":"tiny"' '"steps":8' '"train_seconds":' '"valid":{' '"test":{' '"exact_match":'; do
+  [[ "$summary" == *"$key"* ]] || { echo "FAIL: train summary lacks $key: $summary"; fails=$((fails + 1)); }
+done
+for f in config.json metrics.jsonl model.safetensors best.safetensors curves.svg; do
+  [ -s "$tmp/run/$f" ] || { echo "FAIL: train did not write $f"; fails=$((fails + 1)); }
+done
+out=$("$qkv" eval "$tmp/tiny.json" --checkpoint "$tmp/run/model.safetensors" --split valid)
+[[ "$out" == *'"split":"valid"'* && "$out" == *'"token_accuracy":'* ]] || { echo "FAIL: eval: $out"; fails=$((fails + 1)); }
+out=$("$qkv" predict "$tmp/tiny.json" --checkpoint "$tmp/run/best.safetensors" --input abcd --attention "$tmp/att.svg")
+rc=$?
+[ $rc = 0 ] && [ -n "$out" ] || { echo "FAIL: predict exit $rc, output '$out'"; fails=$((fails + 1)); }
+python3 -c "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); sys.exit(0 if r.tag.endswith('svg') and len(list(r.iter())) > 10 else 1)" "$tmp/att.svg" \
+  || { echo "FAIL: predict --attention did not write a well-formed SVG"; fails=$((fails + 1)); }
+out=$("$qkv" inspect "$tmp/tiny.json")
+[[ "$out" == *"parameters: "* && "$out" == *"flops per step: "* && "$out" == *"encoder"* ]] || { echo "FAIL: inspect: $out"; fails=$((fails + 1)); }
+out=$("$qkv" inspect "$fixtures/forward/bilstm.json")
+[[ "$out" == *"LSTM(5, 7"* && "$out" == *"parameters: "* ]] || { echo "FAIL: inspect module: $out"; fails=$((fails + 1)); }
+
+# ---- a corrupt checkpoint is refused (exit 1, naming the file) -------------------
+head -c 1000 "$tmp/run/model.safetensors" >"$tmp/bad.safetensors"
+expect 1 "$tmp/bad.safetensors: " -- eval "$tmp/tiny.json" --checkpoint "$tmp/bad.safetensors"
+expect 1 "$tmp/none.safetensors: no such checkpoint file" -- eval "$tmp/tiny.json" --checkpoint "$tmp/none.safetensors"
+
+# ---- NaN: exit 1, the checkpoint left as it was ---------------------------------------
+before=$(cksum <"$tmp/run/model.safetensors")
+"$qkv" train "$tmp/tiny.json" --resume --set train.steps=40 --set train.eval_every=100 --set train.optimizer.lr=1e38 >/dev/null 2>"$tmp/nan.log"; rc=$?
+last=$(tail -n 1 "$tmp/nan.log")
+[ $rc = 1 ] && [[ "$last" == "qkv: train: the loss is NaN at step "*"(step 8) is intact" ]] || { echo "FAIL: NaN run: exit $rc, '$last'"; fails=$((fails + 1)); }
+[ "$(cksum <"$tmp/run/model.safetensors")" = "$before" ] || { echo "FAIL: the NaN run changed the checkpoint"; fails=$((fails + 1)); }
+
+# ---- Ctrl-C: saves a checkpoint, exits 130; --resume finishes the run ------------------
+"$qkv" train "$tmp/tiny.json" --out "$tmp/int" --set train.steps=100000 --set train.eval_every=0 >/dev/null 2>"$tmp/int.log" &
+pid=$!
+for _ in $(seq 100); do [ -s "$tmp/int.log" ] && grep -q '^step ' "$tmp/int.log" && break; sleep 0.1; done
+kill -INT $pid; wait $pid; rc=$?
+[ $rc = 130 ] || { echo "FAIL: SIGINT: exit $rc (want 130): $(tail -n 2 "$tmp/int.log")"; fails=$((fails + 1)); }
+step=$(python3 -c "import json,sys; sys.path.insert(0, sys.argv[2]); import st; print(st.load(sys.argv[1])[1]['qkv.step'])" "$tmp/int/model.safetensors" "$fixtures" 2>/dev/null)
+[ -n "$step" ] && [ "$step" -gt 0 ] || { echo "FAIL: SIGINT left no checkpoint with a step"; fails=$((fails + 1)); }
+out=$("$qkv" train "$tmp/tiny.json" --out "$tmp/int" --resume --set train.steps=$((step + 4)) --set train.eval_every=0 2>/dev/null)
+[[ "$out" == *"\"steps\":$((step + 4))"* ]] || { echo "FAIL: resume after SIGINT: $out"; fails=$((fails + 1)); }
+
+# ---- qkv forward reproduces PyTorch (tests/fixtures/make_forward.py) ----------------------
+for case in mlp bilstm mha; do
+  d="$fixtures/forward"
+  "$qkv" forward "$d/$case.json" --weights "$d/$case.weights.safetensors" --input "$d/$case.input.safetensors" \
+    --output "$tmp/$case.out.safetensors" --grad || { echo "FAIL: forward $case exit $?"; fails=$((fails + 1)); continue; }
+  python3 - "$tmp/$case.out.safetensors" "$d/$case.expected.safetensors" "$fixtures" <<'PY' || { echo "FAIL: forward $case differs from PyTorch"; fails=$((fails + 1)); }
+import sys
+sys.path.insert(0, sys.argv[3])
+import st
+got, _ = st.load(sys.argv[1])
+want, _ = st.load(sys.argv[2])
+bad = sorted(set(got) ^ set(want))
+for name, (_, shape, w) in want.items():
+    if name not in got:
+        continue
+    _, gshape, g = got[name]
+    worst = max((abs(a - b) / max(abs(b), 1.0) for a, b in zip(g, w)), default=0.0)
+    if gshape != shape or worst > 1e-4:
+        bad.append(f"{name}: shape {gshape} vs {shape}, max rel diff {worst:.2e}")
+if bad:
+    print("  " + "\n  ".join(bad))
+    sys.exit(1)
+PY
+done
+expect 2 "forward: missing --input" -- forward "$fixtures/forward/mlp.json" --output "$tmp/x.safetensors"
+expect 1 "missing float tensor 'input'" -- forward "$fixtures/forward/mlp.json" --input "$fixtures/forward/mlp.weights.safetensors" --output "$tmp/x.safetensors"
 
 if [ "$fails" -ne 0 ]; then echo "cli: $fails failed"; exit 1; fi
 echo "cli: all checks passed"

@@ -1,0 +1,160 @@
+// Experiment config parsing: every field through a JsonReader, so the resolved
+// config (all defaults filled in) comes back for printing and saving.
+#include "tools/runner/config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "engine/error.h"
+
+namespace qkv::runner {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+OptimizerConfig parse_optimizer(JsonReader& r) {
+  OptimizerConfig o;
+  o.type = r.get_string("type", o.type, {"sgd", "adam", "adamw"});
+  o.lr = r.get_number("lr", o.type == "sgd" ? 0.01 : o.lr, 0, kInf, /*lo_open=*/true);
+  if (o.type == "sgd") {
+    o.momentum = r.get_number("momentum", 0, 0, 1);
+    o.nesterov = r.get_bool("nesterov", false);
+    o.weight_decay = r.get_number("weight_decay", 0, 0);
+  } else {
+    o.beta1 = r.get_number("beta1", o.beta1, 0, 0.999999);
+    o.beta2 = r.get_number("beta2", o.beta2, 0, 0.999999);
+    o.eps = r.get_number("eps", o.eps, 0, kInf, true);
+    o.weight_decay = r.get_number("weight_decay", o.type == "adamw" ? 1e-2 : 0, 0);
+  }
+  return o;
+}
+
+ScheduleConfig parse_schedule(JsonReader& r) {
+  ScheduleConfig s;
+  s.type = r.get_string("type", s.type,
+                        {"constant", "step", "exponential", "cosine", "inverse_sqrt", "noam"});
+  s.warmup = r.get_int("warmup", 0, 0);
+  s.warmup_start = r.get_number("warmup_start", 0, 0, 1);
+  if (s.type == "step") {
+    s.step_size = r.require_int("step_size", 1);
+    s.gamma = r.get_number("gamma", s.gamma, 0);
+  } else if (s.type == "exponential") {
+    s.gamma = r.get_number("gamma", 0.999, 0, kInf, true);
+  } else if (s.type == "cosine") {
+    s.t_max = r.get_int("t_max", 0, 0);
+    s.eta_min = r.get_number("eta_min", 0, 0);
+  } else if (s.type == "inverse_sqrt") {
+    s.timescale = r.get_int("timescale", 1000, 1);
+  } else if (s.type == "noam") {
+    s.d_model = r.require_int("d_model", 1);
+    s.factor = r.get_number("factor", 1, 0, kInf, true);
+  }
+  return s;
+}
+
+TrainConfig parse_train(JsonReader& r) {
+  TrainConfig t;
+  JsonReader o = r.child("optimizer");
+  t.optimizer = parse_optimizer(o);
+  o.finish();
+  r.set_child("optimizer", o);
+  JsonReader s = r.child("schedule");
+  t.schedule = parse_schedule(s);
+  s.finish();
+  r.set_child("schedule", s);
+  t.clip_norm = r.get_number("clip_norm", 0, 0);
+  t.batch_size = r.get_int("batch_size", t.batch_size, 1, 1 << 20);
+  const bool has_epochs = r.has("epochs"), has_steps = r.has("steps");
+  check(!(has_epochs && has_steps), r.path_of("steps"),
+        ": give train.epochs or train.steps, not both");
+  t.epochs = r.get_int("epochs", has_steps ? 0 : 10, has_steps ? 0 : 1, 1 << 20);
+  t.steps = r.get_int("steps", 0, has_steps ? 1 : 0);
+  t.eval_every = r.get_int("eval_every", 0, 0);
+  t.eval_samples = r.get_int("eval_samples", t.eval_samples, 0);
+  JsonReader e = r.child("early_stopping");
+  t.early_stopping.metric = e.get_string("metric", "");
+  t.early_stopping.patience = e.get_int("patience", t.early_stopping.metric.empty() ? 0 : 5, 0);
+  e.finish();
+  r.set_child("early_stopping", e);
+  JsonReader g = r.child("target");
+  t.target.metric = g.get_string("metric", "");
+  if (!t.target.metric.empty()) t.target.value = g.get_number("value", 0);
+  g.finish();
+  r.set_child("target", g);
+  t.log_every = r.get_int("log_every", t.log_every, 1);
+  t.beam = r.get_int("beam", t.beam, 1, 64);
+  return t;
+}
+
+Json require_object(JsonReader& r, const std::string& key) {
+  const std::string path = r.path_of(key);
+  check(r.has(key), path, ": missing (required)");
+  Json v = r.get_raw(key);
+  check(v.is_object(), path, ": expected an object, got ", v.dump().substr(0, 40));
+  return v;
+}
+
+}  // namespace
+
+ExperimentConfig parse_config(const Json& root, const std::string& default_name) {
+  JsonReader r(root, "");
+  ExperimentConfig c;
+  c.name = r.get_string("name", default_name);
+  check(!c.name.empty() && c.name.find('/') == std::string::npos,
+        "name: expected a non-empty name without '/', got \"", c.name, "\"");
+  c.comment = r.get_string("comment", "");
+  c.expected = r.get_string("expected", "");
+  c.seed = uint64_t(r.get_int("seed", 0, 0));
+  c.threads = r.get_int("threads", 0, 0, 1024);
+  c.output = r.get_string("output", "runs/" + c.name);
+  c.data = require_object(r, "data");
+  c.model = require_object(r, "model");
+  JsonReader t = r.child("train");
+  c.train = parse_train(t);
+  t.finish();
+  r.finish();
+  c.resolved = r.resolved();
+  c.resolved["data"] = c.data;
+  c.resolved["model"] = c.model;
+  c.resolved["train"] = t.resolved();
+  return c;
+}
+
+Json load_config_file(const std::string& path, const std::vector<std::string>& sets) {
+  std::ifstream in(path, std::ios::binary);
+  check(bool(in), path, ": cannot open the config file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  Json root;
+  try {
+    root = Json::parse(text.str());
+  } catch (const Json::parse_error& e) {
+    // nlohmann's message: "[json.exception.parse_error.101] parse error at line 3, column 5: ..."
+    std::string what = e.what();
+    const auto at = what.find("parse error");
+    fail(path, ": not valid JSON: ", at == std::string::npos ? what : what.substr(at));
+  }
+  check(root.is_object(), path, ": expected a JSON object at the top");
+  for (const auto& s : sets) json_set_path(root, s);
+  return root;
+}
+
+Schedule make_schedule(const ScheduleConfig& s, double lr, int64_t total_steps) {
+  const int64_t body = std::max<int64_t>(1, total_steps - s.warmup);
+  Schedule out = Schedule::constant(lr);
+  if (s.type == "step")
+    out = Schedule::step(lr, s.step_size, s.gamma);
+  else if (s.type == "exponential")
+    out = Schedule::exponential(lr, s.gamma);
+  else if (s.type == "cosine")
+    out = Schedule::cosine(lr, s.t_max ? s.t_max : body, s.eta_min);
+  else if (s.type == "inverse_sqrt")
+    out = Schedule::inverse_sqrt(lr, s.timescale);
+  else if (s.type == "noam")
+    out = Schedule::noam(s.d_model, std::max<int64_t>(1, s.warmup), s.factor);
+  // noam has its own warmup; the others get a linear one in front when asked.
+  if (s.warmup > 0 && s.type != "noam") out = out.with_warmup(s.warmup, s.warmup_start);
+  return out;
+}
+
+}  // namespace qkv::runner

@@ -1,0 +1,89 @@
+// The experiment config: one JSON file read once into typed structs with
+// defaults (unknown keys and bad values are errors naming the JSON path, e.g.
+// "train.optimizer.lr: expected a number > 0, got -0.1"). The "data" and
+// "model" objects are passed on raw: make_dataset and build_module read them.
+// Not here: building anything (see tools/runner/experiment.h).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "nn/json_config.h"
+#include "nn/schedule.h"
+
+namespace qkv::runner {
+
+struct OptimizerConfig {
+  std::string type = "adam";  // sgd | adam | adamw
+  double lr = 1e-3;           // > 0
+  double beta1 = 0.9;         // adam/adamw, in [0, 1)
+  double beta2 = 0.999;       // adam/adamw, in [0, 1)
+  double eps = 1e-8;          // adam/adamw
+  double weight_decay = 0;    // L2 (sgd, adam) or decoupled (adamw; default 0.01 there)
+  double momentum = 0;        // sgd
+  bool nesterov = false;      // sgd
+};
+
+// "schedule": {"type": "cosine", "warmup": 100, ...}; keys per type as in nn/schedule.h.
+struct ScheduleConfig {
+  std::string type = "constant";  // constant | step | exponential | cosine | inverse_sqrt | noam
+  int64_t warmup = 0;             // linear warmup steps in front (0: none)
+  double warmup_start = 0;        // warmup's start factor, in [0, 1]
+  int64_t step_size = 1;          // step
+  double gamma = 0.1;             // step, exponential
+  int64_t t_max = 0;              // cosine (0: the run's step count)
+  double eta_min = 0;             // cosine
+  int64_t timescale = 1;          // inverse_sqrt
+  int64_t d_model = 0;            // noam (0: error)
+  double factor = 1;              // noam
+};
+
+// A metric of the valid split: "exact_match", "loss", ... ("" = off).
+struct EarlyStopping {
+  std::string metric;    // "" = off
+  int64_t patience = 0;  // evaluations without improvement before stopping
+};
+struct Target {
+  std::string metric;  // "" = none; stop when valid metric reaches value
+  double value = 0;
+};
+
+struct TrainConfig {
+  OptimizerConfig optimizer;
+  ScheduleConfig schedule;
+  double clip_norm = 0;  // max global grad norm (0: off)
+  int64_t batch_size = 64;
+  int64_t epochs = 0;  // exactly one of epochs / steps; neither: 10 epochs
+  int64_t steps = 0;
+  int64_t eval_every = 0;       // steps between evaluations (0: once per epoch)
+  int64_t eval_samples = 1000;  // valid examples per periodic evaluation (0: all)
+  EarlyStopping early_stopping;
+  Target target;
+  int64_t log_every = 50;  // steps between train log lines
+  int64_t beam = 1;        // eval decoding: 1 = greedy (computed teacher-forced)
+};
+
+struct ExperimentConfig {
+  std::string name;  // default: the config file's stem
+  std::string comment, expected;
+  uint64_t seed = 0;
+  int64_t threads = 0;  // 0: QKV_THREADS / OMP_NUM_THREADS / all cores
+  std::string output;   // run directory (default runs/<name>)
+  Json data;            // raw, for data::make_dataset
+  Json model;           // raw, for build_module
+  TrainConfig train;
+  Json resolved;  // every default filled in (data/model: as given)
+};
+
+// Reads the config (root: the whole file). default_name: used when "name" is
+// absent. Throws qkv::Error naming the JSON path.
+ExperimentConfig parse_config(const Json& root, const std::string& default_name);
+
+// Reads a JSON file and applies "--set path=value" overrides in order.
+// Errors name the file (missing, unreadable, not JSON: with line and column).
+Json load_config_file(const std::string& path, const std::vector<std::string>& sets = {});
+
+// The schedule of a run of total_steps updates.
+Schedule make_schedule(const ScheduleConfig& s, double lr, int64_t total_steps);
+
+}  // namespace qkv::runner

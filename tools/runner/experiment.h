@@ -1,0 +1,35 @@
+// An experiment built from its config: the data set, the model (its vocab
+// sizes / classes filled in from the data set when the config leaves them
+// out), the generator the model draws from (dropout) and the task binding.
+// Every error here is a config error (exit 2 in the CLI).
+#pragma once
+#include <memory>
+#include <string>
+
+#include "engine/rng.h"
+#include "nn/module.h"
+#include "tools/data/dataset.h"
+#include "tools/runner/config.h"
+#include "tools/runner/task.h"
+
+namespace qkv::runner {
+
+struct Experiment {
+  ExperimentConfig cfg;  // cfg.resolved: data and model resolved too
+  std::unique_ptr<data::Dataset> data;
+  std::unique_ptr<Generator> gen;  // the model's: a stable address (modules keep it)
+  std::shared_ptr<Module> model;
+  std::unique_ptr<Task> task;
+};
+
+// Fills what the data set determines into a model config, where absent:
+// src_vocab / tgt_vocab (seq2seq, transformer), vocab (attn_classifier,
+// transformer_lm), classes (attn_classifier).
+Json fill_model_config(const Json& model, const data::Dataset& d);
+
+// From a parsed config; threads are set here (cfg.threads > 0).
+Experiment make_experiment(ExperimentConfig cfg);
+// The same with a data set made by the caller (tests use a fake one).
+Experiment make_experiment(ExperimentConfig cfg, std::unique_ptr<data::Dataset> d);
+
+}  // namespace qkv::runner

@@ -71,6 +71,11 @@ Var max(const Var& x, int64_t axis, bool keepdim = false);
 // ---- matmul (ops_matmul.cpp) ---------------------------------------------------------
 // a: [..., M, K] ([..., K, M] if ta), b: [..., K, N] ([..., N, K] if tb) -> [..., M, N]
 Var matmul(const Var& a, const Var& b, bool ta = false, bool tb = false);
+// x: [..., K], w: [N, K], b: [N] or undefined -> [..., N] = x w^T + b, the bias
+// folded into the GEMM (as matmul(x, w, false, true) + b, one pass less each way).
+Var linear(const Var& x, const Var& w, const Var& b);
+// relu(linear(x, w, b)), the ReLU applied in place on the GEMM's output.
+Var linear_relu(const Var& x, const Var& w, const Var& b);
 
 // ---- layout (ops_layout.cpp) ----------------------------------------------------------
 Var reshape(const Var& x, Shape shape);  // free view; one -1 allowed
@@ -149,6 +154,14 @@ std::vector<Var> scaled_dot_product_attention_weights(const Var& q, const Var& k
                                                       const IntTensor* key_lengths = nullptr, const Tensor& attn_mask = Tensor(),
                                                       float scale = 0.f, float dropout_p = 0.f,
                                                       Generator* gen = nullptr);
+// Self-attention straight from the packed in-projection, heads split and merged
+// by addressing (no permute or slice copies): qkv: [B,T,3D] = q | k | v along the
+// last axis, each D = NH*HD head-major as PyTorch's in_proj -> [B,T,D] (heads
+// merged). Otherwise as scaled_dot_product_attention on the split heads.
+Var scaled_dot_product_attention_packed(const Var& qkv, int64_t num_heads, bool causal = false,
+                                        const IntTensor* key_lengths = nullptr,
+                                        const Tensor& attn_mask = Tensor(), float scale = 0.f,
+                                        float dropout_p = 0.f, Generator* gen = nullptr);
 
 // ---- convolution and pooling (ops_conv.cpp), NCHW ----------------------------------
 struct Conv2dParams { int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1, groups = 1; };

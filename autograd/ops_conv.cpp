@@ -1,6 +1,6 @@
 // conv2d, max_pool2d and avg_pool2d as single ops over the engine kernels
 // (engine/kernels/conv.h). conv2d's backward keeps x and w (not the im2col
-// buffer: it is rebuilt per image); max_pool2d keeps the argmax indices;
+// buffer: it is rebuilt per batch of images); max_pool2d keeps the argmax indices;
 // avg_pool2d keeps only the input shape. The adaptive and channel pools run
 // engine/kernels/pool.h; their max variants keep the argmax.
 #include "autograd/ops.h"

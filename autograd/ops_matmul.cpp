@@ -4,9 +4,17 @@
 // each written as one engine matmul with the transposes folded into the GEMM
 // packing (nothing is materialised). A rank-2 operand shared by a batch (a
 // Linear weight) gets its gradient from one GEMM over the flattened batch
-// rather than a batch of GEMMs and a sum.
+// rather than a batch of GEMMs and a sum. linear() folds the bias into the
+// GEMM (C starts as the broadcast bias, beta = 1), saving the separate
+// broadcast-add pass over the output and its backward identity; linear_relu
+// also applies ReLU in place (no second [..., N] tensor, no second pass).
+#include <algorithm>
+
 #include "autograd/ops.h"
+#include "engine/kernels/gemm.h"
 #include "engine/kernels/matmul.h"
+#include "engine/kernels/reduce.h"
+#include "engine/threads.h"
 
 namespace qkv {
 namespace {
@@ -41,6 +49,65 @@ Var matmul(const Var& a, const Var& b, bool ta, bool tb) {
                   }
                   return g;
                 });
+}
+
+namespace {
+
+// y = act(x w^T + b) with act = identity or relu; b must be defined.
+Var linear_bias(const char* op, const Var& x, const Var& w, const Var& b, bool relu) {
+  // x: [..., K], w: [N, K], b: [N] -> [..., N]
+  const int64_t N = w.size(0), K = w.size(1);
+  Shape out_shape(x.shape().begin(), x.shape().end() - 1);
+  out_shape.push_back(N);
+  Tensor out(out_shape);
+  const int64_t M = out.numel() / std::max<int64_t>(N, 1);
+  float* C = out.data();
+  const float* bias = b.value().data();
+  // C = broadcast bias; the GEMM then accumulates onto it (beta = 1).
+#pragma omp parallel for schedule(static) num_threads(num_threads()) \
+    if (worth_threads(M * N) && num_threads() > 1)
+  for (int64_t i = 0; i < M; ++i) std::copy_n(bias, N, C + i * N);
+  if (M > 0 && K > 0)
+    gemm(false, true, M, N, K, 1.f, x.value().data(), K, w.value().data(), K, 1.f, C, N);
+  if (relu) unary_forward(UnaryOp::relu, C, C, out.numel());
+  // z = x w^T + b, y = act(z):  dz = dy (relu: dy * [y > 0]),
+  //   dx = dz w,  dw = dz^T x (one GEMM over all rows),  db = column sums of dz
+  return record(op, out, {x, w, b},
+                [X = x.value(), W = w.value(), Y = relu ? out : Tensor()](
+                    const Tensor& dy, const std::vector<bool>& needs) {
+                  std::vector<Tensor> g(3);
+                  Tensor dz = dy;
+                  if (Y.defined()) {
+                    dz = Tensor(dy.shape());
+                    unary_backward(UnaryOp::relu, nullptr, Y.data(), dy.data(), dz.data(), dy.numel());
+                  }
+                  const Tensor d2 = flatten_rows(dz);
+                  if (needs[0]) g[0] = qkv::matmul(dz, W, false, false);
+                  if (needs[1]) g[1] = qkv::matmul(d2, flatten_rows(X), true, false);
+                  if (needs[2]) g[2] = reduce(ReduceOp::sum, d2, 0, false);
+                  return g;
+                });
+}
+
+void check_linear(const char* op, const Var& x, const Var& w, const Var& b) {
+  check(x.dim() >= 2 && w.dim() == 2 && x.size(-1) == w.size(1), op,
+        ": expected x [..., K] and w [N, K], got ", x.shape(), " and ", w.shape());
+  check(!b.defined() || b.shape() == Shape{w.size(0)}, op, ": bias has shape ",
+        b.defined() ? b.shape() : Shape{}, ", expected [", w.size(0), "]");
+}
+
+}  // namespace
+
+Var linear_relu(const Var& x, const Var& w, const Var& b) {
+  check_linear("linear_relu", x, w, b);
+  if (!b.defined()) return relu(matmul(x, w, false, true));
+  return linear_bias("linear_relu", x, w, b, true);
+}
+
+Var linear(const Var& x, const Var& w, const Var& b) {
+  check_linear("linear", x, w, b);
+  if (!b.defined()) return matmul(x, w, false, true);
+  return linear_bias("linear", x, w, b, false);
 }
 
 }  // namespace qkv

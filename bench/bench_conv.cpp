@@ -6,6 +6,9 @@
 // CBAM's output against x * channel map * spatial map with both maps in (0,1).
 // FLOPs count the conv only: 2*B*O*H*W*C*9 forward (3.7 GFLOP), 2x that for
 // the weight and input gradients, so fwd+bwd = 3x forward.
+// `conv` also times the second conv of a small Fashion-MNIST CNN (B128
+// C32->64 14x14, 0.92 GFLOP forward): 196 outputs per image, where one GEMM
+// per image is too small to run near peak.
 #include <cmath>
 #include <sstream>
 
@@ -20,20 +23,26 @@ namespace qkv::bench {
 namespace {
 
 struct Dims {
-  int64_t B, C, H, W;
+  int64_t B, C, H, W, O;
 };
 
-Dims dims_for(const Options& opt) { return opt.quick ? Dims{2, 16, 8, 8} : Dims{64, 64, 28, 28}; }
+Dims dims_for(const Options& opt) {
+  return opt.quick ? Dims{2, 16, 8, 8, 16} : Dims{64, 64, 28, 28, 64};
+}
+Dims small_dims_for(const Options& opt) {
+  return opt.quick ? Dims{3, 8, 6, 6, 16} : Dims{128, 32, 14, 14, 64};
+}
 
 std::string dims_name(const Dims& d) {
   std::ostringstream s;
-  s << "B" << d.B << " C" << d.C << "->" << d.C << " " << d.H << "x" << d.W;
+  s << "B" << d.B << " C" << d.C << "->" << d.O << " " << d.H << "x" << d.W;
   return s.str();
 }
 
 std::shared_ptr<Conv2d> make_conv(const Dims& d, Generator& g) {
   Conv2dOptions o;
-  o.in_channels = o.out_channels = d.C;
+  o.in_channels = d.C;
+  o.out_channels = d.O;
   o.pad_h = o.pad_w = 1;
   o.bias = false;
   return std::make_shared<Conv2d>(o, g);
@@ -57,26 +66,27 @@ Result timed(const Options& opt, const std::string& suite, const std::string& na
 }  // namespace
 
 std::vector<Result> suite_conv(const Options& opt) {
-  const Dims d = dims_for(opt);
-  Generator g(21);
-  auto conv = make_conv(d, g);
-  const Tensor x = uniform({d.B, d.C, d.H, d.W}, -1.f, 1.f, g);
-  const Tensor up = uniform({d.B, d.C, d.H, d.W}, -1.f, 1.f, g);
-  {
-    NoGrad ng;
-    verify_conv(*conv, x, conv->forward(Var(x)).value());
-  }
-  const double flops = 2.0 * double(d.B * d.C * d.H * d.W * d.C * 9);
   std::vector<Result> out;
-  out.push_back(timed(opt, "conv", "conv3x3 fwd " + dims_name(d), flops, [&] {
-    NoGrad ng;
-    conv->forward(Var(x));
-  }));
-  out.push_back(timed(opt, "conv", "conv3x3 fwd+bwd " + dims_name(d), 3 * flops, [&] {
-    Var xv(x, true);
-    backward(conv->forward(xv), up);
-    conv->zero_grad();
-  }));
+  for (const Dims& d : {dims_for(opt), small_dims_for(opt)}) {
+    Generator g(21);
+    auto conv = make_conv(d, g);
+    const Tensor x = uniform({d.B, d.C, d.H, d.W}, -1.f, 1.f, g);
+    const Tensor up = uniform({d.B, d.O, d.H, d.W}, -1.f, 1.f, g);
+    {
+      NoGrad ng;
+      verify_conv(*conv, x, conv->forward(Var(x)).value());
+    }
+    const double flops = 2.0 * double(d.B * d.C * d.H * d.W * d.O * 9);
+    out.push_back(timed(opt, "conv", "conv3x3 fwd " + dims_name(d), flops, [&] {
+      NoGrad ng;
+      conv->forward(Var(x));
+    }));
+    out.push_back(timed(opt, "conv", "conv3x3 fwd+bwd " + dims_name(d), 3 * flops, [&] {
+      Var xv(x, true);
+      backward(conv->forward(xv), up);
+      conv->zero_grad();
+    }));
+  }
   return out;
 }
 

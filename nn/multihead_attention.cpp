@@ -120,8 +120,20 @@ MultiheadAttentionOutput MultiheadAttention::attend(const Var& query, const Var&
         "], value [B,S,", options.vdim, "] (batch first); got ", query.shape(), ", ", key.shape(),
         ", ", value.shape());
   const int64_t B = query.size(0), T = query.size(1);
-  Var q, k, v;
   const bool self = query.state() == key.state() && key.state() == value.state();
+  const float p = training() ? options.dropout : 0.f;
+  const Tensor mask = mask_4d(masks.attn_mask, B, NH);
+  if (self && in_proj_weight.defined() && !need_weights) {
+    // The fast path: one GEMM (bias folded in) to the packed [B,T,3D], attention
+    // reading heads from it and writing [B,T,D] merged, then the out-projection.
+    Var qkv = linear(query, in_proj_weight, in_proj_bias);
+    Var o = scaled_dot_product_attention_packed(qkv, NH, masks.causal, masks.key_lengths, mask,
+                                                0.f, p, gen_);
+    MultiheadAttentionOutput r;
+    r.output = linear(o, out_proj->weight, out_proj->bias);
+    return r;
+  }
+  Var q, k, v;
   if (self && in_proj_weight.defined()) {
     // One GEMM for the packed projection: [B,T,D] x [3D,D]^T -> [B,T,3D] -> 3 x [B,NH,T,HD]
     Var qkv = matmul(query, in_proj_weight, false, true);
@@ -134,8 +146,6 @@ MultiheadAttentionOutput MultiheadAttention::attend(const Var& query, const Var&
     k = split_heads(project(key, 1), NH);
     v = split_heads(project(value, 2), NH);
   }
-  const float p = training() ? options.dropout : 0.f;
-  const Tensor mask = mask_4d(masks.attn_mask, B, NH);
   MultiheadAttentionOutput r;
   Var o;
   if (need_weights) {

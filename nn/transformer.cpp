@@ -32,7 +32,10 @@ MultiheadAttentionOptions mha_options(const TransformerLayerOptions& o) {
   return m;
 }
 
-Var activate(const std::string& act, const Var& x) { return act == "gelu" ? gelu(x) : relu(x); }
+// act(linear1(x)), ReLU fused into the GEMM's output pass.
+Var linear_act(const std::string& act, const Linear& l, const Var& x) {
+  return act == "gelu" ? gelu(linear(x, l.weight, l.bias)) : linear_relu(x, l.weight, l.bias);
+}
 
 // [T,B,D] <-> [B,T,D] unless already batch-first.
 Var to_bf(const Var& x, bool batch_first) { return batch_first ? x : transpose(x, 0, 1); }
@@ -78,10 +81,10 @@ TransformerEncoderLayer::TransformerEncoderLayer(const TransformerLayerOptions& 
 }
 
 Var TransformerEncoderLayer::feed_forward(const Var& x, bool use_dropout) {
-  // x: [..., D] -> linear2(drop(act(linear1 x))): [..., D]
-  Var h = activate(options.activation, linear1->forward(x));
+  // x: [..., D] -> linear2(drop(act(linear1 x))): [..., D] (biases folded into the GEMMs)
+  Var h = linear_act(options.activation, *linear1, x);
   if (use_dropout) h = dropout(h, options.dropout, training(), *gen_);
-  return linear2->forward(h);
+  return linear(h, linear2->weight, linear2->bias);
 }
 
 template <class SelfAttn>
@@ -142,9 +145,10 @@ TransformerDecoderLayer::TransformerDecoderLayer(const TransformerLayerOptions& 
 }
 
 Var TransformerDecoderLayer::feed_forward(const Var& x, bool use_dropout) {
-  Var h = activate(options.activation, linear1->forward(x));
+  // x: [..., D] -> [..., D], as the encoder layer's
+  Var h = linear_act(options.activation, *linear1, x);
   if (use_dropout) h = dropout(h, options.dropout, training(), *gen_);
-  return linear2->forward(h);
+  return linear(h, linear2->weight, linear2->bias);
 }
 
 template <class SelfAttn, class CrossAttn>

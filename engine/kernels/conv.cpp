@@ -54,16 +54,17 @@ std::pair<int64_t, int64_t> valid_cols(int64_t off, int64_t stride, int64_t W, i
   return {lo, std::max(lo, hi)};
 }
 
-// col[(c*KH + kh)*KW + kw][oh*WO + ow] = src[c][ih][iw] (0 outside), Cg channels.
+// col[(c*KH + kh)*KW + kw][oh*WO + ow] = src[c][ih][iw] (0 outside), Cg channels;
+// col rows are ld floats apart (ld >= HO*WO: several images side by side).
 // Rows are short (28 floats at 28x28): plain loops the compiler vectorises
 // inline beat a memmove/memset call per row (11% of a conv step, profiled).
-void im2col(const float* src, const Conv2dGeom& g, float* col) {
+void im2col(const float* src, const Conv2dGeom& g, float* col, int64_t ld) {
   const auto& s = g.s;
-  const int64_t HWO = g.HO * g.WO, sw = s.stride_w;
+  const int64_t sw = s.stride_w;
   for (int64_t c = 0; c < g.Cg; ++c)
     for (int64_t kh = 0; kh < g.KH; ++kh)
       for (int64_t kw = 0; kw < g.KW; ++kw) {
-        float* row = col + ((c * g.KH + kh) * g.KW + kw) * HWO;
+        float* row = col + ((c * g.KH + kh) * g.KW + kw) * ld;
         const float* plane = src + c * g.H * g.W;
         const int64_t off = kw * s.dil_w - s.pad_w;
         const auto [lo, hi] = valid_cols(off, sw, g.W, g.WO);
@@ -85,14 +86,14 @@ void im2col(const float* src, const Conv2dGeom& g, float* col) {
       }
 }
 
-// dst[c][ih][iw] += col[...] (the adjoint of im2col), Cg channels.
-void col2im(const float* col, const Conv2dGeom& g, float* dst) {
+// dst[c][ih][iw] += col[...] (the adjoint of im2col), Cg channels, col rows ld apart.
+void col2im(const float* col, const Conv2dGeom& g, float* dst, int64_t ld) {
   const auto& s = g.s;
-  const int64_t HWO = g.HO * g.WO, sw = s.stride_w;
+  const int64_t sw = s.stride_w;
   for (int64_t c = 0; c < g.Cg; ++c)
     for (int64_t kh = 0; kh < g.KH; ++kh)
       for (int64_t kw = 0; kw < g.KW; ++kw) {
-        const float* row = col + ((c * g.KH + kh) * g.KW + kw) * HWO;
+        const float* row = col + ((c * g.KH + kh) * g.KW + kw) * ld;
         float* plane = dst + c * g.H * g.W;
         const int64_t off = kw * s.dil_w - s.pad_w;
         const auto [lo, hi] = valid_cols(off, sw, g.W, g.WO);
@@ -122,6 +123,57 @@ const Shape* bias_shape(const Tensor& b) { return b.defined() ? &b.shape() : nul
 // std::vectors here were page-faulted and zeroed by the kernel on every call
 // (19% of a conv + CBAM step in clear_page, profiled).
 Tensor scratch(int64_t n) { return n > 0 ? Tensor(Shape{n}) : Tensor(); }
+
+// ---- image batches for the GEMM path ------------------------------------------------------
+// One GEMM per image has only HO*WO columns (196 at 14x14): too few to run near
+// peak (81 GFLOP/s for 32->64 at 14x14, measured). Several images im2col'd side
+// by side give one GEMM with images*HO*WO columns. A batch grows to about
+// kTargetCols columns, capped so that its col buffer (written, then read by the
+// GEMM) stays within kColFloats, half the L2.
+constexpr int64_t kTargetCols = 1024;
+constexpr int64_t kColFloats = int64_t(1) << 18;  // 1 MiB
+
+}  // namespace
+
+int64_t conv2d_images_per_gemm(const Conv2dGeom& g) {
+  if (is_pointwise(g)) return 1;
+  const int64_t HWO = g.HO * g.WO, CKK = g.Cg * g.KH * g.KW;
+  const int64_t by_cols = (kTargetCols + HWO - 1) / HWO;
+  const int64_t by_mem = kColFloats / std::max<int64_t>(1, CKK * HWO);
+  return std::max<int64_t>(1, std::min({by_cols, by_mem, g.N}));
+}
+
+namespace {
+
+// Images [m0, m1) of group gi side by side: col[CKK, (m1-m0)*HO*WO].
+void im2col_batch(const float* x, const Conv2dGeom& g, int64_t gi, int64_t m0, int64_t m1,
+                  float* col) {
+  const int64_t HWO = g.HO * g.WO, ld = (m1 - m0) * HWO;
+  for (int64_t n = m0; n < m1; ++n)
+    im2col(x + (n * g.C + gi * g.Cg) * g.H * g.W, g, col + (n - m0) * HWO, ld);
+}
+
+// dy: [N,O,HO,WO] -> dyb[Og, (m1-m0)*HO*WO], group gi's channels of images [m0, m1).
+void gather_dy_batch(const float* dy, const Conv2dGeom& g, int64_t gi, int64_t m0, int64_t m1,
+                     float* dyb) {
+  const int64_t HWO = g.HO * g.WO, ld = (m1 - m0) * HWO;
+  for (int64_t o = 0; o < g.Og; ++o)
+    for (int64_t n = m0; n < m1; ++n)
+      std::copy_n(dy + (n * g.O + gi * g.Og + o) * HWO, HWO, dyb + o * ld + (n - m0) * HWO);
+}
+
+// out[Og, (m1-m0)*HO*WO] (+ bias) -> y: [N,O,HO,WO], group gi's channels of images [m0, m1).
+void scatter_y_batch(const float* out, const float* bias, const Conv2dGeom& g, int64_t gi,
+                     int64_t m0, int64_t m1, float* y) {
+  const int64_t HWO = g.HO * g.WO, ld = (m1 - m0) * HWO;
+  for (int64_t n = m0; n < m1; ++n)
+    for (int64_t o = 0; o < g.Og; ++o) {
+      const float* src = out + o * ld + (n - m0) * HWO;
+      float* dst = y + (n * g.O + gi * g.Og + o) * HWO;
+      const float bv = bias ? bias[gi * g.Og + o] : 0.f;
+      for (int64_t i = 0; i < HWO; ++i) dst[i] = src[i] + bv;
+    }
+}
 
 // ---- direct convolution (few output channels per group) -------------------------------
 // With Og <= 4 the GEMM degenerates to a GEMV over a kh*kw-times inflated
@@ -234,27 +286,39 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const C
                            yp + t * HWO);
     return y;
   }
-#pragma omp parallel num_threads(nt) if (nt > 1 && g.N > 1 && worth_threads(flops / 16))
+  // Near-equal batches of at most nb images, split by N and nb only: the GEMM
+  // may take another path for another column count, and the bits must not
+  // depend on the thread count. A single batch gets the threads inside its GEMM.
+  const int64_t nb = conv2d_images_per_gemm(g);
+  const int64_t nbatch = (g.N + nb - 1) / nb;
+  const int64_t max_cols = (nbatch > 0 ? (g.N + nbatch - 1) / nbatch : 0) * HWO;
+#pragma omp parallel num_threads(nt) if (nt > 1 && nbatch > 1 && worth_threads(flops / 16))
   {
-    Tensor col = scratch(pw ? 0 : CKK * HWO);
+    Tensor col = scratch(pw ? 0 : CKK * max_cols);
+    Tensor out = scratch(pw || max_cols == HWO ? 0 : g.Og * max_cols);
 #pragma omp for schedule(static)
-    for (int64_t n = 0; n < g.N; ++n) {
+    for (int64_t bi = 0; bi < nbatch; ++bi) {
+      const int64_t m0 = g.N * bi / nbatch, m1 = g.N * (bi + 1) / nbatch, cols = (m1 - m0) * HWO;
       for (int64_t gi = 0; gi < g.G; ++gi) {
-        const float* src = xp + (n * g.C + gi * g.Cg) * HW;
-        const float* cp = src;
-        if (!pw) {
-          im2col(src, g, col.data());
-          cp = col.data();
+        const float* wg = wp + gi * g.Og * CKK;
+        if (pw || m1 - m0 == 1) {  // the GEMM writes the image's planes in place
+          const float* cp = xp + (m0 * g.C + gi * g.Cg) * HW;
+          if (!pw) {
+            im2col(cp, g, col.data(), HWO);
+            cp = col.data();
+          }
+          float* yg = yp + (m0 * g.O + gi * g.Og) * HWO;
+          gemm(false, false, g.Og, HWO, CKK, 1.f, wg, CKK, cp, HWO, 0.f, yg, HWO);
+          if (bp)
+            for (int64_t o = 0; o < g.Og; ++o)
+              for (int64_t i = 0; i < HWO; ++i) yg[o * HWO + i] += bp[gi * g.Og + o];
+        } else {
+          im2col_batch(xp, g, gi, m0, m1, col.data());
+          gemm(false, false, g.Og, cols, CKK, 1.f, wg, CKK, col.data(), cols, 0.f, out.data(),
+               cols);
+          scatter_y_batch(out.data(), bp, g, gi, m0, m1, yp);
         }
-        float* out = yp + (n * g.O + gi * g.Og) * HWO;
-        gemm(false, false, g.Og, HWO, CKK, 1.f, wp + gi * g.Og * CKK, CKK, cp, HWO, 0.f, out, HWO);
       }
-      if (bp)
-        for (int64_t o = 0; o < g.O; ++o) {
-          float* out = yp + (n * g.O + o) * HWO;
-          const float bv = bp[o];
-          for (int64_t i = 0; i < HWO; ++i) out[i] += bv;
-        }
     }
   }
   return y;
@@ -293,6 +357,35 @@ Conv2dGeom backward_geom(const Tensor& x, const Tensor& w, const Tensor& dy, con
   check(dy.shape() == Shape{g.N, g.O, g.HO, g.WO}, "conv2d_backward: dy has shape ", dy.shape(),
         ", expected ", Shape{g.N, g.O, g.HO, g.WO});
   return g;
+}
+
+// For stride 1, dX is the convolution of dY (padded by dil*(K-1) - pad) with
+// the kernel flipped in space and transposed in channels, within each group.
+bool transposed_conv_fits(const Conv2dGeom& g) {
+  const auto& s = g.s;
+  return s.stride_h == 1 && s.stride_w == 1 && s.pad_h <= s.dil_h * (g.KH - 1) &&
+         s.pad_w <= s.dil_w * (g.KW - 1);
+}
+
+Conv2dSpec transposed_spec(const Conv2dGeom& g) {
+  const auto& s = g.s;
+  return {1, 1, s.dil_h * (g.KH - 1) - s.pad_h, s.dil_w * (g.KW - 1) - s.pad_w, s.dil_h, s.dil_w,
+          g.G};
+}
+
+// w: [O,Cg,KH,KW] -> [C,Og,KH,KW]: wt[gi*Cg + c, o, kh, kw] = w[gi*Og + o, c, KH-1-kh, KW-1-kw].
+Tensor transposed_weight(const Tensor& w, const Conv2dGeom& g) {
+  Tensor wt(Shape{g.C, g.Og, g.KH, g.KW});
+  const int64_t KK = g.KH * g.KW;
+  const float* src = w.data();
+  float* dst = wt.data();
+  for (int64_t gi = 0; gi < g.G; ++gi)
+    for (int64_t o = 0; o < g.Og; ++o)
+      for (int64_t c = 0; c < g.Cg; ++c)
+        for (int64_t k = 0; k < KK; ++k)
+          dst[((gi * g.Cg + c) * g.Og + o) * KK + (KK - 1 - k)] =
+              src[((gi * g.Og + o) * g.Cg + c) * KK + k];
+  return wt;
 }
 }  // namespace
 
@@ -344,56 +437,74 @@ Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy,
     return r;
   }
 
-  // Fixed partition of the images (by N only): block k's partial dW is summed
-  // over its images in order, then the partials in block order.
-  const int64_t nblocks = std::min<int64_t>(g.N, 8);
+  // dX by the transposed convolution (stride 1): one more forward conv, whose
+  // GEMMs have K = Og*KH*KW and batched images, and no col2im scatter. Only
+  // with Og <= Cg: its col buffer is Og/Cg times the col2im path's and its GEMM
+  // has Cg rows. Measured (1 thread): 64->64 at 28x28 fwd+bwd 101-106 ms vs
+  // 110-138 by col2im; 32->64 at 14x14 37-44 ms vs 32-34 by col2im.
+  const bool dx_by_conv = need_dx && transposed_conv_fits(g) && g.Og <= g.Cg;
+  const bool dx_by_col = need_dx && !dx_by_conv;
+  // Fixed partition of the images (by N only) into blocks, and of each block
+  // into batches of nb images: block k's partial dW is summed over its batches
+  // in order, then the partials in block order. No blocks when only dX by the
+  // transposed conv is asked for.
+  const int64_t nblocks = need_dw || dx_by_col ? std::min<int64_t>(g.N, 8) : 0;
+  const int64_t nb = conv2d_images_per_gemm(g);
   const int64_t wn = w.numel();
   Tensor partial = scratch(need_dw ? nblocks * wn : 0);
   float* dxp = nullptr;
-  if (need_dx) {
+  if (dx_by_col) {
     r.dx = Tensor(x.shape());
     dxp = r.dx.data();
   }
-  const int64_t flops = g.N * g.O * HWO * CKK * (int64_t(need_dx) + int64_t(need_dw));
+  const int64_t flops = g.N * g.O * HWO * CKK * (int64_t(dx_by_col) + int64_t(need_dw));
 #pragma omp parallel num_threads(nt) if (nt > 1 && nblocks > 1 && worth_threads(flops / 16))
   {
-    Tensor col = scratch(pw || !need_dw ? 0 : CKK * HWO);
-    Tensor dcol = scratch(pw || !need_dx ? 0 : CKK * HWO);
+    Tensor col = scratch(pw || !need_dw ? 0 : CKK * nb * HWO);
+    Tensor dcol = scratch(pw || !dx_by_col ? 0 : CKK * nb * HWO);
+    Tensor dyb = scratch(nb > 1 && nblocks > 0 ? g.Og * nb * HWO : 0);
 #pragma omp for schedule(static)
     for (int64_t blk = 0; blk < nblocks; ++blk) {
       const int64_t n0 = g.N * blk / nblocks, n1 = g.N * (blk + 1) / nblocks;
       float* pdw = need_dw ? partial.data() + blk * wn : nullptr;
-      for (int64_t n = n0; n < n1; ++n) {
-        if (need_dx && !pw) std::fill(dxp + n * g.C * HW, dxp + (n + 1) * g.C * HW, 0.f);
+      for (int64_t m0 = n0; m0 < n1; m0 += nb) {
+        const int64_t m1 = std::min(n1, m0 + nb), cols = (m1 - m0) * HWO;
+        if (dx_by_col && !pw) std::fill(dxp + m0 * g.C * HW, dxp + m1 * g.C * HW, 0.f);
         for (int64_t gi = 0; gi < g.G; ++gi) {
-          const float* src = xp + (n * g.C + gi * g.Cg) * HW;
-          const float* dyg = dyp + (n * g.O + gi * g.Og) * HWO;
+          // dY_g [Og, cols]: in place for one image, else gathered.
+          const float* dyg = dyp + (m0 * g.O + gi * g.Og) * HWO;
+          if (m1 - m0 > 1) {
+            gather_dy_batch(dyp, g, gi, m0, m1, dyb.data());
+            dyg = dyb.data();
+          }
           const float* wg = wp + gi * g.Og * CKK;
           if (need_dw) {
-            const float* cp = src;
+            const float* cp = xp + (m0 * g.C + gi * g.Cg) * HW;  // pointwise: one image
             if (!pw) {
-              im2col(src, g, col.data());
+              im2col_batch(xp, g, gi, m0, m1, col.data());
               cp = col.data();
             }
-            // dW_g^T[CKK, Og] (+)= col[CKK, HWO] * dY_g^T: the large CKK as the
+            // dW_g^T[CKK, Og] (+)= col[CKK, cols] * dY_g^T: the large CKK as the
             // GEMM's M and dY read as a transposed B ran 1.7x faster than
             // dW_g = dY_g * col^T (M = Og = 64, col packed transposed), measured.
-            gemm(false, true, CKK, g.Og, HWO, 1.f, cp, HWO, dyg, HWO, n == n0 ? 0.f : 1.f,
+            gemm(false, true, CKK, g.Og, cols, 1.f, cp, cols, dyg, cols, m0 == n0 ? 0.f : 1.f,
                  pdw + gi * g.Og * CKK, g.Og);
           }
-          if (need_dx) {
-            float* dxg = dxp + (n * g.C + gi * g.Cg) * HW;
+          if (dx_by_col) {
+            float* dxg = dxp + (m0 * g.C + gi * g.Cg) * HW;
             if (pw) {
               gemm(true, false, CKK, HWO, g.Og, 1.f, wg, CKK, dyg, HWO, 0.f, dxg, HWO);
             } else {
-              gemm(true, false, CKK, HWO, g.Og, 1.f, wg, CKK, dyg, HWO, 0.f, dcol.data(), HWO);
-              col2im(dcol.data(), g, dxg);
+              gemm(true, false, CKK, cols, g.Og, 1.f, wg, CKK, dyg, cols, 0.f, dcol.data(), cols);
+              for (int64_t n = m0; n < m1; ++n)
+                col2im(dcol.data() + (n - m0) * HWO, g, dxp + (n * g.C + gi * g.Cg) * HW, cols);
             }
           }
         }
       }
     }
   }
+  if (dx_by_conv) r.dx = conv2d_forward(dy, transposed_weight(w, g), Tensor(), transposed_spec(g));
   if (need_dw) {
     r.dw = Tensor(w.shape());
     float* dw = r.dw.data();

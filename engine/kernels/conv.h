@@ -4,14 +4,20 @@
 // GEMV there): plain row loops over the kernel taps, vectorised along output
 // rows, threaded over output planes (forward), input planes (dx) and weight
 // entries (dw); no col buffer.
-// conv2d_forward: per image and group, im2col into col [Cg*KH*KW, HO*WO] then
-// out[Og, HO*WO] = W_g[Og, Cg*KH*KW] * col with the engine GEMM (a 1x1 /
-// stride 1 / pad 0 convolution uses the image itself as col). Threaded over
-// images (the GEMM runs serial inside the region; with one image the GEMM
-// threads itself).
-// conv2d_backward: dX = col2im(W_g^T dY_g) per image; dW^T = sum_n col dY_g^T,
-// accumulated over a fixed partition of the images (up to 8 blocks, by N only)
-// summed in block order, so the bits do not depend on the thread count;
+// conv2d_forward: per batch of images and group, im2col the batch side by side
+// into col [Cg*KH*KW, images*HO*WO], one GEMM out[Og, images*HO*WO] =
+// W_g[Og, Cg*KH*KW] * col, then out scattered into NCHW (+ bias); one image per
+// GEMM writes NCHW in place, and a 1x1 / stride 1 / pad 0 convolution uses the
+// image itself as col. conv2d_images_per_gemm sizes the batches (one GEMM per
+// image of 14x14 ran at 81 GFLOP/s). Threaded over batches (the GEMM runs
+// serial inside the region; a single batch gets the threads in its GEMM).
+// conv2d_backward: dW^T = sum over batches of col dY_g^T (dY_g gathered to
+// [Og, images*HO*WO]), accumulated over a fixed partition of the images (up to
+// 8 blocks by N, each split into batches by geometry only) summed in block
+// order, so the bits do not depend on the thread count. dX: for stride 1 and
+// Og <= Cg, the forward conv of dY with the kernel flipped and transposed (pad
+// dil*(K-1) - pad), batched like the forward; otherwise col2im(W_g^T dY_g) per
+// batch.
 // db = sum of dY over N, HO, WO.
 // Pooling: max (argmax index kept for the backward; ties go to the first
 // maximum in window order; padding never wins) and average
@@ -40,6 +46,10 @@ Conv2dGeom conv2d_geom(const Shape& x, const Shape& w, const Shape* b, const Con
 // Whether conv2d_forward/backward take the direct path (few output channels
 // per group, e.g. CBAM's 7x7 2->1 conv) instead of im2col + GEMM.
 bool conv2d_uses_direct(const Conv2dGeom& g);
+// Images im2col'd side by side into one GEMM on the im2col path: enough for
+// about 1024 columns, with the col buffer capped at 1 MiB; 1 for a pointwise
+// conv (each image is its own col). Depends on the geometry only.
+int64_t conv2d_images_per_gemm(const Conv2dGeom& g);
 
 // x: [N,C,H,W], w: [O,C/groups,KH,KW], b: [O] or undefined -> [N,O,HO,WO]
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dSpec& s);

@@ -3,10 +3,12 @@
 // gradients of q, k, v under every mask kind and across block boundaries;
 // exact zeros where keys are masked; finite differences; a fully masked row is
 // an Error; the same bits for 1 and 2 threads. Attention dropout against the
-// composite's dropout() on the weights from the same generator state.
+// composite's dropout() on the weights from the same generator state. The packed
+// self-attention entry against the same op on heads split with primitives.
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autograd/gradcheck.h"
@@ -286,6 +288,85 @@ TEST_SUITE("autograd/sdpa") {
       for (auto [p, q] : {std::pair{&a.out, &b.out}, {&a.dq, &b.dq}, {&a.dk, &b.dk}, {&a.dv, &b.dv}})
         CHECK(std::equal(p->begin(), p->end(), q->begin()));
     }
+  }
+}
+
+// ---- the packed self-attention entry ----------------------------------------------------
+
+// The oracle of the packed op: split qkv [B,T,3D] into [B,NH,T,HD] heads with
+// primitives, the ordinary fused op, merge the heads back to [B,T,D].
+Var packed_oracle(const Cfg& c, const Var& qkv, const Tensor& mask, const IntTensor* lp) {
+  const int64_t D = c.NH * c.HD;
+  auto head = [&](int i) {
+    return permute(reshape(slice(qkv, 2, i * D, (i + 1) * D), {c.B, c.T, c.NH, c.HD}), {0, 2, 1, 3});
+  };
+  Generator gen(kDropSeed);
+  Var o = scaled_dot_product_attention(head(0), head(1), head(2), c.causal, lp, mask, c.scale,
+                                       c.dropout, &gen);
+  return reshape(permute(o, {0, 2, 1, 3}), {c.B, c.T, D});
+}
+
+Var packed(const Cfg& c, const Var& qkv, const Tensor& mask, const IntTensor* lp) {
+  Generator gen(kDropSeed);
+  return scaled_dot_product_attention_packed(qkv, c.NH, c.causal, lp, mask, c.scale, c.dropout, &gen);
+}
+
+// Forward + backward of sum(out * R) -> {out, dqkv}.
+std::pair<Tensor, Tensor> run_packed(const Cfg& c, bool use_packed, uint64_t seed) {
+  Var qkv = rv({c.B, c.T, 3 * c.NH * c.HD}, seed, -1.5f, 1.5f);
+  Tensor mask = make_mask(c, seed + 4);
+  IntTensor L = c.lengths.empty() ? IntTensor() : lengths_of(c);
+  const IntTensor* lp = c.lengths.empty() ? nullptr : &L;
+  Var o = use_packed ? packed(c, qkv, mask, lp) : packed_oracle(c, qkv, mask, lp);
+  backward(o, test::rand_tensor(o.shape(), seed + 5, -2.f, 2.f));
+  return {o.value(), qkv.grad()};
+}
+
+TEST_SUITE("autograd/sdpa_packed") {
+  TEST_CASE("values and the qkv gradient equal the split-heads op, every mask kind") {
+    uint64_t seed = 1300;
+    for (const Cfg& c : configs()) {
+      if (c.T != c.S) continue;  // self-attention only
+      auto [o1, g1] = run_packed(c, true, seed += 10);
+      auto [o2, g2] = run_packed(c, false, seed);
+      test::expect_close(o1, o2, 1e-6, name_of(c) + " packed out");
+      test::expect_close(g1, g2, 1e-6, name_of(c) + " packed dqkv");
+    }
+  }
+
+  TEST_CASE("gradcheck") {
+    const std::vector<Cfg> cs = {
+        {2, 2, 3, 3, 3},
+        {2, 1, 4, 4, 2, true, {4, 3}, {4, 4}},
+        {1, 2, 4, 4, 2, true, {}, {}, 0.f, 0.4f},
+    };
+    uint64_t seed = 1700;
+    for (const Cfg& c : cs) {
+      Var qkv = rv({c.B, c.T, 3 * c.NH * c.HD}, seed += 3);
+      qkv.set_name("qkv");
+      Tensor mask = make_mask(c, seed + 4);
+      IntTensor L = c.lengths.empty() ? IntTensor() : lengths_of(c);
+      const IntTensor* lp = c.lengths.empty() ? nullptr : &L;
+      expect_ok([&](const std::vector<Var>& in) { return packed(c, in[0], mask, lp); }, {qkv},
+                name_of(c) + " packed");
+    }
+  }
+
+  TEST_CASE("identical results for 1 and 2 threads; bad shapes are Errors") {
+    const int prev = num_threads();
+    Cfg c{2, 4, 150, 150, 16, true, {150, 77}};
+    set_num_threads(1);
+    auto [o1, g1] = run_packed(c, true, 91);
+    set_num_threads(2);
+    auto [o2, g2] = run_packed(c, true, 91);
+    set_num_threads(prev);
+    CHECK(std::equal(o1.begin(), o1.end(), o2.begin()));
+    CHECK(std::equal(g1.begin(), g1.end(), g2.begin()));
+    CHECK(test::error_of([&] { scaled_dot_product_attention_packed(rv({2, 3, 10}, 1), 2); })
+              .find("scaled_dot_product_attention_packed") != std::string::npos);
+    CHECK(test::error_of([&] { scaled_dot_product_attention_packed(rv({2, 3, 4, 12}, 1), 2); })
+              .find("[B,T,3*NH*HD]") != std::string::npos);
+    tape_clear();
   }
 }
 

@@ -1,4 +1,4 @@
-// conv2d (im2col and direct paths), the windowed, adaptive and channel pools
+// conv2d (im2col with batched images, and direct paths), the windowed, adaptive and channel pools
 // and batch_norm: gradients against finite differences on small instances,
 // plus values, the running-statistics update, op-level error messages and
 // no-bias/no-grad paths.
@@ -30,6 +30,13 @@ TEST_SUITE("autograd/conv") {
         {{2, 3, 4, 4}, {2, 3, 1, 1}, {}, true, "1x1"},
         {{2, 2, 6, 7}, {1, 2, 7, 7}, {1, 1, 3, 3, 1, 1, 1}, false, "direct 7x7 2->1 (CBAM)"},
         {{1, 2, 6, 7}, {1, 2, 3, 3}, {2, 1, 1, 1, 1, 2, 1}, true, "direct stride/dilation"},
+        // im2col + GEMM (Og > 4), several images per GEMM
+        {{3, 2, 4, 5}, {6, 2, 3, 3}, {1, 1, 1, 1, 1, 1, 1}, true, "batched 3x3 pad 1"},
+        {{3, 4, 5, 4}, {10, 2, 3, 3}, {1, 1, 1, 1, 1, 1, 2}, true, "batched groups 2"},
+        {{3, 2, 7, 6}, {5, 2, 3, 3}, {2, 2, 1, 0, 1, 1, 1}, false, "batched stride 2 (col2im)"},
+        {{3, 2, 7, 7}, {5, 2, 3, 3}, {1, 1, 2, 1, 2, 2, 1}, true, "batched dilation 2"},
+        {{3, 6, 4, 5}, {5, 6, 3, 3}, {1, 1, 1, 1, 1, 1, 1}, true, "batched dx by transposed conv"},
+        {{3, 12, 5, 4}, {10, 6, 3, 3}, {1, 1, 2, 1, 2, 1, 2}, false, "transposed conv, groups 2"},
     };
     uint64_t seed = 11;
     for (const auto& c : cases) {

@@ -46,6 +46,62 @@ TEST_SUITE("autograd/matmul") {
     INFO(r.report);
     CHECK(r.ok);
   }
+
+  TEST_CASE("linear_relu: equals relu(matmul + bias) (values, all gradients) and passes gradcheck") {
+    for (Shape xs : {Shape{2, 3, 5}, Shape{4, 5}}) {
+      Var x(test::rand_tensor(xs, 30), true), w(test::rand_tensor({7, 5}, 31), true),
+          b(test::rand_tensor({7}, 32), true);
+      Tensor up = test::rand_tensor(matmul(x, w, false, true).shape(), 33);
+      Var y1 = linear_relu(x, w, b);
+      backward(y1, up);
+      Tensor dx = x.grad(), dw = w.grad(), db = b.grad();
+      x.zero_grad(), w.zero_grad(), b.zero_grad();
+      Var y2 = relu(matmul(x, w, false, true) + b);
+      backward(y2, up);
+      int zeros = 0;  // both signs occur, so the mask is exercised
+      for (float v : y2.value()) zeros += v == 0.f;
+      CHECK(zeros > 0);
+      CHECK(zeros < y2.numel());
+      test::expect_close(y1.value(), y2.value(), 1e-6, "linear_relu y");
+      test::expect_close(dx, x.grad(), 1e-6, "linear_relu dx");
+      test::expect_close(dw, w.grad(), 1e-6, "linear_relu dw");
+      test::expect_close(db, b.grad(), 1e-6, "linear_relu db");
+      auto r = gradcheck([](const std::vector<Var>& in) { return linear_relu(in[0], in[1], in[2]); },
+                         {x, w, b});
+      INFO(shape_str(xs), ": ", r.report);
+      CHECK(r.ok);
+    }
+  }
+
+  TEST_CASE("linear: equals matmul + bias (values, all gradients) and passes gradcheck") {
+    for (Shape xs : {Shape{2, 3, 5}, Shape{4, 5}, Shape{1, 1, 5}}) {
+      Var x(test::rand_tensor(xs, 20), true), w(test::rand_tensor({7, 5}, 21), true),
+          b(test::rand_tensor({7}, 22), true);
+      Tensor up = test::rand_tensor(matmul(x, w, false, true).shape(), 23);
+      Var y1 = linear(x, w, b);
+      backward(y1, up);
+      Tensor dx = x.grad(), dw = w.grad(), db = b.grad();
+      x.zero_grad(), w.zero_grad(), b.zero_grad();
+      Var y2 = matmul(x, w, false, true) + b;
+      backward(y2, up);
+      test::expect_close(y1.value(), y2.value(), 1e-6, "linear y");
+      test::expect_close(dx, x.grad(), 1e-6, "linear dx");
+      test::expect_close(dw, w.grad(), 1e-6, "linear dw");
+      test::expect_close(db, b.grad(), 1e-6, "linear db");
+      auto r = gradcheck([](const std::vector<Var>& in) { return linear(in[0], in[1], in[2]); },
+                         {x, w, b});
+      INFO(shape_str(xs), ": ", r.report);
+      CHECK(r.ok);
+      r = gradcheck([](const std::vector<Var>& in) { return linear(in[0], in[1], Var()); }, {x, w});
+      INFO(shape_str(xs), " no bias: ", r.report);
+      CHECK(r.ok);
+    }
+    CHECK(test::error_of([] { linear(Var(Tensor::zeros({2, 5})), Var(Tensor::zeros({7, 4})), Var()); })
+              .find("linear") != std::string::npos);
+    CHECK(test::error_of([] {
+            linear(Var(Tensor::zeros({2, 5})), Var(Tensor::zeros({7, 5})), Var(Tensor::zeros({6})));
+          }).find("bias") != std::string::npos);
+  }
 }
 
 }  // namespace

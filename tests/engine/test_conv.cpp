@@ -53,6 +53,22 @@ std::vector<ConvCase> cases() {
       {3, 2, 12, 19, 1, 7, 7, {1, 1, 3, 3, 1, 1, 1}}, // CBAM spatial 7x7 2->1 (direct)
       {2, 3, 9, 11, 4, 3, 3, {2, 3, 1, 2, 2, 1, 1}},  // direct, stride 2x3, dilation
       {2, 8, 6, 7, 16, 3, 3, {1, 1, 1, 1, 1, 1, 1}},  // im2col + GEMM (Og 16)
+      // GEMM path with several images per GEMM (conv2d_images_per_gemm > 1);
+      // backward blocks are N/8 images, split into batches of that many.
+      {13, 4, 5, 6, 12, 3, 3, {1, 1, 1, 1, 1, 1, 2}},   // 13 images in one GEMM, groups 2
+      {50, 4, 16, 17, 8, 3, 3, {1, 1, 1, 1, 1, 1, 1}},  // 4 per GEMM, blocks of 6-7: 4 + 2/3
+      {45, 2, 35, 35, 6, 3, 3, {2, 2, 1, 1, 2, 2, 1}},  // stride 2, dilation 2
+      {11, 6, 9, 10, 15, 3, 3, {2, 2, 1, 1, 2, 1, 3}},  // groups 3 (Og 5), stride 2
+      {7, 3, 6, 6, 5, 3, 3, {1, 1, 3, 3, 1, 1, 1}},     // pad > kernel-1
+      {5, 3, 9, 8, 6, 3, 3, {1, 1, 0, 0, 2, 2, 1}},     // valid, dilation 2
+      {6, 4, 7, 9, 10, 3, 5, {1, 1, 2, 1, 1, 2, 2}},    // rectangular, mixed, groups 2
+      // stride 1 with Og <= Cg: dx by the transposed convolution
+      {9, 8, 7, 6, 6, 3, 3, {1, 1, 1, 1, 1, 1, 1}},     // 3x3 same
+      {7, 12, 9, 8, 10, 3, 3, {1, 1, 0, 0, 2, 2, 2}},   // valid, dilation 2, groups 2
+      {6, 12, 7, 9, 10, 3, 5, {1, 1, 2, 1, 1, 2, 2}},   // rectangular, pads 2,1 (flip 0,7)
+      {5, 12, 4, 5, 6, 1, 1, {}},                       // pointwise
+      {5, 6, 4, 5, 10, 1, 1, {}},                       // pointwise, Og 10
+      {4, 3, 8, 8, 6, 1, 1, {2, 2, 0, 0, 1, 1, 1}},     // 1x1 stride 2, Og 6
   };
 }
 
@@ -132,6 +148,31 @@ TEST_SUITE("engine/conv") {
     for (size_t i = 0; i < res[0].size(); ++i) {
       INFO("result ", i);
       CHECK(res[0][i] == res[1][i]);
+    }
+  }
+
+  TEST_CASE("conv2d GEMM path (batched images): identical bits at 1 and 2 threads") {
+    const int saved = num_threads();
+    const std::vector<ConvCase> cs = {{21, 4, 16, 17, 12, 3, 3, {1, 1, 1, 1, 1, 1, 2}},
+                                      {11, 12, 10, 9, 10, 3, 3, {1, 1, 1, 1, 1, 1, 2}},
+                                      {19, 3, 21, 20, 8, 3, 3, {2, 2, 1, 1, 1, 1, 1}}};
+    uint64_t seed = 300;
+    for (const auto& c : cs) {
+      const Tensor x = rand_tensor({c.N, c.C, c.H, c.W}, seed++);
+      const Tensor w = rand_tensor({c.O, c.C / c.s.groups, c.KH, c.KW}, seed++);
+      const Tensor b = rand_tensor({c.O}, seed++);
+      const Conv2dGeom g = conv2d_geom(x.shape(), w.shape(), nullptr, c.s);
+      REQUIRE(conv2d_images_per_gemm(g) > 1);
+      const Tensor dy = rand_tensor({c.N, c.O, g.HO, g.WO}, seed++);
+      std::vector<std::vector<float>> res[2];
+      for (int t : {1, 2}) {
+        set_num_threads(t);
+        const Conv2dGrads gr = conv2d_backward(x, w, dy, c.s, true, true, true);
+        res[t - 1] = {conv2d_forward(x, w, b, c.s).to_vector(), gr.dx.to_vector(),
+                      gr.dw.to_vector(), gr.db.to_vector()};
+      }
+      set_num_threads(saved);
+      for (size_t i = 0; i < 4; ++i) CHECK_MESSAGE(res[0][i] == res[1][i], name_of(c), " result ", i);
     }
   }
 
@@ -222,6 +263,18 @@ TEST_SUITE("engine/conv") {
     CHECK(conv2d_uses_direct(conv2d_geom({2, 2, 28, 28}, {1, 2, 7, 7}, nullptr, pad3)));
     CHECK(!conv2d_uses_direct(conv2d_geom({2, 64, 28, 28}, {64, 64, 3, 3}, nullptr, {})));
     CHECK(!conv2d_uses_direct(conv2d_geom({2, 64, 1, 1}, {4, 64, 1, 1}, nullptr, {})));  // 1x1: GEMM
+  }
+
+  TEST_CASE("conv2d batches images into one GEMM when an image has few outputs") {
+    const Conv2dSpec pad1{1, 1, 1, 1, 1, 1, 1};
+    auto per_gemm = [](const Shape& x, const Shape& w, const Conv2dSpec& s) {
+      return conv2d_images_per_gemm(conv2d_geom(x, w, nullptr, s));
+    };
+    CHECK(per_gemm({128, 32, 14, 14}, {64, 32, 3, 3}, pad1) == 4);  // 196 columns each
+    CHECK(per_gemm({50, 4, 16, 17}, {8, 4, 3, 3}, pad1) == 4);      // 272 columns each
+    CHECK(per_gemm({13, 4, 5, 6}, {12, 2, 3, 3}, {1, 1, 1, 1, 1, 1, 2}) == 13);  // capped by N
+    CHECK(per_gemm({64, 64, 28, 28}, {64, 64, 3, 3}, pad1) == 1);   // col buffer 1.7 MiB
+    CHECK(per_gemm({8, 16, 4, 4}, {32, 16, 1, 1}, {}) == 1);        // pointwise: in place
   }
 
   TEST_CASE("adaptive pools match the plain loops (divisible, non-divisible, global)") {

@@ -13,4 +13,15 @@ void set_num_threads(int n);     // n >= 1; also sets OpenMP's default
 // parallel region: one costs ~1-2 us, so below ~32K elements it is a loss.
 inline bool worth_threads(int64_t work) { return work >= (int64_t(1) << 15); }
 
+// fn(i) for i in [0, n), split statically over the threads when `work` (the
+// whole loop's, as for worth_threads) pays for a parallel region. Static
+// split: each i always runs whole on one thread, so results never depend on
+// scheduling.
+template <class Fn>
+void parallel_for(int64_t n, int64_t work, Fn fn) {
+  const int nt = num_threads();
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && worth_threads(work))
+  for (int64_t i = 0; i < n; ++i) fn(i);
+}
+
 }  // namespace qkv

@@ -578,13 +578,6 @@ std::pair<int64_t, int64_t> pool2d_out_hw(const Shape& x, const Pool2dSpec& p, c
 
 namespace {
 
-template <class PlaneFn>
-void for_planes(int64_t planes, int64_t work, PlaneFn fn) {
-  const int nt = num_threads();
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && worth_threads(work))
-  for (int64_t pl = 0; pl < planes; ++pl) fn(pl);
-}
-
 MaxPool2dResult max_pool_impl(const Tensor& x, const Pool2dSpec& p, bool threaded) {
   const auto [HO, WO] = pool2d_out_hw(x.shape(), p, "max_pool2d");
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
@@ -618,7 +611,7 @@ MaxPool2dResult max_pool_impl(const Tensor& x, const Pool2dSpec& p, bool threade
       }
   };
   if (threaded)
-    for_planes(N * C, N * C * HO * WO * p.kh * p.kw, plane);
+    parallel_for(N * C, N * C * HO * WO * p.kh * p.kw, plane);
   else
     for (int64_t pl = 0; pl < N * C; ++pl) plane(pl);
   return r;
@@ -665,7 +658,7 @@ Tensor max_pool2d_backward(const Tensor& dy, const IntTensor& idx, const Shape& 
   const float* d = dy.data();
   const int32_t* ip = idx.data();
   float* o = dx.data();
-  for_planes(x_shape[0] * x_shape[1], dx.numel() + dy.numel(), [&](int64_t pl) {
+  parallel_for(x_shape[0] * x_shape[1], dx.numel() + dy.numel(), [&](int64_t pl) {
     for (int64_t i = 0; i < HWO; ++i) {
       const int32_t k = ip[pl * HWO + i];
       if (k >= 0) o[pl * HW + k] += d[pl * HWO + i];
@@ -681,7 +674,7 @@ Tensor avg_pool2d_forward(const Tensor& x, const Pool2dSpec& p) {
   const float* xp = x.data();
   float* yp = y.data();
   const float inv = 1.f / float(p.kh * p.kw);
-  for_planes(N * C, N * C * HO * WO * p.kh * p.kw, [&](int64_t pl) {
+  parallel_for(N * C, N * C * HO * WO * p.kh * p.kw, [&](int64_t pl) {
     const float* src = xp + pl * H * W;
     for (int64_t oh = 0; oh < HO; ++oh)
       for (int64_t ow = 0; ow < WO; ++ow) {
@@ -726,7 +719,7 @@ Tensor avg_pool2d_backward(const Tensor& dy, const Shape& x_shape, const Pool2dS
   const float* d = dy.data();
   float* o = dx.data();
   const float inv = 1.f / float(p.kh * p.kw);
-  for_planes(x_shape[0] * x_shape[1], dy.numel() * p.kh * p.kw, [&](int64_t pl) {
+  parallel_for(x_shape[0] * x_shape[1], dy.numel() * p.kh * p.kw, [&](int64_t pl) {
     float* dst = o + pl * H * W;
     for (int64_t oh = 0; oh < HO; ++oh)
       for (int64_t ow = 0; ow < WO; ++ow) {

@@ -25,13 +25,6 @@ void adaptive_pool2d_check(const Shape& x, int64_t OH, int64_t OW, const char* o
 
 namespace {
 
-template <class PlaneFn>
-void for_planes(int64_t planes, int64_t work, PlaneFn fn) {
-  const int nt = num_threads();
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && worth_threads(work))
-  for (int64_t pl = 0; pl < planes; ++pl) fn(pl);
-}
-
 // Sum of n floats with 4 vector accumulators (latency, and a shorter rounding chain).
 float sum_simd(const float* p, int64_t n) {
   VF a0(0.f), a1(0.f), a2(0.f), a3(0.f);
@@ -82,7 +75,7 @@ Tensor adaptive_avg_pool2d_forward(const Tensor& x, int64_t OH, int64_t OW) {
   const float* xp = x.data();
   float* yp = y.data();
   const bool global = OH == 1 && OW == 1;
-  for_planes(N * C, x.numel(), [&](int64_t pl) {
+  parallel_for(N * C, x.numel(), [&](int64_t pl) {
     const float* src = xp + pl * H * Wd;
     if (global) {
       yp[pl] = sum_simd(src, H * Wd) / float(H * Wd);
@@ -128,7 +121,7 @@ Tensor adaptive_avg_pool2d_backward(const Tensor& dy, const Shape& x_shape) {
   Tensor dx = zeros(x_shape);
   const float* d = dy.data();
   float* o = dx.data();
-  for_planes(x_shape[0] * x_shape[1], dx.numel(), [&](int64_t pl) {
+  parallel_for(x_shape[0] * x_shape[1], dx.numel(), [&](int64_t pl) {
     float* dst = o + pl * H * Wd;
     for (int64_t oh = 0; oh < OH; ++oh) {
       const int64_t hs = adaptive_start(oh, H, OH), he = adaptive_end(oh, H, OH);
@@ -151,7 +144,7 @@ AdaptiveMaxResult adaptive_max_pool2d_forward(const Tensor& x, int64_t OH, int64
   float* yp = r.y.data();
   int32_t* ip = r.idx.data();
   const bool global = OH == 1 && OW == 1;
-  for_planes(N * C, x.numel(), [&](int64_t pl) {
+  parallel_for(N * C, x.numel(), [&](int64_t pl) {
     const float* src = xp + pl * H * Wd;
     if (global) {
       const auto [m, k] = argmax_simd(src, H * Wd);

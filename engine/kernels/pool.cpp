@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/simd.h"
+#include "engine/kernels/row_moments.h"
 #include "engine/threads.h"
 
 namespace qkv {
@@ -24,22 +25,6 @@ void adaptive_pool2d_check(const Shape& x, int64_t OH, int64_t OW, const char* o
 }
 
 namespace {
-
-// Sum of n floats with 4 vector accumulators (latency, and a shorter rounding chain).
-float sum_simd(const float* p, int64_t n) {
-  VF a0(0.f), a1(0.f), a2(0.f), a3(0.f);
-  int64_t i = 0;
-  for (; i + 4 * W <= n; i += 4 * W) {
-    a0 += VF::load_unaligned(p + i);
-    a1 += VF::load_unaligned(p + i + W);
-    a2 += VF::load_unaligned(p + i + 2 * W);
-    a3 += VF::load_unaligned(p + i + 3 * W);
-  }
-  for (; i + W <= n; i += W) a0 += VF::load_unaligned(p + i);
-  float s = simd::hsum((a0 + a1) + (a2 + a3));
-  for (; i < n; ++i) s += p[i];
-  return s;
-}
 
 // Max of n >= 1 floats and the index of its first occurrence; NaN wins (first NaN).
 std::pair<float, int64_t> argmax_simd(const float* p, int64_t n) {
@@ -78,7 +63,7 @@ Tensor adaptive_avg_pool2d_forward(const Tensor& x, int64_t OH, int64_t OW) {
   parallel_for(N * C, x.numel(), [&](int64_t pl) {
     const float* src = xp + pl * H * Wd;
     if (global) {
-      yp[pl] = sum_simd(src, H * Wd) / float(H * Wd);
+      yp[pl] = rows::sum(src, H * Wd) / float(H * Wd);
       return;
     }
     for (int64_t oh = 0; oh < OH; ++oh) {

@@ -107,6 +107,19 @@ std::string px(double x) {
 
 const char* kSvgHead = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
 
+// The document's opening: the <svg> element (W x H, the given font
+// attributes), a white background and the centred title at baseline title_y.
+void svg_open(std::ostringstream& o, double W, double H, const char* font, const char* title_y,
+              const std::string& title) {
+  o << kSvgHead << "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"" << px(W)
+    << "\" height=\"" << px(H) << "\" viewBox=\"0 0 " << px(W) << ' ' << px(H) << "\" " << font
+    << ">\n";
+  o << "<rect x=\"0\" y=\"0\" width=\"" << px(W) << "\" height=\"" << px(H)
+    << "\" fill=\"#ffffff\"/>\n";
+  o << "<text x=\"" << px(W / 2) << "\" y=\"" << title_y
+    << "\" font-size=\"15\" text-anchor=\"middle\">" << xml_escape(title) << "</text>\n";
+}
+
 // ---- attention ------------------------------------------------------------------
 
 // weights as [NH,T,S] whatever its rank (2 or 3), checked against the labels.
@@ -154,13 +167,7 @@ std::string attention_svg(const Tensor& weights, const std::vector<std::string>&
   const double title_h = 28, W = double(cols) * pw, H = title_h + double(rows) * ph;
 
   std::ostringstream o;
-  o << kSvgHead << "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"" << px(W)
-    << "\" height=\"" << px(H) << "\" viewBox=\"0 0 " << px(W) << ' ' << px(H)
-    << "\" font-family=\"DejaVu Sans Mono, monospace\">\n";
-  o << "<rect x=\"0\" y=\"0\" width=\"" << px(W) << "\" height=\"" << px(H)
-    << "\" fill=\"#ffffff\"/>\n";
-  o << "<text x=\"" << px(W / 2) << "\" y=\"19\" font-size=\"15\" text-anchor=\"middle\">"
-    << xml_escape(title) << "</text>\n";
+  svg_open(o, W, H, "font-family=\"DejaVu Sans Mono, monospace\"", "19", title);
   for (int64_t h = 0; h < NH; ++h) {
     const double ox = double(h % cols) * pw,
                  oy = title_h + double(h / cols) * ph + (NH > 1 ? 18 : 0);
@@ -302,13 +309,7 @@ std::string curves_svg(const std::vector<std::vector<Series>>& panels, const std
   }
   xr.finish();
   std::ostringstream o;
-  o << kSvgHead << "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"" << px(W)
-    << "\" height=\"" << px(H) << "\" viewBox=\"0 0 " << px(W) << ' ' << px(H)
-    << "\" font-family=\"DejaVu Sans, sans-serif\" font-size=\"11\">\n";
-  o << "<rect x=\"0\" y=\"0\" width=\"" << px(W) << "\" height=\"" << px(H)
-    << "\" fill=\"#ffffff\"/>\n";
-  o << "<text x=\"" << px(W / 2) << "\" y=\"20\" font-size=\"15\" text-anchor=\"middle\">"
-    << xml_escape(title) << "</text>\n";
+  svg_open(o, W, H, "font-family=\"DejaVu Sans, sans-serif\" font-size=\"11\"", "20", title);
   for (size_t p = 0; p < panels.size(); ++p) {
     const auto& panel = panels[p];
     Range yr;

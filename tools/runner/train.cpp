@@ -371,24 +371,25 @@ std::atomic<bool>& stop_flag() {
   return flag;
 }
 
+// AdamOptions and AdamWOptions share these fields (their weight_decay defaults
+// differ, but the config always sets it).
+template <class Options>
+Options adam_options(const OptimizerConfig& c) {
+  Options o;
+  o.lr = c.lr;
+  o.beta1 = c.beta1;
+  o.beta2 = c.beta2;
+  o.eps = c.eps;
+  o.weight_decay = c.weight_decay;
+  return o;
+}
+
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& c, std::vector<Var> params) {
   if (c.type == "sgd")
     return std::make_unique<SGD>(std::move(params), c.lr, c.momentum, 0.0, c.weight_decay,
                                  c.nesterov);
-  AdamOptions a;
-  a.lr = c.lr;
-  a.beta1 = c.beta1;
-  a.beta2 = c.beta2;
-  a.eps = c.eps;
-  a.weight_decay = c.weight_decay;
-  if (c.type == "adam") return std::make_unique<Adam>(std::move(params), a);
-  AdamWOptions w;
-  w.lr = c.lr;
-  w.beta1 = c.beta1;
-  w.beta2 = c.beta2;
-  w.eps = c.eps;
-  w.weight_decay = c.weight_decay;
-  return std::make_unique<AdamW>(std::move(params), w);
+  if (c.type == "adam") return std::make_unique<Adam>(std::move(params), adam_options<AdamOptions>(c));
+  return std::make_unique<AdamW>(std::move(params), adam_options<AdamWOptions>(c));
 }
 
 TrainResult train(Experiment& ex, const RunOptions& opt) { return Trainer(ex, opt).run(); }

@@ -28,6 +28,7 @@
 
 #include "autograd/ops.h"
 #include "engine/kernels/gemm.h"
+#include "engine/kernels/gemm_small.h"
 #include "engine/rng.h"
 #include "engine/simd.h"
 #include "engine/threads.h"
@@ -52,6 +53,26 @@ float row_max(const float* s, int64_t n) {
   }
   for (; j < n; ++j) m = std::max(m, s[j]);
   return m;
+}
+
+// C = alpha op(A) B + beta C on one block (see gemm.h for the layouts).
+// Blocks whose columns fill whole vectors (a head dimension of 16, 32, 64;
+// a key block of 128) take the unpacked register-tiled kernel, which is
+// 2-5x faster than gemm() on them (measured on 64-128 rows, HD 32); ragged
+// widths take gemm(), whose edge tiles handle any N.
+void block_gemm(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (N % simd::W == 0)
+    gemm_small(ta, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else
+    gemm(ta, false, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// xt [HD, rows] = the transpose of `rows` rows of HD floats, `st` apart: a
+// head's keys (or values) as the row-major right operand of Q K^T (dO V^T).
+void transpose_rows(const float* x, int64_t st, int64_t rows, int64_t HD, float* xt) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t d = 0; d < HD; ++d) xt[d * rows + r] = x[r * st + d];
 }
 
 // p[j] = exp(s[j] - m) for j < n; returns the sum.
@@ -123,11 +144,11 @@ struct Sdpa {
   }
 
   // Scores of rows [t0, t0+nq) x keys [s0, s0+nk) of head bh into sc (ld nk),
-  // scaled and masked (-inf where masked).
+  // scaled and masked (-inf where masked). kt: the head's keys transposed,
+  // [HD, S] (transpose_rows).
   void scores(int64_t bh, int64_t t0, int64_t nq, int64_t s0, int64_t nk, const float* q,
-              const float* k, float* sc) const {
-    gemm(false, true, nq, nk, HD, scale, q + at(lq, bh, t0), lq.st, k + at(lk, bh, s0), lk.st, 0.f,
-         sc, nk);
+              const float* kt, float* sc) const {
+    block_gemm(false, nq, nk, HD, scale, q + at(lq, bh, t0), lq.st, kt + s0, S, 0.f, sc, nk);
     const int64_t b = bh / NH, h = bh % NH;
     const float* mp = mask.defined() ? mask.data() + b * ms[0] + h * ms[1] : nullptr;
     for (int64_t i = 0; i < nq; ++i) {
@@ -233,19 +254,23 @@ void forward(const char* op, const Sdpa& a, const float* q, const float* k, cons
 #pragma omp parallel num_threads(num_threads()) if (worth_threads(work) && num_threads() > 1)
   {
     std::vector<float> sc(kBQ * kBK), acc(kBQ * std::max<int64_t>(HD, 1)), m(kBQ), l(kBQ);
-    std::vector<float> dm(a.drop_p > 0.f ? kBK : 0);
-    int64_t my_bad = -1;
+    std::vector<float> dm(a.drop_p > 0.f ? kBK : 0), kt(HD * a.S);
+    int64_t my_bad = -1, kt_head = -1;
 #pragma omp for schedule(static)
     for (int64_t w = 0; w < BH * nqb; ++w) {
       const int64_t bh = w / nqb, t0 = (w % nqb) * kBQ, nq = std::min(kBQ, T - t0);
       const int64_t b = bh / a.NH;
+      if (bh != kt_head) {  // a thread's work items run in order: once per head
+        transpose_rows(k + a.at(a.lk, bh, 0), a.lk.st, a.S, HD, kt.data());
+        kt_head = bh;
+      }
       std::fill(acc.begin(), acc.begin() + nq * HD, 0.f);
       std::fill(m.begin(), m.end(), kNegInf);
       std::fill(l.begin(), l.end(), 0.f);
       const int64_t kend = a.block_key_end(b, t0, nq);
       for (int64_t s0 = 0; s0 < kend; s0 += kBK) {
         const int64_t nk = std::min(kBK, kend - s0);
-        a.scores(bh, t0, nq, s0, nk, q, k, sc.data());
+        a.scores(bh, t0, nq, s0, nk, q, kt.data(), sc.data());
         for (int64_t i = 0; i < nq; ++i) {
           float* row = sc.data() + i * nk;
           const float mb = row_max(row, nk);
@@ -266,8 +291,8 @@ void forward(const char* op, const Sdpa& a, const float* q, const float* k, cons
             for (int64_t j = 0; j < nk; ++j) row[j] *= dm[j];
           }
         }
-        gemm(false, false, nq, HD, nk, 1.f, sc.data(), nk, v + a.at(a.lv, bh, s0), a.lv.st, 1.f,
-             acc.data(), HD);
+        block_gemm(false, nq, HD, nk, 1.f, sc.data(), nk, v + a.at(a.lv, bh, s0), a.lv.st, 1.f,
+                   acc.data(), HD);
       }
       for (int64_t i = 0; i < nq; ++i) {
         const int64_t r = bh * T + t0 + i;
@@ -302,14 +327,19 @@ Tensor weights_of(const Sdpa& a, const float* q, const float* k, const float* ls
   const int64_t work = BH * T * S * std::max<int64_t>(a.HD, 1) / 4;
 #pragma omp parallel num_threads(num_threads()) if (worth_threads(work) && num_threads() > 1)
   {
-    std::vector<float> sc(kBQ * kBK);
+    std::vector<float> sc(kBQ * kBK), kt(a.HD * S);
+    int64_t kt_head = -1;
 #pragma omp for schedule(static)
     for (int64_t x = 0; x < BH * nqb; ++x) {
       const int64_t bh = x / nqb, t0 = (x % nqb) * kBQ, nq = std::min(kBQ, T - t0);
+      if (bh != kt_head) {
+        transpose_rows(k + a.at(a.lk, bh, 0), a.lk.st, S, a.HD, kt.data());
+        kt_head = bh;
+      }
       const int64_t kend = a.block_key_end(bh / a.NH, t0, nq);
       for (int64_t s0 = 0; s0 < kend; s0 += kBK) {
         const int64_t nk = std::min(kBK, kend - s0);
-        a.scores(bh, t0, nq, s0, nk, q, k, sc.data());
+        a.scores(bh, t0, nq, s0, nk, q, kt.data(), sc.data());
         for (int64_t i = 0; i < nq; ++i) {
           const int64_t r = bh * T + t0 + i;
           exp_sub_sum(sc.data() + i * nk, W + r * S + s0, nk, lse[r]);
@@ -333,11 +363,11 @@ void backward_kernel(const Sdpa& a, const float* q, const float* k, const float*
     const bool drop = a.drop_p > 0.f;
     std::vector<float> P(kBQ * kBK), dP(kBQ * kBK), D(T);
     std::vector<float> M(drop ? kBQ * kBK : 0), Pd(drop ? kBQ * kBK : 0);  // mask, dropout(P)
-    // This head's dQ^T [HD,T], dK^T and dV^T [HD,S]: accumulating transposed turns
-    // dV = P^T dO and dK = dS^T Q into GEMMs with N = the key block (128) instead
-    // of HD (32: half a 64-wide micro-tile, through its scalar edge path); measured
-    // 2x faster on those two (dQ, kept alike for symmetry, is unchanged).
-    std::vector<float> dQt(dq ? HD * T : 0), dKt(dk ? HD * S : 0), dVt(dv ? HD * S : 0);
+    // This head's keys and values transposed ([HD,S], the right operands of
+    // S = Q K^T and dP = dO V^T), and its dQ [T,HD], dK, dV [S,HD] accumulated
+    // here, in L1/L2, then copied to the gradients' layouts.
+    std::vector<float> Kt(HD * S), Vt(dq || dk ? HD * S : 0);
+    std::vector<float> dQa(dq ? T * HD : 0), dKa(dk ? S * HD : 0), dVa(dv ? S * HD : 0);
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < BH; ++bh) {
       const int64_t b = bh / a.NH;
@@ -350,9 +380,11 @@ void backward_kernel(const Sdpa& a, const float* q, const float* k, const float*
       float* dQ = dq ? dq + a.at(a.lq, bh, 0) : nullptr;
       float* dK = dk ? dk + a.at(a.lk, bh, 0) : nullptr;
       float* dV = dv ? dv + a.at(a.lv, bh, 0) : nullptr;
-      std::fill(dQt.begin(), dQt.end(), 0.f);
-      std::fill(dKt.begin(), dKt.end(), 0.f);
-      std::fill(dVt.begin(), dVt.end(), 0.f);
+      transpose_rows(K, sk, S, HD, Kt.data());
+      if (!Vt.empty()) transpose_rows(V, sv, S, HD, Vt.data());
+      std::fill(dQa.begin(), dQa.end(), 0.f);
+      std::fill(dKa.begin(), dKa.end(), 0.f);
+      std::fill(dVa.begin(), dVa.end(), 0.f);
       // D = rowsum(dO * O) (+ rowsum(dW * W) for the weights output)
       for (int64_t t = 0; t < T; ++t) {
         const float* x = dO + t * so;
@@ -371,19 +403,20 @@ void backward_kernel(const Sdpa& a, const float* q, const float* k, const float*
         const int64_t kend = a.block_key_end(b, t0, nq);
         for (int64_t s0 = 0; s0 < kend; s0 += kBK) {
           const int64_t nk = std::min(kBK, kend - s0);
-          a.scores(bh, t0, nq, s0, nk, q, k, P.data());
+          a.scores(bh, t0, nq, s0, nk, q, Kt.data(), P.data());
           for (int64_t i = 0; i < nq; ++i)
             exp_sub_sum(P.data() + i * nk, P.data() + i * nk, nk, lse[bh * T + t0 + i]);
           if (drop) {
             for (int64_t i = 0; i < nq; ++i) a.drop_mask(bh * T + t0 + i, s0, nk, M.data() + i * nk);
             for (int64_t j = 0; j < nq * nk; ++j) Pd[size_t(j)] = P[size_t(j)] * M[size_t(j)];
           }
-          // O = dropout(P) V: dV += dropout(P)^T dO, i.e. dV^T [HD,nk] += dO^T dropout(P)
+          // O = dropout(P) V: dV [nk,HD] += dropout(P)^T dO
           if (dV)
-            gemm(true, false, HD, nk, nq, 1.f, dO + t0 * so, so, drop ? Pd.data() : P.data(), nk,
-                 1.f, dVt.data() + s0, S);
+            block_gemm(true, nk, HD, nq, 1.f, drop ? Pd.data() : P.data(), nk, dO + t0 * so, so,
+                       1.f, dVa.data() + s0 * HD, HD);
           if (!dQ && !dK) continue;
-          gemm(false, true, nq, nk, HD, 1.f, dO + t0 * so, so, V + s0 * sv, sv, 0.f, dP.data(), nk);
+          block_gemm(false, nq, nk, HD, 1.f, dO + t0 * so, so, Vt.data() + s0, S, 0.f, dP.data(),
+                     nk);
           for (int64_t i = 0; i < nq; ++i) {
             const int64_t r = bh * T + t0 + i;
             const float* p = P.data() + i * nk;
@@ -395,24 +428,24 @@ void backward_kernel(const Sdpa& a, const float* q, const float* k, const float*
             }
             for (int64_t j = 0; j < nk; ++j) g[j] = p[j] * (g[j] + (gw ? gw[j] : 0.f) - D[t0 + i]);
           }
-          // dQ += scale dS K:    dQ^T [HD,nq] += scale K^T dS^T
+          // dQ [nq,HD] += scale dS K
           if (dQ)
-            gemm(true, true, HD, nq, nk, a.scale, K + s0 * sk, sk, dP.data(), nk, 1.f,
-                 dQt.data() + t0, T);
-          // dK += scale dS^T Q:  dK^T [HD,nk] += scale Q^T dS
+            block_gemm(false, nq, HD, nk, a.scale, dP.data(), nk, K + s0 * sk, sk, 1.f,
+                       dQa.data() + t0 * HD, HD);
+          // dK [nk,HD] += scale dS^T Q
           if (dK)
-            gemm(true, false, HD, nk, nq, a.scale, Q + t0 * sq, sq, dP.data(), nk, 1.f,
-                 dKt.data() + s0, S);
+            block_gemm(true, nk, HD, nq, a.scale, dP.data(), nk, Q + t0 * sq, sq, 1.f,
+                       dKa.data() + s0 * HD, HD);
         }
       }
-      // [HD,rows] -> rows of the gradient's layout (every row written: no zero-fill)
+      // [rows,HD] -> rows of the gradient's layout (every row written: no zero-fill)
       auto put = [HD](const std::vector<float>& src, int64_t rows, float* dst, int64_t ld) {
         for (int64_t t = 0; t < rows; ++t)
-          for (int64_t d = 0; d < HD; ++d) dst[t * ld + d] = src[size_t(d * rows + t)];
+          std::copy_n(src.data() + t * HD, HD, dst + t * ld);
       };
-      if (dQ) put(dQt, T, dQ, sq);
-      if (dK) put(dKt, S, dK, sk);
-      if (dV) put(dVt, S, dV, sv);
+      if (dQ) put(dQa, T, dQ, sq);
+      if (dK) put(dKa, S, dK, sk);
+      if (dV) put(dVa, S, dV, sv);
     }
   }
 }

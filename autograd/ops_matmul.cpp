@@ -61,15 +61,12 @@ Var linear_bias(const char* op, const Var& x, const Var& w, const Var& b, bool r
   out_shape.push_back(N);
   Tensor out(out_shape);
   const int64_t M = out.numel() / std::max<int64_t>(N, 1);
-  float* C = out.data();
-  const float* bias = b.value().data();
-  // C = broadcast bias; the GEMM then accumulates onto it (beta = 1).
-#pragma omp parallel for schedule(static) num_threads(num_threads()) \
-    if (worth_threads(M * N) && num_threads() > 1)
-  for (int64_t i = 0; i < M; ++i) std::copy_n(bias, N, C + i * N);
-  if (M > 0 && K > 0)
-    gemm(false, true, M, N, K, 1.f, x.value().data(), K, w.value().data(), K, 1.f, C, N);
-  if (relu) unary_forward(UnaryOp::relu, C, C, out.numel());
+  // The bias (and relu) are the GEMM's epilogue: applied as it stores C.
+  GemmEpilogue ep;
+  ep.col_bias = b.value().data();
+  ep.relu = relu;
+  gemm(false, true, M, N, K, 1.f, x.value().data(), std::max<int64_t>(K, 1), w.value().data(),
+       std::max<int64_t>(K, 1), 0.f, out.data(), N, ep);
   // z = x w^T + b, y = act(z):  dz = dy (relu: dy * [y > 0]),
   //   dx = dz w,  dw = dz^T x (one GEMM over all rows),  db = column sums of dz
   return record(op, out, {x, w, b},

@@ -11,9 +11,22 @@
 
 namespace qkv {
 
+// Applied to each element as C is stored, after alpha and beta:
+//   c(i,j) = act(alpha * op(A)op(B)(i,j) + beta * c(i,j) + row_bias[i] + col_bias[j])
+// (a missing bias adds nothing; act is relu or the identity). Folding a
+// Linear's bias and ReLU, or a convolution's per-channel bias, into the GEMM's
+// last write of C saves a full pass over the output for each.
+struct GemmEpilogue {
+  const float* row_bias = nullptr;  // [M]
+  const float* col_bias = nullptr;  // [N]
+  bool relu = false;
+};
+
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+          const GemmEpilogue& ep = {});
 void gemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-              int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+              int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+              const GemmEpilogue& ep = {});
 
 }  // namespace qkv

@@ -5,7 +5,8 @@
 namespace qkv {
 
 void gemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-              int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+              int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+              const GemmEpilogue& ep) {
   for (int64_t i = 0; i < M; ++i)
     for (int64_t j = 0; j < N; ++j) {
       double acc = 0;
@@ -15,7 +16,10 @@ void gemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, co
         acc += a * b;
       }
       float& c = C[i * ldc + j];
-      c = float(alpha * acc + (beta == 0.f ? 0.0 : double(beta) * c));
+      double v = alpha * acc + (beta == 0.f ? 0.0 : double(beta) * c);
+      if (ep.row_bias) v += ep.row_bias[i];
+      if (ep.col_bias) v += ep.col_bias[j];
+      c = float(ep.relu && v < 0 ? 0.0 : v);
     }
 }
 

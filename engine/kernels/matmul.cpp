@@ -15,7 +15,8 @@ namespace qkv {
 namespace {
 
 using GemmFn = void (*)(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
-                        const float*, int64_t, float, float*, int64_t);
+                        const float*, int64_t, float, float*, int64_t,
+                        const GemmEpilogue&);
 
 Tensor matmul_with(GemmFn fn, const char* op, const Tensor& a, const Tensor& b, bool ta,
                    bool tb) {
@@ -34,7 +35,7 @@ Tensor matmul_with(GemmFn fn, const char* op, const Tensor& a, const Tensor& b, 
     Tensor out(out_shape);
     if (out.numel() > 0)
       fn(false, tb, out.numel() / N, N, K, 1.f, a.data(), std::max<int64_t>(1, K), b.data(),
-         std::max<int64_t>(1, b.size(-1)), 0.f, out.data(), N);
+         std::max<int64_t>(1, b.size(-1)), 0.f, out.data(), N, {});
     return out;
   }
   Shape ba(a.shape().begin(), a.shape().end() - 2), bb(b.shape().begin(), b.shape().end() - 2);
@@ -70,7 +71,7 @@ Tensor matmul_with(GemmFn fn, const char* op, const Tensor& a, const Tensor& b, 
   float* C = out.data();
   auto one = [&](int64_t i) {
     fn(ta, tb, M, N, K, 1.f, A + operand_index(ba, i) * sa, lda, Bp + operand_index(bb, i) * sb,
-       ldb, 0.f, C + i * M * N, N);
+       ldb, 0.f, C + i * M * N, N, {});
   };
   // Thread over the batch when each product is too small to split well.
   const bool per_batch = nb >= num_threads() && M * N * K < (int64_t(1) << 21);

@@ -2,6 +2,7 @@
 // leading dimensions larger than the row, edge tiles in M, N and K, the small
 // (few rows / few columns) paths, the blocked path across KC/MC/NC boundaries,
 // and both thread counts.
+#include <array>
 #include <cmath>
 #include <vector>
 
@@ -17,6 +18,7 @@ struct Gemm {
   int64_t M, N, K;
   float alpha, beta;
   int64_t pad = 0;  // extra columns in every leading dimension
+  bool row_bias = false, col_bias = false, relu = false;  // the epilogue
 };
 
 // Runs gemm and gemm_ref on the same random operands and compares.
@@ -28,15 +30,24 @@ void check_gemm(const Gemm& g, uint64_t seed) {
   Tensor B = test::rand_tensor({std::max<int64_t>(b_rows, 1), ldb}, seed + 1);
   Tensor C0 = test::rand_tensor({std::max<int64_t>(g.M, 1), ldc}, seed + 2);
   Tensor C = C0.clone(), R = C0.clone();
-  gemm(g.ta, g.tb, g.M, g.N, g.K, g.alpha, A.data(), lda, B.data(), ldb, g.beta, C.data(), ldc);
+  Tensor rb = test::rand_tensor({std::max<int64_t>(g.M, 1)}, seed + 3);
+  Tensor cb = test::rand_tensor({std::max<int64_t>(g.N, 1)}, seed + 4);
+  GemmEpilogue ep;
+  if (g.row_bias) ep.row_bias = rb.data();
+  if (g.col_bias) ep.col_bias = cb.data();
+  ep.relu = g.relu;
+  gemm(g.ta, g.tb, g.M, g.N, g.K, g.alpha, A.data(), lda, B.data(), ldb, g.beta, C.data(), ldc,
+       ep);
   gemm_ref(g.ta, g.tb, g.M, g.N, g.K, g.alpha, A.data(), lda, B.data(), ldb, g.beta, R.data(),
-           ldc);
+           ldc, ep);
   // Entries are sums of K products of numbers in [-1,1]: error ~ sqrt(K) eps.
   const double tol = test::tol_for(g.K, 6e-7) * std::max(1.f, std::fabs(g.alpha));
   std::string what = "gemm ta=" + std::to_string(g.ta) + " tb=" + std::to_string(g.tb) +
                      " M=" + std::to_string(g.M) + " N=" + std::to_string(g.N) +
                      " K=" + std::to_string(g.K) + " alpha=" + std::to_string(g.alpha) +
-                     " beta=" + std::to_string(g.beta) + " pad=" + std::to_string(g.pad);
+                     " beta=" + std::to_string(g.beta) + " pad=" + std::to_string(g.pad) +
+                     " epilogue=" + std::to_string(g.row_bias) + std::to_string(g.col_bias) +
+                     std::to_string(g.relu);
   test::expect_close(C.data(), R.data(), C.numel(), tol, what);  // padding columns included:
   // they must be untouched, which comparing whole buffers also checks.
 }
@@ -81,6 +92,27 @@ TEST_SUITE("engine/gemm") {
       check_gemm({false, true, 250, 70, 300, 1.f, 1.f}, seed++);
       check_gemm({true, true, 13, 4100, 20, 1.f, 0.f}, seed++);
       check_gemm({false, false, 5000, 40, 8, 1.f, 0.f}, seed++);  // thin: A read in place
+    }
+    set_num_threads(saved);
+  }
+
+  TEST_CASE("epilogue: row and column biases and relu, on every path") {
+    // Blocked (edge tiles, two K blocks: biases once, relu only at the end),
+    // few rows, few columns, and K = 0; at 1 and 2 threads.
+    const int saved = num_threads();
+    uint64_t seed = 400;
+    for (int nt : {1, 2}) {
+      set_num_threads(nt);
+      for (bool ta : {false, true})
+        for (bool tb : {false, true})
+          for (auto [m, n, k] : std::vector<std::array<int64_t, 3>>{
+                   {37, 70, 29}, {200, 131, 600}, {2, 45, 33}, {40, 5, 17}, {9, 20, 0}})
+            for (int e = 1; e < 8; ++e) {
+              Gemm g{ta, tb, m, n, k, 1.5f, e == 3 ? 0.5f : 0.f};
+              g.row_bias = e & 1, g.col_bias = e & 2, g.relu = e & 4;
+              g.pad = k == 0;  // a leading dimension of at least 1
+              check_gemm(g, seed++);
+            }
     }
     set_num_threads(saved);
   }

@@ -69,6 +69,15 @@ std::vector<ConvCase> cases() {
       {5, 12, 4, 5, 6, 1, 1, {}},                       // pointwise
       {5, 6, 4, 5, 10, 1, 1, {}},                       // pointwise, Og 10
       {4, 3, 8, 8, 6, 1, 1, {2, 2, 0, 0, 1, 1, 1}},     // 1x1 stride 2, Og 6
+      // stride-1 rows of several 16-lane chunks (the masked-vector im2col):
+      // widths on and around chunk edges, left and right padding cut inside
+      // a chunk, dilation, and a width past the vector path (65: plain loop)
+      {2, 3, 4, 16, 6, 3, 3, {1, 1, 1, 1, 1, 1, 1}},
+      {2, 3, 4, 17, 6, 3, 3, {1, 1, 1, 1, 1, 1, 1}},
+      {2, 2, 3, 37, 6, 3, 3, {1, 1, 2, 2, 2, 2, 1}},
+      {2, 2, 3, 38, 6, 3, 5, {1, 1, 0, 0, 1, 1, 1}},
+      {1, 2, 3, 64, 6, 3, 3, {1, 1, 1, 1, 1, 1, 1}},
+      {1, 2, 3, 65, 6, 3, 3, {1, 1, 1, 1, 1, 1, 1}},
   };
 }
 

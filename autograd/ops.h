@@ -180,6 +180,11 @@ Var adaptive_max_pool2d(const Var& x, int64_t OH, int64_t OW);  // ties: first m
 Var channel_mean(const Var& x);
 Var channel_max(const Var& x);
 Var channel_pool(const Var& x);
+// CBAM's gates without the product tensors (engine/kernels/gate.h), for
+// x [N,C,H,W], a channel gate s [N,C,1,1] and a spatial gate m [N,1,H,W]:
+// channel_pool_scaled(x, s) = channel_pool(x * s), gate(x, s, m) = x * s * m.
+Var channel_pool_scaled(const Var& x, const Var& s);
+Var gate(const Var& x, const Var& s, const Var& m);
 
 // ---- batch normalisation (ops_batchnorm.cpp) -------------------------------------------
 // x: [N,C] or [N,C,*]; weight, bias: [C] or undefined; running_mean/var: [C]

@@ -2,9 +2,11 @@
 // (engine/kernels/conv.h). conv2d's backward keeps x and w (not the im2col
 // buffer: it is rebuilt per batch of images); max_pool2d keeps the argmax indices;
 // avg_pool2d keeps only the input shape. The adaptive and channel pools run
-// engine/kernels/pool.h; their max variants keep the argmax.
+// engine/kernels/pool.h; their max variants keep the argmax. CBAM's fused
+// gates run engine/kernels/gate.h and keep x and the gates.
 #include "autograd/ops.h"
 #include "engine/kernels/conv.h"
+#include "engine/kernels/gate.h"
 #include "engine/kernels/pool.h"
 
 namespace qkv {
@@ -108,5 +110,62 @@ Var channel_pool_op(const char* op, const Var& x, bool want_mean, bool want_max)
 Var channel_mean(const Var& x) { return channel_pool_op("channel_mean", x, true, false); }
 Var channel_max(const Var& x) { return channel_pool_op("channel_max", x, false, true); }
 Var channel_pool(const Var& x) { return channel_pool_op("channel_pool", x, true, true); }
+
+namespace {
+// x [N,C,H,W], s [N,C,1,1] (and m [N,1,H,W]) of one gate op, checked.
+void check_gates(const char* op, const Var& x, const Var& s, const Var* m) {
+  check(x.defined() && s.defined() && (!m || m->defined()), op, ": undefined input");
+  check(x.dim() == 4 && x.size(1) >= 1, op, ": expected x of shape [N,C,H,W], got ", x.shape());
+  const Shape want_s{x.size(0), x.size(1), 1, 1};
+  check(s.shape() == want_s, op, ": channel gate has shape ", s.shape(), ", expected ", want_s);
+  if (m) {
+    const Shape want_m{x.size(0), 1, x.size(2), x.size(3)};
+    check(m->shape() == want_m, op, ": spatial gate has shape ", m->shape(), ", expected ",
+          want_m);
+  }
+}
+}  // namespace
+
+Var channel_pool_scaled(const Var& x, const Var& s) {
+  check_gates("channel_pool_scaled", x, s, nullptr);
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  Tensor y(Shape{N, 2, x.size(2), x.size(3)});
+  IntTensor arg(Shape{N, HW});
+  scaled_channel_pool_forward(x.value().data(), s.value().data(), N, C, HW, y.data(), arg.data());
+  // y = [mean_c x*s, max_c x*s]; with e = dmean / C + one-hot(argmax) * dmax:
+  //   dx = e * s, ds = sum over pixels of e * x
+  return record("channel_pool_scaled", y, {x, s},
+                [arg, X = x.value(), S = s.value()](const Tensor& dy,
+                                                     const std::vector<bool>& needs) {
+                  const int64_t N = X.size(0), C = X.size(1), HW = X.size(2) * X.size(3);
+                  Tensor dx = needs[0] ? Tensor(X.shape()) : Tensor();
+                  Tensor ds = needs[1] ? Tensor(S.shape()) : Tensor();
+                  scaled_channel_pool_backward(dy.data(), arg.data(), X.data(), S.data(), N, C, HW,
+                                               needs[0] ? dx.data() : nullptr,
+                                               needs[1] ? ds.data() : nullptr);
+                  return std::vector<Tensor>{dx, ds};
+                });
+}
+
+Var gate(const Var& x, const Var& s, const Var& m) {
+  check_gates("gate", x, s, &m);
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  Tensor y(x.shape());
+  gate_forward(x.value().data(), s.value().data(), m.value().data(), N, C, HW, y.data());
+  // y = x * s * m:  dx = g * s * m, ds = sum over pixels of g * x * m,
+  //   dm = sum over channels of g * x * s
+  return record("gate", y, {x, s, m},
+                [X = x.value(), S = s.value(), M = m.value()](const Tensor& g,
+                                                               const std::vector<bool>& needs) {
+                  const int64_t N = X.size(0), C = X.size(1), HW = X.size(2) * X.size(3);
+                  Tensor dx = needs[0] ? Tensor(X.shape()) : Tensor();
+                  Tensor ds = needs[1] ? Tensor(S.shape()) : Tensor();
+                  Tensor dm = needs[2] ? Tensor(M.shape()) : Tensor();
+                  gate_backward(g.data(), X.data(), S.data(), M.data(), N, C, HW,
+                                needs[0] ? dx.data() : nullptr, needs[1] ? ds.data() : nullptr,
+                                needs[2] ? dm.data() : nullptr);
+                  return std::vector<Tensor>{dx, ds, dm};
+                });
+}
 
 }  // namespace qkv

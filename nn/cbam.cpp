@@ -46,7 +46,11 @@ SpatialAttention::SpatialAttention(int64_t k, Generator& gen) : kernel_size(k) {
 
 Var SpatialAttention::forward(const Var& x) {
   check(x.dim() == 4, "SpatialAttention: expected x of shape [B,C,H,W], got ", x.shape());
-  return sigmoid(conv1->forward(channel_pool(x)));  // [B,2,H,W] = [mean, max] -> [B,1,H,W]
+  return map_from_pooled(channel_pool(x));
+}
+
+Var SpatialAttention::map_from_pooled(const Var& pooled) {
+  return sigmoid(conv1->forward(pooled));  // [B,2,H,W] = [mean, max] -> [B,1,H,W]
 }
 
 std::string SpatialAttention::describe() const {
@@ -60,10 +64,12 @@ CBAM::CBAM(int64_t c, int64_t r, int64_t k, Generator& gen) {
 }
 
 Var CBAM::forward(const Var& x) {
-  channel_map_ = ca->forward(x);
-  Var y = x * channel_map_;  // [B,C,H,W] * [B,C,1,1]
-  spatial_map_ = sa->forward(y);
-  return y * spatial_map_;   // [B,C,H,W] * [B,1,H,W]
+  // y = x * channel map; out = y * sa(y), without writing y out: the spatial
+  // branch pools x * map over channels in one pass, and the gate op applies
+  // both maps (and differentiates through both) in one pass each way.
+  channel_map_ = ca->forward(x);                                         // [B,C,1,1]
+  spatial_map_ = sa->map_from_pooled(channel_pool_scaled(x, channel_map_));  // [B,1,H,W]
+  return gate(x, channel_map_, spatial_map_);
 }
 
 std::string CBAM::describe() const {

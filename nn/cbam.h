@@ -6,7 +6,8 @@
 //     [2B,C,1,1] batch.
 //   SpatialAttention: sigmoid(conv1(cat[mean_c x, max_c x])) -> [B,1,H,W],
 //     conv1 = Conv2d(2, 1, k, padding=k/2, bias=False) ("conv1.weight"), k = 7 or 3.
-//   CBAM: y = x * ca(x); out = y * sa(y) ("ca.*", "sa.*").
+//   CBAM: y = x * ca(x); out = y * sa(y) ("ca.*", "sa.*"), computed by the
+//     fused gate ops (autograd/ops.h), which never materialise y.
 //   SqueezeExcitation (torchvision's): x * sigmoid(fc2(relu(fc1(avgpool(x)))))
 //     with 1x1 convs with bias ("fc1.*", "fc2.*"), squeeze channels C/r.
 // ChannelAttention and SpatialAttention return the map (as the reference
@@ -35,6 +36,8 @@ class SpatialAttention : public UnaryModule {
  public:
   SpatialAttention(int64_t kernel_size, Generator& gen);
   Var forward(const Var& x) override;  // x: [B,C,H,W] -> map [B,1,H,W] in (0,1)
+  // The map from the channel-pooled input [B,2,H,W] = [mean_c x, max_c x].
+  Var map_from_pooled(const Var& pooled);
   std::string describe() const override;
   int64_t kernel_size;
   std::shared_ptr<Conv2d> conv1;

@@ -141,6 +141,44 @@ TEST_SUITE("autograd/conv") {
                        "channel_pool vs mean/max");
   }
 
+  TEST_CASE("CBAM's fused gates: gradcheck, and equal to the composite ops") {
+    GradcheckOptions opt;
+    opt.eps = 1e-3;
+    const Shape xs{2, 3, 4, 5};
+    const Var x(separated(xs, 41), true);
+    // channel gates near 1 and distinct per channel, so x * s keeps the
+    // channel maxima apart by more than eps
+    Tensor st({2, 3, 1, 1});
+    for (int64_t i = 0; i < st.numel(); ++i) st.data()[i] = 1.f + 0.013f * float(i);
+    const Var s(st, true);
+    const Var m = rv({2, 1, 4, 5}, 43, 0.1f, 0.9f);
+    expect_ok([](const std::vector<Var>& v) { return channel_pool_scaled(v[0], v[1]); }, {x, s},
+              "channel_pool_scaled", opt);
+    expect_ok([](const std::vector<Var>& v) { return gate(v[0], v[1], v[2]); },
+              {rv(xs, 44), rv({2, 3, 1, 1}, 45), m}, "gate");
+    // values and gradients equal channel_pool(x * s) and x * s * m
+    const Tensor up = test::rand_tensor(xs, 46), up2 = test::rand_tensor({2, 2, 4, 5}, 47);
+    auto grads = [&](bool fused) {
+      Var a(x.value(), true), b(s.value(), true), c(m.value(), true);
+      Var p = fused ? channel_pool_scaled(a, b) : channel_pool(a * b);
+      Var y = fused ? gate(a, b, c) : a * b * c;
+      backward(sum(p * Var(up2)) + sum(y * Var(up)));
+      return std::vector<Tensor>{p.value(), y.value(), a.grad(), b.grad(), c.grad()};
+    };
+    const auto f = grads(true), r = grads(false);
+    const char* names[] = {"pooled", "gated", "dx", "ds", "dm"};
+    for (size_t i = 0; i < f.size(); ++i)
+      test::expect_close(f[i], r[i], 1e-5, std::string("fused gates vs composite: ") + names[i]);
+  }
+
+  TEST_CASE("CBAM's fused gates refuse mismatched gates") {
+    const Var x = rv({2, 3, 4, 5}, 1);
+    CHECK_THROWS_WITH_AS(gate(x, rv({2, 3, 1, 1}, 2), rv({2, 1, 5, 4}, 3)),
+                         doctest::Contains("spatial gate has shape [2,1,5,4], expected [2,1,4,5]"), Error);
+    CHECK_THROWS_WITH_AS(channel_pool_scaled(x, rv({2, 1, 4, 5}, 2)),
+                         doctest::Contains("channel gate has shape"), Error);
+  }
+
   TEST_CASE("channel_max: the gradient goes to the first max only") {
     Var x(Tensor::from({1, 3, 1, 2}, {2, 1, 2, 5, 1, 5}), true);  // c0 (2,1), c1 (2,5), c2 (1,5): ties
     backward(sum(channel_max(x)));

@@ -1,0 +1,43 @@
+// CBAM's attention gates, fused: for x [B,C,H,W] (HW = H*W pixels per plane),
+// a channel gate s [B,C] and a spatial gate m [B,HW].
+//
+// CBAM computes y = x * s, pools y over channels for the spatial branch, and
+// returns y * m. As broadcast multiplies, channel pooling and their backward
+// (a product tensor per broadcast gradient, then a reduction; a full gradient
+// tensor per op, then an add) that is about 30 passes over a [B,C,H,W]
+// tensor per training step; these kernels never materialise y, and each
+// backward computes the full-size and the reduced gradients in one pass.
+// Threaded over images (each image's reductions stay on one thread, so the
+// bits do not depend on the thread count). Each has a plain-loop *_ref oracle.
+#pragma once
+#include <cstdint>
+
+namespace qkv {
+
+// out [B,2,HW]: plane 0 = mean over c of x*s, plane 1 = max over c of x*s;
+// arg [B,HW]: the channel of the first max.
+void scaled_channel_pool_forward(const float* x, const float* s, int64_t B, int64_t C, int64_t HW,
+                                 float* out, int32_t* arg);
+void scaled_channel_pool_forward_ref(const float* x, const float* s, int64_t B, int64_t C,
+                                     int64_t HW, float* out, int32_t* arg);
+// With e[b,c,p] = dout[b,0,p] / C + (arg[b,p] == c ? dout[b,1,p] : 0):
+// dx = e * s, ds[b,c] = sum_p e * x. dx or ds may be null (not needed).
+void scaled_channel_pool_backward(const float* dout, const int32_t* arg, const float* x,
+                                  const float* s, int64_t B, int64_t C, int64_t HW, float* dx,
+                                  float* ds);
+void scaled_channel_pool_backward_ref(const float* dout, const int32_t* arg, const float* x,
+                                      const float* s, int64_t B, int64_t C, int64_t HW, float* dx,
+                                      float* ds);
+
+// y = x * s[b,c] * m[b,p]
+void gate_forward(const float* x, const float* s, const float* m, int64_t B, int64_t C,
+                  int64_t HW, float* y);
+void gate_forward_ref(const float* x, const float* s, const float* m, int64_t B, int64_t C,
+                      int64_t HW, float* y);
+// dx = g * s * m, ds[b,c] = sum_p g * x * m, dm[b,p] = sum_c g * x * s; any may be null.
+void gate_backward(const float* g, const float* x, const float* s, const float* m, int64_t B,
+                   int64_t C, int64_t HW, float* dx, float* ds, float* dm);
+void gate_backward_ref(const float* g, const float* x, const float* s, const float* m, int64_t B,
+                       int64_t C, int64_t HW, float* dx, float* ds, float* dm);
+
+}  // namespace qkv

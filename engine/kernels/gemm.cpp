@@ -164,17 +164,20 @@ inline float finish(float v, const GemmEpilogue& e, int64_t i, int64_t j) {
 //      row / column; null biases and relu = false on all but the K blocks
 //      where they apply).
 // The MR x NR accumulator tile lives in registers for the whole k loop.
-template <bool kPackedA>
+// kNV <= NV: the vectors of the tile computed (a ragged last panel of nr <=
+// kNV*W columns runs only those: N = 784, a 28x28 image, ends in a 16-column
+// panel, which a full 64-wide tile computed at a quarter of its speed).
+template <bool kPackedA, int kNV = NV>
 __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const float* __restrict a,
                                                         int64_t lda, const float* __restrict b,
                                                         int64_t bs, float* c, int64_t ldc, int mr,
                                                         int nr, float alpha, float beta,
                                                         const GemmEpilogue& e) {
-  VF acc[MR][NV];
+  VF acc[MR][kNV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[i][v] = VF(0.f);
+    for (int v = 0; v < kNV; ++v) acc[i][v] = VF(0.f);
 
   // Prefetch the C tile for writing now, so its lines (often in L3: each C
   // tile is revisited once per KC block) arrive during the k loop instead of
@@ -182,7 +185,7 @@ __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const float*
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
-    for (int j = 0; j < NR; j += 16) __builtin_prefetch(c + std::min(i, mr - 1) * ldc + j, 1, 3);
+    for (int j = 0; j < kNV * W; j += 16) __builtin_prefetch(c + std::min(i, mr - 1) * ldc + j, 1, 3);
 
   const float* row[MR];
   if constexpr (!kPackedA)
@@ -194,26 +197,26 @@ __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const float*
     // rows 8 k-steps ahead. Measured: 1024^3 173 -> 186 GFLOP/s, 64x1024x256
     // 193 -> 200 (best of 3); 16 ahead was too far for the small shapes.
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) __builtin_prefetch(b + 8 * bs + v * W, 0, 3);
-    VF bv[NV];
+    for (int v = 0; v < kNV; ++v) __builtin_prefetch(b + 8 * bs + v * W, 0, 3);
+    VF bv[kNV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = VF::load_unaligned(b + v * W);
+    for (int v = 0; v < kNV; ++v) bv[v] = VF::load_unaligned(b + v * W);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       const VF ai(kPackedA ? a[i] : row[i][k]);
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(ai, bv[v], acc[i][v]);
+      for (int v = 0; v < kNV; ++v) acc[i][v] = xsimd::fma(ai, bv[v], acc[i][v]);
     }
     b += bs;
     if constexpr (kPackedA) a += MR;
   }
 
   const VF va(alpha);
-  if (mr == MR && nr == NR) {
+  if (mr == MR && nr == kNV * W) {
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) {
+      for (int v = 0; v < kNV; ++v) {
         float* p = c + i * ldc + v * W;
         VF r = acc[i][v] * va;
         if (beta != 0.f) r = xsimd::fma(VF(beta), VF::load_unaligned(p), r);
@@ -224,16 +227,29 @@ __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const float*
       }
     return;
   }
-  alignas(64) float tile[MR * NR];
+  alignas(64) float tile[MR * NR];  // row stride NR, first kNV*W columns used
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[i][v].store_aligned(tile + i * NR + v * W);
+    for (int v = 0; v < kNV; ++v) acc[i][v].store_aligned(tile + i * NR + v * W);
   for (int i = 0; i < mr; ++i)
     for (int j = 0; j < nr; ++j) {
       float& cij = c[i * ldc + j];
       cij = finish(blend(tile[i * NR + j], cij, alpha, beta), e, i, j);
     }
+}
+
+// A ragged last panel: the micro-kernel with only the nv vectors it needs.
+template <bool kPackedA>
+void tail_kernel(int nv, int64_t kc, const float* a, int64_t lda, const float* b, int64_t bs,
+                 float* c, int64_t ldc, int mr, int nr, float alpha, float beta,
+                 const GemmEpilogue& e) {
+  if constexpr (NV == 4) {
+    if (nv == 3) return micro_kernel<kPackedA, 3>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
+    if (nv == 2) return micro_kernel<kPackedA, 2>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
+    if (nv == 1) return micro_kernel<kPackedA, 1>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
+  }
+  micro_kernel<kPackedA>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
 }
 
 // ---- the blocked driver --------------------------------------------------------
@@ -281,11 +297,16 @@ void run_unit(const Problem& P, bool pack_a, bool pack_b, int64_t i0, int64_t mc
       const int mr = int(std::min<int64_t>(MR, mc - ir));
       float* c = cblk + ir * P.ldc;
       if (pc == 0 && P.ep.row_bias) e.row_bias = P.ep.row_bias + i0 + ir;
-      if (pack_a)
-        micro_kernel<true>(kc, ap + ir * kc, 0, bpanel, bs, c, P.ldc, mr, nr, P.alpha, beta, e);
-      else
-        micro_kernel<false>(kc, P.A + (i0 + ir) * P.lda + pc, P.lda, bpanel, bs, c, P.ldc, mr, nr,
-                            P.alpha, beta, e);
+      const float* a = pack_a ? ap + ir * kc : P.A + (i0 + ir) * P.lda + pc;
+      const int64_t lda = pack_a ? 0 : P.lda;
+      const int nv = (nr + W - 1) / W;
+      if (pack_a) {
+        if (nv == NV) micro_kernel<true>(kc, a, lda, bpanel, bs, c, P.ldc, mr, nr, P.alpha, beta, e);
+        else tail_kernel<true>(nv, kc, a, lda, bpanel, bs, c, P.ldc, mr, nr, P.alpha, beta, e);
+      } else {
+        if (nv == NV) micro_kernel<false>(kc, a, lda, bpanel, bs, c, P.ldc, mr, nr, P.alpha, beta, e);
+        else tail_kernel<false>(nv, kc, a, lda, bpanel, bs, c, P.ldc, mr, nr, P.alpha, beta, e);
+      }
     }
   }
 }

@@ -71,6 +71,8 @@ class TensorT {
   TensorT narrow_rows(int64_t start, int64_t end) const;
   TensorT clone() const;
   bool shares_storage(const TensorT& o) const { return data_ == o.data_; }
+  // No other handle or view shares this storage.
+  bool sole_owner() const { return data_ && data_.use_count() == 1; }
 
   void fill(T value);
   void copy_from(const TensorT& src);        // same numel; shapes may differ

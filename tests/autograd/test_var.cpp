@@ -46,6 +46,31 @@ TEST_SUITE("autograd/var") {
     CHECK_FALSE(x.grad().shares_storage(a.value()));
   }
 
+  TEST_CASE("leaf gradients never alias each other or the upstream") {
+    // add's backward hands its upstream to both inputs, and backward adopts
+    // the upstream without copying: the leaves must still get buffers of
+    // their own, and scaling one in place must leave the rest untouched.
+    Var x = leaf({2, 3}, 1), y = leaf({2, 3}, 2);
+    const Tensor up = full({2, 3}, 3.f);
+    backward(x + y, up);
+    CHECK_FALSE(x.grad().shares_storage(y.grad()));
+    CHECK_FALSE(x.grad().shares_storage(up));
+    CHECK_FALSE(y.grad().shares_storage(up));
+    Tensor gx = x.grad();  // a handle: shares the buffer
+    gx.fill(7.f);
+    for (float v : y.grad()) CHECK(v == 3.f);
+    for (float v : up) CHECK(v == 3.f);
+    // a leaf as the root of backward
+    Var z = leaf({2, 3}, 3);
+    backward(z, up);
+    CHECK_FALSE(z.grad().shares_storage(up));
+    // a gradient only its leaf holds is kept as it is, not copied
+    Var w = leaf({2, 3}, 4);
+    backward(w * 2.f, up);
+    CHECK(w.grad().sole_owner());
+    for (float v : w.grad()) CHECK(v == 6.f);
+  }
+
   TEST_CASE("no-grad scope records nothing") {
     Var x = leaf({2, 2}, 1), w = leaf({2, 2}, 2);
     {

@@ -2,7 +2,7 @@
 // autograd op, in the manner of FlashAttention / PyTorch's CPU flash kernel.
 //
 // Forward: threads over (batch*head, query block); per query block it streams
-// over key blocks, S_blk = scale Q_blk K_blk^T (gemm), masks, and an online
+// over key blocks, S_blk = scale Q_blk K_blk^T (block_gemm), masks, and an online
 // softmax (running max m, running sum l; the output accumulator is rescaled by
 // exp(m_old - m_new)), O_blk += P V_blk. Only lse = m + log(l) per row is kept.
 // Backward: threads over batch*head (so dK, dV of a head have one owner, no

@@ -1,6 +1,8 @@
 #include "engine/kernels/conv.h"
 
+#if defined(__AVX512F__)
 #include <immintrin.h>
+#endif
 #include <omp.h>
 
 #include <algorithm>
@@ -56,7 +58,7 @@ std::pair<int64_t, int64_t> valid_cols(int64_t off, int64_t stride, int64_t W, i
 }
 
 // One im2col row segment: r[ow] = line[ow * sw] for ow in [lo, hi), 0 elsewhere in [0, WO).
-inline void im2col_row_ref(float* r, const float* line, int64_t sw, int64_t lo, int64_t hi,
+inline void im2col_row_scalar(float* r, const float* line, int64_t sw, int64_t lo, int64_t hi,
                            int64_t WO) {
   for (int64_t ow = 0; ow < lo; ++ow) r[ow] = 0.f;
   if (sw == 1)
@@ -121,7 +123,7 @@ void im2col(const float* src, const Conv2dGeom& g, float* col, int64_t ld) {
             for (int64_t ow = 0; ow < g.WO; ++ow) r[ow] = 0.f;
             continue;
           }
-          im2col_row_ref(r, plane + ih * g.W + off, sw, lo, hi, g.WO);
+          im2col_row_scalar(r, plane + ih * g.W + off, sw, lo, hi, g.WO);
         }
       }
 }

@@ -166,7 +166,7 @@ inline float finish(float v, const GemmEpilogue& e, int64_t i, int64_t j) {
 // The MR x NR accumulator tile lives in registers for the whole k loop.
 // kNV <= NV: the vectors of the tile computed (a ragged last panel of nr <=
 // kNV*W columns runs only those: N = 784, a 28x28 image, ends in a 16-column
-// panel, which a full 64-wide tile computed at a quarter of its speed).
+// panel, where a full 64-wide tile would multiply 48 columns of padding).
 template <bool kPackedA, int kNV = NV>
 __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const float* __restrict a,
                                                         int64_t lda, const float* __restrict b,

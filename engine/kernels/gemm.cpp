@@ -239,11 +239,12 @@ __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const float*
     }
 }
 
-// A ragged last panel: the micro-kernel with only the nv vectors it needs.
+// The micro-kernel of nv vectors: a full panel (nv = NV) or a ragged last
+// one with only the vectors it needs.
 template <bool kPackedA>
-void tail_kernel(int nv, int64_t kc, const float* a, int64_t lda, const float* b, int64_t bs,
-                 float* c, int64_t ldc, int mr, int nr, float alpha, float beta,
-                 const GemmEpilogue& e) {
+inline void micro_kernel_nv(int nv, int64_t kc, const float* a, int64_t lda, const float* b,
+                            int64_t bs, float* c, int64_t ldc, int mr, int nr, float alpha,
+                            float beta, const GemmEpilogue& e) {
   if constexpr (NV == 4) {
     if (nv == 3) return micro_kernel<kPackedA, 3>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
     if (nv == 2) return micro_kernel<kPackedA, 2>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
@@ -300,13 +301,10 @@ void run_unit(const Problem& P, bool pack_a, bool pack_b, int64_t i0, int64_t mc
       const float* a = pack_a ? ap + ir * kc : P.A + (i0 + ir) * P.lda + pc;
       const int64_t lda = pack_a ? 0 : P.lda;
       const int nv = (nr + W - 1) / W;
-      if (pack_a) {
-        if (nv == NV) micro_kernel<true>(kc, a, lda, bpanel, bs, c, P.ldc, mr, nr, P.alpha, beta, e);
-        else tail_kernel<true>(nv, kc, a, lda, bpanel, bs, c, P.ldc, mr, nr, P.alpha, beta, e);
-      } else {
-        if (nv == NV) micro_kernel<false>(kc, a, lda, bpanel, bs, c, P.ldc, mr, nr, P.alpha, beta, e);
-        else tail_kernel<false>(nv, kc, a, lda, bpanel, bs, c, P.ldc, mr, nr, P.alpha, beta, e);
-      }
+      if (pack_a)
+        micro_kernel_nv<true>(nv, kc, a, lda, bpanel, bs, c, P.ldc, mr, nr, P.alpha, beta, e);
+      else
+        micro_kernel_nv<false>(nv, kc, a, lda, bpanel, bs, c, P.ldc, mr, nr, P.alpha, beta, e);
     }
   }
 }

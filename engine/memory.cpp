@@ -101,6 +101,9 @@ void* alloc_aligned(size_t bytes) {
     std::lock_guard<std::mutex> lock(c.mu);
     auto it = c.free_blocks.lower_bound(bytes);
     if (it != c.free_blocks.end() && it->first <= bytes + bytes / 8) {
+      // Of blocks of that size, the most recently freed (the last of its
+      // equal range): the likeliest to be in cache still.
+      it = std::prev(c.free_blocks.upper_bound(it->first));
       void* p = it->second.p;
       c.cached -= it->first;
       count_alloc(it->first);

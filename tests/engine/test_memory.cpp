@@ -1,6 +1,6 @@
 // The cache of freed large blocks (engine/memory): repeated same-shape
-// tensors reuse their blocks (no new blocks, no page faults), near sizes
-// share a block, and a full cache makes room for the current phase's blocks
+// tensors reuse their blocks (no new blocks, no page faults), the warmest
+// block goes first, near sizes share a block, and a full cache makes room for the current phase's blocks
 // by dropping the oldest instead of refusing the new ones.
 #include <sys/resource.h>
 
@@ -54,6 +54,22 @@ TEST_SUITE("engine/memory") {
     const size_t fresh = block_cache_fresh();
     step(16 << 18);  // 16 MiB: an 18 MiB block wastes 1/8, fits
     CHECK(block_cache_fresh() == fresh);
+  }
+
+  TEST_CASE("of equal cached blocks, the most recently freed is handed out first") {
+    // It is the one most likely still in cache: an output written into it
+    // does not first fetch its lines from memory.
+    const int64_t n = 3 << 18;  // 3 MiB
+    void* first = nullptr;
+    void* last = nullptr;
+    {
+      Tensor a(Shape{n}), b(Shape{n}), c(Shape{n});
+      first = a.data(), last = c.data();
+      a = Tensor(), b = Tensor(), c = Tensor();  // freed in order a, b, c
+    }
+    Tensor d(Shape{n});
+    CHECK(static_cast<void*>(d.data()) == last);
+    CHECK(static_cast<void*>(d.data()) != first);
   }
 
   TEST_CASE("a full cache drops its oldest blocks, not the current phase's") {

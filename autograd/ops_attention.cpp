@@ -29,6 +29,7 @@
 #include "autograd/ops.h"
 #include "engine/kernels/gemm.h"
 #include "engine/kernels/gemm_small.h"
+#include "engine/kernels/row_moments.h"
 #include "engine/rng.h"
 #include "engine/simd.h"
 #include "engine/threads.h"
@@ -364,10 +365,8 @@ void backward_kernel(const Sdpa& a, const float* q, const float* k, const float*
     std::vector<float> P(kBQ * kBK), dP(kBQ * kBK), D(T);
     std::vector<float> M(drop ? kBQ * kBK : 0), Pd(drop ? kBQ * kBK : 0);  // mask, dropout(P)
     // This head's keys and values transposed ([HD,S], the right operands of
-    // S = Q K^T and dP = dO V^T), and its dQ [T,HD], dK, dV [S,HD] accumulated
-    // here, in L1/L2, then copied to the gradients' layouts.
+    // S = Q K^T and dP = dO V^T).
     std::vector<float> Kt(HD * S), Vt(dq || dk ? HD * S : 0);
-    std::vector<float> dQa(dq ? T * HD : 0), dKa(dk ? S * HD : 0), dVa(dv ? S * HD : 0);
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < BH; ++bh) {
       const int64_t b = bh / a.NH;
@@ -382,27 +381,36 @@ void backward_kernel(const Sdpa& a, const float* q, const float* k, const float*
       float* dV = dv ? dv + a.at(a.lv, bh, 0) : nullptr;
       transpose_rows(K, sk, S, HD, Kt.data());
       if (!Vt.empty()) transpose_rows(V, sv, S, HD, Vt.data());
-      std::fill(dQa.begin(), dQa.end(), 0.f);
-      std::fill(dKa.begin(), dKa.end(), 0.f);
-      std::fill(dVa.begin(), dVa.end(), 0.f);
       // D = rowsum(dO * O) (+ rowsum(dW * W) for the weights output)
       for (int64_t t = 0; t < T; ++t) {
-        const float* x = dO + t * so;
-        const float* y = o + a.at(a.lo, bh, t);
-        float s = 0.f;
-        for (int64_t d = 0; d < HD; ++d) s += x[d] * y[d];
-        if (dw) {
-          const float* gw = dw + (bh * T + t) * S;
-          const float* ww = w + (bh * T + t) * S;
-          for (int64_t j = 0; j < S; ++j) s += gw[j] * ww[j];
-        }
+        float s = rows::dot(dO + t * so, o + a.at(a.lo, bh, t), HD);
+        if (dw) s += rows::dot(dw + (bh * T + t) * S, w + (bh * T + t) * S, S);
         D[t] = s;
       }
+      // dQ, dK, dV are accumulated in place, in the gradients' own layouts (a
+      // head's rows are L1/L2-sized). Key rows [0, kinit) hold a partial sum
+      // already; a block's first product stores (beta 0) rather than adds.
+      // The key range a query block sees only grows with t0 (key_limit is
+      // nondecreasing in t), so rows >= kinit have never been written.
+      int64_t kinit = 0;
+      auto zero_rows = [HD](float* x, int64_t ld, int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) std::fill_n(x + r * ld, HD, 0.f);
+      };
       for (int64_t t0 = 0; t0 < T; t0 += kBQ) {
         const int64_t nq = std::min(kBQ, T - t0);
         const int64_t kend = a.block_key_end(b, t0, nq);
+        if (dQ && kend == 0) zero_rows(dQ, sq, t0, t0 + nq);
         for (int64_t s0 = 0; s0 < kend; s0 += kBK) {
           const int64_t nk = std::min(kBK, kend - s0);
+          // beta of this block's dK, dV products: 0 when all its rows are new,
+          // else 1 (any new rows zeroed first)
+          float kbeta = 1.f;
+          if (s0 >= kinit) {
+            kbeta = 0.f;
+          } else if (s0 + nk > kinit) {
+            if (dK) zero_rows(dK, sk, kinit, s0 + nk);
+            if (dV) zero_rows(dV, sv, kinit, s0 + nk);
+          }
           a.scores(bh, t0, nq, s0, nk, q, Kt.data(), P.data());
           for (int64_t i = 0; i < nq; ++i)
             exp_sub_sum(P.data() + i * nk, P.data() + i * nk, nk, lse[bh * T + t0 + i]);
@@ -413,7 +421,7 @@ void backward_kernel(const Sdpa& a, const float* q, const float* k, const float*
           // O = dropout(P) V: dV [nk,HD] += dropout(P)^T dO
           if (dV)
             block_gemm(true, nk, HD, nq, 1.f, drop ? Pd.data() : P.data(), nk, dO + t0 * so, so,
-                       1.f, dVa.data() + s0 * HD, HD);
+                       kbeta, dV + s0 * sv, sv);
           if (!dQ && !dK) continue;
           block_gemm(false, nq, nk, HD, 1.f, dO + t0 * so, so, Vt.data() + s0, S, 0.f, dP.data(),
                      nk);
@@ -421,31 +429,32 @@ void backward_kernel(const Sdpa& a, const float* q, const float* k, const float*
             const int64_t r = bh * T + t0 + i;
             const float* p = P.data() + i * nk;
             float* g = dP.data() + i * nk;
-            const float* gw = dw ? dw + r * S + s0 : nullptr;
+            const float Di = D[t0 + i];
             if (drop) {  // d P = d dropout(P) * mask
               const float* mk = M.data() + i * nk;
               for (int64_t j = 0; j < nk; ++j) g[j] *= mk[j];
             }
-            for (int64_t j = 0; j < nk; ++j) g[j] = p[j] * (g[j] + (gw ? gw[j] : 0.f) - D[t0 + i]);
+            if (dw) {
+              const float* gw = dw + r * S + s0;
+              for (int64_t j = 0; j < nk; ++j) g[j] = p[j] * (g[j] + gw[j] - Di);
+            } else {
+              for (int64_t j = 0; j < nk; ++j) g[j] = p[j] * (g[j] - Di);
+            }
           }
           // dQ [nq,HD] += scale dS K
           if (dQ)
-            block_gemm(false, nq, HD, nk, a.scale, dP.data(), nk, K + s0 * sk, sk, 1.f,
-                       dQa.data() + t0 * HD, HD);
+            block_gemm(false, nq, HD, nk, a.scale, dP.data(), nk, K + s0 * sk, sk,
+                       s0 == 0 ? 0.f : 1.f, dQ + t0 * sq, sq);
           // dK [nk,HD] += scale dS^T Q
           if (dK)
-            block_gemm(true, nk, HD, nq, a.scale, dP.data(), nk, Q + t0 * sq, sq, 1.f,
-                       dKa.data() + s0 * HD, HD);
+            block_gemm(true, nk, HD, nq, a.scale, dP.data(), nk, Q + t0 * sq, sq, kbeta,
+                       dK + s0 * sk, sk);
         }
+        kinit = std::max(kinit, kend);
       }
-      // [rows,HD] -> rows of the gradient's layout (every row written: no zero-fill)
-      auto put = [HD](const std::vector<float>& src, int64_t rows, float* dst, int64_t ld) {
-        for (int64_t t = 0; t < rows; ++t)
-          std::copy_n(src.data() + t * HD, HD, dst + t * ld);
-      };
-      if (dQ) put(dQa, T, dQ, sq);
-      if (dK) put(dKa, S, dK, sk);
-      if (dV) put(dVa, S, dV, sv);
+      // keys no query saw (beyond every key length) get zero gradients
+      if (dK) zero_rows(dK, sk, kinit, S);
+      if (dV) zero_rows(dV, sv, kinit, S);
     }
   }
 }

@@ -76,6 +76,13 @@ Var matmul(const Var& a, const Var& b, bool ta = false, bool tb = false);
 Var linear(const Var& x, const Var& w, const Var& b);
 // relu(linear(x, w, b)), the ReLU applied in place on the GEMM's output.
 Var linear_relu(const Var& x, const Var& w, const Var& b);
+// The Transformer's position-wise feed-forward block with ReLU and no dropout:
+// x: [..., K], w1: [F, K], b1: [F], w2: [N, F], b2: [N] -> [..., N]
+//   = linear(linear_relu(x, w1, b1), w2, b2)
+// as one op, so that its backward takes the first Linear's dz straight out of
+// the GEMM dy w2 through the ReLU gate, with no ReLU-backward pass over the
+// [..., F] hidden activations (the widest tensor of the block).
+Var feed_forward_relu(const Var& x, const Var& w1, const Var& b1, const Var& w2, const Var& b2);
 
 // ---- layout (ops_layout.cpp) ----------------------------------------------------------
 Var reshape(const Var& x, Shape shape);  // free view; one -1 allowed

@@ -5,9 +5,10 @@
 // packing (nothing is materialised). A rank-2 operand shared by a batch (a
 // Linear weight) gets its gradient from one GEMM over the flattened batch
 // rather than a batch of GEMMs and a sum. linear() folds the bias into the
-// GEMM (C starts as the broadcast bias, beta = 1), saving the separate
-// broadcast-add pass over the output and its backward identity; linear_relu
-// also applies ReLU in place (no second [..., N] tensor, no second pass).
+// GEMM's epilogue, saving the separate broadcast-add pass over the output and
+// its backward identity; linear_relu also applies ReLU there (no second
+// [..., N] tensor, no second pass); feed_forward_relu also folds the ReLU's
+// backward into the GEMM that makes its upstream gradient.
 #include <algorithm>
 
 #include "autograd/ops.h"
@@ -99,6 +100,61 @@ Var linear_relu(const Var& x, const Var& w, const Var& b) {
   check_linear("linear_relu", x, w, b);
   if (!b.defined()) return relu(matmul(x, w, false, true));
   return linear_bias("linear_relu", x, w, b, true);
+}
+
+Var feed_forward_relu(const Var& x, const Var& w1, const Var& b1, const Var& w2, const Var& b2) {
+  check_linear("feed_forward_relu", x, w1, b1);
+  check(b1.defined() && b2.defined() && w2.dim() == 2 && w2.size(1) == w1.size(0) &&
+            b2.shape() == Shape{w2.size(0)},
+        "feed_forward_relu: expected w1 [F, K], b1 [F], w2 [N, F], b2 [N], got ", w1.shape(),
+        ", ", b1.defined() ? b1.shape() : Shape{}, ", ", w2.shape(), ", ",
+        b2.defined() ? b2.shape() : Shape{});
+  const int64_t K = w1.size(1), F = w1.size(0), N = w2.size(0);
+  Shape hs(x.shape().begin(), x.shape().end() - 1), ys = hs;
+  hs.push_back(F);
+  ys.push_back(N);
+  // h = relu(x w1^T + b1): [M, F];  y = h w2^T + b2: [M, N]
+  Tensor h(hs), y(ys);
+  const int64_t M = h.numel() / std::max<int64_t>(F, 1);
+  GemmEpilogue e1, e2;
+  e1.col_bias = b1.value().data(), e1.relu = true;
+  e2.col_bias = b2.value().data();
+  const int64_t lk = std::max<int64_t>(K, 1), lf = std::max<int64_t>(F, 1),
+                ln = std::max<int64_t>(N, 1);
+  gemm(false, true, M, F, K, 1.f, x.value().data(), lk, w1.value().data(), lk, 0.f, h.data(), lf,
+       e1);
+  gemm(false, true, M, N, F, 1.f, h.data(), lf, w2.value().data(), lf, 0.f, y.data(), ln, e2);
+  //   dz = (dy w2) * [h > 0]  (the gate: one GEMM, no ReLU-backward pass)
+  //   dw2 = dy^T h, db2 = column sums of dy, dx = dz w1, dw1 = dz^T x, db1 = column sums of dz
+  return record("feed_forward_relu", y, {x, w1, b1, w2, b2},
+                [X = x.value(), W1 = w1.value(), W2 = w2.value(), h, M, K, F, N, lk, lf, ln](
+                    const Tensor& dy, const std::vector<bool>& needs) {
+                  std::vector<Tensor> g(5);
+                  if (needs[3]) {
+                    g[3] = Tensor({N, F});
+                    gemm(true, false, N, F, M, 1.f, dy.data(), ln, h.data(), lf, 0.f,
+                         g[3].data(), lf);
+                  }
+                  if (needs[4]) g[4] = reduce(ReduceOp::sum, dy.view({M, N}), 0, false);
+                  if (!needs[0] && !needs[1] && !needs[2]) return g;
+                  Tensor dz({M, F});
+                  GemmEpilogue gate;
+                  gate.gate = h.data(), gate.ldg = lf;
+                  gemm(false, false, M, F, N, 1.f, dy.data(), ln, W2.data(), lf, 0.f, dz.data(),
+                       lf, gate);
+                  if (needs[0]) {
+                    g[0] = Tensor(X.shape());
+                    gemm(false, false, M, K, F, 1.f, dz.data(), lf, W1.data(), lk, 0.f,
+                         g[0].data(), lk);
+                  }
+                  if (needs[1]) {
+                    g[1] = Tensor({F, K});
+                    gemm(true, false, F, K, M, 1.f, dz.data(), lf, X.data(), lk, 0.f, g[1].data(),
+                         lk);
+                  }
+                  if (needs[2]) g[2] = reduce(ReduceOp::sum, dz, 0, false);
+                  return g;
+                });
 }
 
 Var linear(const Var& x, const Var& w, const Var& b) {

@@ -32,9 +32,19 @@ MultiheadAttentionOptions mha_options(const TransformerLayerOptions& o) {
   return m;
 }
 
-// act(linear1(x)), ReLU fused into the GEMM's output pass.
-Var linear_act(const std::string& act, const Linear& l, const Var& x) {
-  return act == "gelu" ? gelu(linear(x, l.weight, l.bias)) : linear_relu(x, l.weight, l.bias);
+// The feed-forward block of both layers: linear2(dropout(act(linear1 x))),
+// [..., D] -> [..., D]. With ReLU and no dropout to apply (p = 0, or not
+// training) it is the one op feed_forward_relu, whose backward has no ReLU
+// pass; otherwise Linear (ReLU fused into its GEMM), dropout, Linear.
+Var position_wise(const TransformerLayerOptions& o, const Linear& l1, const Linear& l2,
+                  const Var& x, bool use_dropout, bool training, Generator& gen) {
+  const bool drops = use_dropout && training && o.dropout > 0.f;
+  if (o.activation == "relu" && !drops && l1.bias.defined() && l2.bias.defined())
+    return feed_forward_relu(x, l1.weight, l1.bias, l2.weight, l2.bias);
+  Var h = o.activation == "gelu" ? gelu(linear(x, l1.weight, l1.bias))
+                                 : linear_relu(x, l1.weight, l1.bias);
+  if (use_dropout) h = dropout(h, o.dropout, training, gen);
+  return linear(h, l2.weight, l2.bias);
 }
 
 // [T,B,D] <-> [B,T,D] unless already batch-first.
@@ -81,10 +91,7 @@ TransformerEncoderLayer::TransformerEncoderLayer(const TransformerLayerOptions& 
 }
 
 Var TransformerEncoderLayer::feed_forward(const Var& x, bool use_dropout) {
-  // x: [..., D] -> linear2(drop(act(linear1 x))): [..., D] (biases folded into the GEMMs)
-  Var h = linear_act(options.activation, *linear1, x);
-  if (use_dropout) h = dropout(h, options.dropout, training(), *gen_);
-  return linear(h, linear2->weight, linear2->bias);
+  return position_wise(options, *linear1, *linear2, x, use_dropout, training(), *gen_);
 }
 
 template <class SelfAttn>
@@ -145,10 +152,7 @@ TransformerDecoderLayer::TransformerDecoderLayer(const TransformerLayerOptions& 
 }
 
 Var TransformerDecoderLayer::feed_forward(const Var& x, bool use_dropout) {
-  // x: [..., D] -> [..., D], as the encoder layer's
-  Var h = linear_act(options.activation, *linear1, x);
-  if (use_dropout) h = dropout(h, options.dropout, training(), *gen_);
-  return linear(h, linear2->weight, linear2->bias);
+  return position_wise(options, *linear1, *linear2, x, use_dropout, training(), *gen_);
 }
 
 template <class SelfAttn, class CrossAttn>

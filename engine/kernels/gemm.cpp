@@ -149,7 +149,8 @@ inline float blend(float v, float c, float alpha, float beta) {
 inline float finish(float v, const GemmEpilogue& e, int64_t i, int64_t j) {
   if (e.row_bias) v += e.row_bias[i];
   if (e.col_bias) v += e.col_bias[j];
-  return e.relu && v < 0.f ? 0.f : v;
+  if (e.relu && v < 0.f) v = 0.f;
+  return e.gate && !(e.gate[i * e.ldg + j] > 0.f) ? 0.f : v;
 }
 
 // ---- micro-kernel ------------------------------------------------------------
@@ -161,8 +162,8 @@ inline float finish(float v, const GemmEpilogue& e, int64_t i, int64_t j) {
 //      read but discarded, so nothing out of bounds is touched);
 //   beta == 0: C is not read (it may hold NaN),
 //   e: this tile's share of the epilogue (biases offset to the tile's first
-//      row / column; null biases and relu = false on all but the K blocks
-//      where they apply).
+//      row / column, the gate to the tile's first element; null biases, no
+//      gate and relu = false on all but the K blocks where they apply).
 // The MR x NR accumulator tile lives in registers for the whole k loop.
 // kNV <= NV: the vectors of the tile computed (a ragged last panel of nr <=
 // kNV*W columns runs only those: N = 784, a 28x28 image, ends in a 16-column
@@ -223,6 +224,7 @@ __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const float*
         if (e.col_bias) r += VF::load_unaligned(e.col_bias + v * W);
         if (e.row_bias) r += VF(e.row_bias[i]);
         if (e.relu) r = xsimd::max(r, VF(0.f));
+        if (e.gate) r = xsimd::select(VF::load_unaligned(e.gate + i * e.ldg + v * W) > VF(0.f), r, VF(0.f));
         r.store_unaligned(p);
       }
     return;
@@ -290,14 +292,17 @@ void run_unit(const Problem& P, bool pack_a, bool pack_b, int64_t i0, int64_t mc
     const int64_t bs = in_place ? P.ldb : NR;
     float* cblk = P.C + i0 * P.ldc + jc + jr;
     // Biases are added in the first K block (later ones accumulate onto it),
-    // relu applied in the last.
+    // relu and the gate applied in the last.
     GemmEpilogue e;
     if (pc == 0 && P.ep.col_bias) e.col_bias = P.ep.col_bias + jc + jr;
-    e.relu = P.ep.relu && pc + kc == P.K;
+    const bool last_k = pc + kc == P.K;
+    e.relu = P.ep.relu && last_k;
+    e.ldg = P.ep.ldg;
     for (int64_t ir = 0; ir < mc; ir += MR) {
       const int mr = int(std::min<int64_t>(MR, mc - ir));
       float* c = cblk + ir * P.ldc;
       if (pc == 0 && P.ep.row_bias) e.row_bias = P.ep.row_bias + i0 + ir;
+      if (last_k && P.ep.gate) e.gate = P.ep.gate + (i0 + ir) * P.ep.ldg + jc + jr;
       const float* a = pack_a ? ap + ir * kc : P.A + (i0 + ir) * P.lda + pc;
       const int64_t lda = pack_a ? 0 : P.lda;
       const int nv = (nr + W - 1) / W;
@@ -466,6 +471,8 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
   check(ldb >= std::max<int64_t>(1, tb ? K : N), "gemm: ldb=", ldb, " too small for ",
         tb ? "B^T" : "B", " [", tb ? N : K, ",", tb ? K : N, "]");
   check(ldc >= std::max<int64_t>(1, N), "gemm: ldc=", ldc, " too small for C [", M, ",", N, "]");
+  check(!ep.gate || ep.ldg >= std::max<int64_t>(1, N), "gemm: ldg=", ep.ldg,
+        " too small for the gate [", M, ",", N, "]");
   if (M == 0 || N == 0) return;
   if (K == 0 || alpha == 0.f) {  // C = beta * C, never reading C when beta == 0
     for (int64_t i = 0; i < M; ++i)
@@ -485,7 +492,7 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
     gemm_few_cols(P, nt);
   // The small paths store plain alpha/beta results; their epilogue is a pass
   // over C (M or N is tiny here, so C is too).
-  if (ep.row_bias || ep.col_bias || ep.relu)
+  if (ep.row_bias || ep.col_bias || ep.relu || ep.gate)
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = finish(C[i * ldc + j], ep, i, j);
 }

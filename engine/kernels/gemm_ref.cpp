@@ -19,7 +19,9 @@ void gemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, co
       double v = alpha * acc + (beta == 0.f ? 0.0 : double(beta) * c);
       if (ep.row_bias) v += ep.row_bias[i];
       if (ep.col_bias) v += ep.col_bias[j];
-      c = float(ep.relu && v < 0 ? 0.0 : v);
+      if (ep.relu && v < 0) v = 0;
+      if (ep.gate && !(ep.gate[i * ep.ldg + j] > 0.f)) v = 0;
+      c = float(v);
     }
 }
 

@@ -73,6 +73,45 @@ TEST_SUITE("autograd/matmul") {
     }
   }
 
+  TEST_CASE("feed_forward_relu: equals linear(linear_relu) (values, all gradients) and passes gradcheck") {
+    // 3-D and 2-D inputs; one row and two rows take the GEMM's few-rows path
+    for (Shape xs : {Shape{2, 3, 5}, Shape{4, 5}, Shape{1, 5}, Shape{2, 1, 5}}) {
+      Var x(test::rand_tensor(xs, 40), true), w1(test::rand_tensor({9, 5}, 41), true),
+          b1(test::rand_tensor({9}, 42), true), w2(test::rand_tensor({6, 9}, 43), true),
+          b2(test::rand_tensor({6}, 44), true);
+      const std::vector<Var> in{x, w1, b1, w2, b2};
+      Var y1 = feed_forward_relu(x, w1, b1, w2, b2);
+      Tensor up = test::rand_tensor(y1.shape(), 45);
+      backward(y1, up);
+      std::vector<Tensor> g1;
+      for (const Var& v : in) g1.push_back(v.grad());
+      for (Var v : in) v.zero_grad();
+      Var h = linear_relu(x, w1, b1);
+      int zeros = 0;  // both signs occur, so the gate is exercised
+      for (float v : h.value()) zeros += v == 0.f;
+      CHECK(zeros > 0);
+      CHECK(zeros < h.numel());
+      Var y2 = linear(h, w2, b2);
+      backward(y2, up);
+      test::expect_close(y1.value(), y2.value(), 1e-6, "feed_forward_relu y");
+      const char* names[] = {"dx", "dw1", "db1", "dw2", "db2"};
+      for (size_t i = 0; i < in.size(); ++i)
+        test::expect_close(g1[i], in[i].grad(), 1e-6, std::string("feed_forward_relu ") + names[i]);
+      auto r = gradcheck(
+          [](const std::vector<Var>& v) { return feed_forward_relu(v[0], v[1], v[2], v[3], v[4]); },
+          in);
+      INFO(shape_str(xs), ": ", r.report);
+      CHECK(r.ok);
+    }
+    const Var x(Tensor::zeros({2, 5})), w1(Tensor::zeros({9, 5})), b1(Tensor::zeros({9}));
+    CHECK(test::error_of([&] {
+            feed_forward_relu(x, w1, b1, Var(Tensor::zeros({6, 8})), Var(Tensor::zeros({6})));
+          }).find("feed_forward_relu: expected w1 [F, K], b1 [F], w2 [N, F]") != std::string::npos);
+    CHECK(test::error_of([&] {
+            feed_forward_relu(x, w1, b1, Var(Tensor::zeros({6, 9})), Var());
+          }).find("feed_forward_relu") != std::string::npos);
+  }
+
   TEST_CASE("linear: equals matmul + bias (values, all gradients) and passes gradcheck") {
     for (Shape xs : {Shape{2, 3, 5}, Shape{4, 5}, Shape{1, 1, 5}}) {
       Var x(test::rand_tensor(xs, 20), true), w(test::rand_tensor({7, 5}, 21), true),

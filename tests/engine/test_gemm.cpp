@@ -18,7 +18,7 @@ struct Gemm {
   int64_t M, N, K;
   float alpha, beta;
   int64_t pad = 0;  // extra columns in every leading dimension
-  bool row_bias = false, col_bias = false, relu = false;  // the epilogue
+  bool row_bias = false, col_bias = false, relu = false, gate = false;  // the epilogue
 };
 
 // Runs gemm and gemm_ref on the same random operands and compares.
@@ -32,10 +32,14 @@ void check_gemm(const Gemm& g, uint64_t seed) {
   Tensor C = C0.clone(), R = C0.clone();
   Tensor rb = test::rand_tensor({std::max<int64_t>(g.M, 1)}, seed + 3);
   Tensor cb = test::rand_tensor({std::max<int64_t>(g.N, 1)}, seed + 4);
+  // the gate: about half its entries <= 0 (a few exactly 0, which close the gate too)
+  Tensor gt = test::rand_tensor({std::max<int64_t>(g.M, 1), ldc}, seed + 5);
+  for (int64_t i = 0; i < gt.numel(); i += 11) gt.data()[i] = 0.f;
   GemmEpilogue ep;
   if (g.row_bias) ep.row_bias = rb.data();
   if (g.col_bias) ep.col_bias = cb.data();
   ep.relu = g.relu;
+  if (g.gate) ep.gate = gt.data(), ep.ldg = ldc;
   gemm(g.ta, g.tb, g.M, g.N, g.K, g.alpha, A.data(), lda, B.data(), ldb, g.beta, C.data(), ldc,
        ep);
   gemm_ref(g.ta, g.tb, g.M, g.N, g.K, g.alpha, A.data(), lda, B.data(), ldb, g.beta, R.data(),
@@ -47,7 +51,7 @@ void check_gemm(const Gemm& g, uint64_t seed) {
                      " K=" + std::to_string(g.K) + " alpha=" + std::to_string(g.alpha) +
                      " beta=" + std::to_string(g.beta) + " pad=" + std::to_string(g.pad) +
                      " epilogue=" + std::to_string(g.row_bias) + std::to_string(g.col_bias) +
-                     std::to_string(g.relu);
+                     std::to_string(g.relu) + std::to_string(g.gate);
   test::expect_close(C.data(), R.data(), C.numel(), tol, what);  // padding columns included:
   // they must be untouched, which comparing whole buffers also checks.
 }
@@ -96,7 +100,7 @@ TEST_SUITE("engine/gemm") {
     set_num_threads(saved);
   }
 
-  TEST_CASE("epilogue: row and column biases and relu, on every path") {
+  TEST_CASE("epilogue: row and column biases, relu and the gate, on every path") {
     // Blocked (edge tiles, two K blocks: biases once, relu only at the end),
     // few rows, few columns, and K = 0; at 1 and 2 threads.
     const int saved = num_threads();
@@ -107,9 +111,9 @@ TEST_SUITE("engine/gemm") {
         for (bool tb : {false, true})
           for (auto [m, n, k] : std::vector<std::array<int64_t, 3>>{
                    {37, 70, 29}, {200, 131, 600}, {2, 45, 33}, {40, 5, 17}, {9, 20, 0}})
-            for (int e = 1; e < 8; ++e) {
-              Gemm g{ta, tb, m, n, k, 1.5f, e == 3 ? 0.5f : 0.f};
-              g.row_bias = e & 1, g.col_bias = e & 2, g.relu = e & 4;
+            for (int e = 1; e < 16; ++e) {
+              Gemm g{ta, tb, m, n, k, 1.5f, e == 3 || e == 8 ? 0.5f : 0.f};
+              g.row_bias = e & 1, g.col_bias = e & 2, g.relu = e & 4, g.gate = e & 8;
               g.pad = k == 0;  // a leading dimension of at least 1
               check_gemm(g, seed++);
             }

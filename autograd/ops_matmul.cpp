@@ -54,6 +54,21 @@ Var matmul(const Var& a, const Var& b, bool ta, bool tb) {
 
 namespace {
 
+// A Linear's dw = dz^T x ([N, K] from dz [M, N], x [M, K]) and, when db is
+// given, db = column sums of dz, summed as the GEMM packs dz^T (no pass of
+// its own over dz).
+void weight_grad(const Tensor& dz, const Tensor& x, Tensor& dw, Tensor* db) {
+  const int64_t M = dz.size(0), N = dz.size(1), K = x.size(1);
+  dw = Tensor({N, K});
+  GemmEpilogue side;
+  if (db) {
+    *db = Tensor({N});
+    side.row_sums = db->data();
+  }
+  gemm(true, false, N, K, M, 1.f, dz.data(), std::max<int64_t>(N, 1), x.data(),
+       std::max<int64_t>(K, 1), 0.f, dw.data(), std::max<int64_t>(K, 1), side);
+}
+
 // y = act(x w^T + b) with act = identity or relu; b must be defined.
 Var linear_bias(const char* op, const Var& x, const Var& w, const Var& b, bool relu) {
   // x: [..., K], w: [N, K], b: [N] -> [..., N]
@@ -81,8 +96,8 @@ Var linear_bias(const char* op, const Var& x, const Var& w, const Var& b, bool r
                   }
                   const Tensor d2 = flatten_rows(dz);
                   if (needs[0]) g[0] = qkv::matmul(dz, W, false, false);
-                  if (needs[1]) g[1] = qkv::matmul(d2, flatten_rows(X), true, false);
-                  if (needs[2]) g[2] = reduce(ReduceOp::sum, d2, 0, false);
+                  if (needs[1]) weight_grad(d2, flatten_rows(X), g[1], needs[2] ? &g[2] : nullptr);
+                  else if (needs[2]) g[2] = reduce(ReduceOp::sum, d2, 0, false);
                   return g;
                 });
 }
@@ -130,12 +145,9 @@ Var feed_forward_relu(const Var& x, const Var& w1, const Var& b1, const Var& w2,
                 [X = x.value(), W1 = w1.value(), W2 = w2.value(), h, M, K, F, N, lk, lf, ln](
                     const Tensor& dy, const std::vector<bool>& needs) {
                   std::vector<Tensor> g(5);
-                  if (needs[3]) {
-                    g[3] = Tensor({N, F});
-                    gemm(true, false, N, F, M, 1.f, dy.data(), ln, h.data(), lf, 0.f,
-                         g[3].data(), lf);
-                  }
-                  if (needs[4]) g[4] = reduce(ReduceOp::sum, dy.view({M, N}), 0, false);
+                  const Tensor dy2 = dy.view({M, N}), h2 = h.view({M, F});
+                  if (needs[3]) weight_grad(dy2, h2, g[3], needs[4] ? &g[4] : nullptr);
+                  else if (needs[4]) g[4] = reduce(ReduceOp::sum, dy2, 0, false);
                   if (!needs[0] && !needs[1] && !needs[2]) return g;
                   Tensor dz({M, F});
                   GemmEpilogue gate;
@@ -147,12 +159,8 @@ Var feed_forward_relu(const Var& x, const Var& w1, const Var& b1, const Var& w2,
                     gemm(false, false, M, K, F, 1.f, dz.data(), lf, W1.data(), lk, 0.f,
                          g[0].data(), lk);
                   }
-                  if (needs[1]) {
-                    g[1] = Tensor({F, K});
-                    gemm(true, false, F, K, M, 1.f, dz.data(), lf, X.data(), lk, 0.f, g[1].data(),
-                         lk);
-                  }
-                  if (needs[2]) g[2] = reduce(ReduceOp::sum, dz, 0, false);
+                  if (needs[1]) weight_grad(dz, X.view({M, K}), g[1], needs[2] ? &g[2] : nullptr);
+                  else if (needs[2]) g[2] = reduce(ReduceOp::sum, dz, 0, false);
                   return g;
                 });
 }

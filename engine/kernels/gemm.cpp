@@ -139,6 +139,46 @@ void pack_at_block(const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t 
   }
 }
 
+// sums[i] (+)= sum_k a(i, k) over a packed block (pack_at_block's layout);
+// the first K block stores, later ones add.
+// A panel is kc runs of MR floats: summed as flat vectors of L = 3 * 16
+// floats (a multiple of MR = 6 and of the vector width), lane q of the total
+// belonging to row q % MR.
+void add_packed_row_sums(const float* ap, int64_t mc, int64_t kc, bool first, float* sums) {
+  constexpr int64_t L = 48;
+  static_assert(L % MR == 0 && L % W == 0, "L must hold whole k-runs and whole vectors");
+  constexpr int NL = int(L / W);
+  for (int64_t ir = 0; ir < mc; ir += MR) {
+    const float* d = ap + ir * kc;
+    const int64_t n = kc * MR;
+    VF acc[NL];
+    for (int v = 0; v < NL; ++v) acc[v] = VF(0.f);
+    int64_t j = 0;
+    for (; j + L <= n; j += L)
+#pragma GCC unroll 3
+      for (int v = 0; v < NL; ++v) acc[v] += VF::load_unaligned(d + j + v * W);
+    alignas(64) float t[L];
+    for (int v = 0; v < NL; ++v) acc[v].store_aligned(t + v * W);
+    float s[MR] = {};
+    for (int64_t q = 0; q < L; ++q) s[q % MR] += t[q];
+    for (; j < n; ++j) s[j % MR] += d[j];
+    const int64_t mr = std::min<int64_t>(MR, mc - ir);
+    for (int64_t i = 0; i < mr; ++i) sums[ir + i] = first ? s[i] : sums[ir + i] + s[i];
+  }
+}
+
+// Row sums of op(A) for the paths that do not pack A: rows of A are
+// contiguous (or, transposed, columns are: a sum over rows of A).
+void plain_row_sums(bool ta, int64_t M, int64_t K, const float* A, int64_t lda, float* sums) {
+  if (!ta) {
+    for (int64_t i = 0; i < M; ++i) sums[i] = rows::sum(A + i * lda, K);
+    return;
+  }
+  std::fill(sums, sums + M, 0.f);
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t i = 0; i < M; ++i) sums[i] += A[k * lda + i];
+}
+
 // C's epilogue, as BLAS defines it: alpha * v + beta * c, where beta == 0
 // means C is not read at all (it may hold NaN).
 inline float blend(float v, float c, float alpha, float beta) {
@@ -281,6 +321,9 @@ void run_unit(const Problem& P, bool pack_a, bool pack_b, int64_t i0, int64_t mc
     float* buf = tl_apack.get(size_t((mc + MR - 1) / MR * MR * kc));
     pack_at_block(P.A, P.lda, i0, mc, pc, kc, buf);
     ap = buf;
+    // Row sums of op(A) from the packed block (hot in L1/L2), counted once:
+    // by the first column block's unit that holds the first B panel.
+    if (P.ep.row_sums && jc == 0 && p0 == 0) add_packed_row_sums(buf, mc, kc, pc == 0, P.ep.row_sums + i0);
   }
   for (int64_t p = p0; p < p1; ++p) {
     const int64_t jr = p * NR;
@@ -473,6 +516,10 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
   check(ldc >= std::max<int64_t>(1, N), "gemm: ldc=", ldc, " too small for C [", M, ",", N, "]");
   check(!ep.gate || ep.ldg >= std::max<int64_t>(1, N), "gemm: ldg=", ep.ldg,
         " too small for the gate [", M, ",", N, "]");
+  // The blocked path sums the rows of a transposed A as it packs it; the
+  // other paths (and any call that returns early) sum them here.
+  const bool packs_a = ta && M >= MR / 2 && N >= W && K > 0 && alpha != 0.f;
+  if (ep.row_sums && !packs_a) plain_row_sums(ta, M, K, A, lda, ep.row_sums);
   if (M == 0 || N == 0) return;
   if (K == 0 || alpha == 0.f) {  // C = beta * C, never reading C when beta == 0
     for (int64_t i = 0; i < M; ++i)

@@ -26,6 +26,11 @@ struct GemmEpilogue {
   bool relu = false;
   const float* gate = nullptr;  // [M,N], row stride ldg
   int64_t ldg = 0;
+  // Not an epilogue but a side output of the same call: when set, row_sums[i]
+  // = sum_k op(A)(i,k) ([M]). A weight gradient dW = dY^T X packs every
+  // element of dY^T anyway; summing there gives the bias gradient (the column
+  // sums of dY) without another pass over dY.
+  float* row_sums = nullptr;
 };
 
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

@@ -7,6 +7,12 @@ namespace qkv {
 void gemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
               int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
               const GemmEpilogue& ep) {
+  if (ep.row_sums)
+    for (int64_t i = 0; i < M; ++i) {
+      double s = 0;
+      for (int64_t k = 0; k < K; ++k) s += ta ? A[k * lda + i] : A[i * lda + k];
+      ep.row_sums[i] = float(s);
+    }
   for (int64_t i = 0; i < M; ++i)
     for (int64_t j = 0; j < N; ++j) {
       double acc = 0;

@@ -19,6 +19,7 @@ struct Gemm {
   float alpha, beta;
   int64_t pad = 0;  // extra columns in every leading dimension
   bool row_bias = false, col_bias = false, relu = false, gate = false;  // the epilogue
+  bool row_sums = false;  // and the side output
 };
 
 // Runs gemm and gemm_ref on the same random operands and compares.
@@ -40,8 +41,11 @@ void check_gemm(const Gemm& g, uint64_t seed) {
   if (g.col_bias) ep.col_bias = cb.data();
   ep.relu = g.relu;
   if (g.gate) ep.gate = gt.data(), ep.ldg = ldc;
+  Tensor sums = full({std::max<int64_t>(g.M, 1)}, std::nanf("")), sums_ref = sums.clone();
+  if (g.row_sums) ep.row_sums = sums.data();
   gemm(g.ta, g.tb, g.M, g.N, g.K, g.alpha, A.data(), lda, B.data(), ldb, g.beta, C.data(), ldc,
        ep);
+  if (g.row_sums) ep.row_sums = sums_ref.data();
   gemm_ref(g.ta, g.tb, g.M, g.N, g.K, g.alpha, A.data(), lda, B.data(), ldb, g.beta, R.data(),
            ldc, ep);
   // Entries are sums of K products of numbers in [-1,1]: error ~ sqrt(K) eps.
@@ -51,9 +55,11 @@ void check_gemm(const Gemm& g, uint64_t seed) {
                      " K=" + std::to_string(g.K) + " alpha=" + std::to_string(g.alpha) +
                      " beta=" + std::to_string(g.beta) + " pad=" + std::to_string(g.pad) +
                      " epilogue=" + std::to_string(g.row_bias) + std::to_string(g.col_bias) +
-                     std::to_string(g.relu) + std::to_string(g.gate);
+                     std::to_string(g.relu) + std::to_string(g.gate) +
+                     " row_sums=" + std::to_string(g.row_sums);
   test::expect_close(C.data(), R.data(), C.numel(), tol, what);  // padding columns included:
   // they must be untouched, which comparing whole buffers also checks.
+  if (g.row_sums && g.M > 0) test::expect_close(sums.data(), sums_ref.data(), g.M, tol, what + " sums");
 }
 
 TEST_SUITE("engine/gemm") {
@@ -117,6 +123,29 @@ TEST_SUITE("engine/gemm") {
               g.pad = k == 0;  // a leading dimension of at least 1
               check_gemm(g, seed++);
             }
+    }
+    set_num_threads(saved);
+  }
+
+  TEST_CASE("row sums of op(A) as a side output, on every path") {
+    // Blocked with A packed (ta: several K blocks, several ic blocks, two
+    // column blocks, panels split over threads when M is small), blocked with
+    // A in place, few rows, few columns, K = 0, alpha = 0; 1 and 2 threads.
+    const int saved = num_threads();
+    uint64_t seed = 600;
+    for (int nt : {1, 2}) {
+      set_num_threads(nt);
+      for (bool ta : {false, true})
+        for (bool tb : {false, true})
+          for (auto [m, n, k] : std::vector<std::array<int64_t, 3>>{
+                   {37, 70, 29}, {200, 131, 1100}, {13, 900, 600}, {9, 450, 77}, {2, 45, 33},
+                   {40, 5, 17}, {9, 20, 0}}) {
+            Gemm g{ta, tb, m, n, k, k == 77 ? 0.f : 1.f, 0.f};
+            g.row_sums = true;
+            g.col_bias = m == 37;
+            g.pad = k == 0;
+            check_gemm(g, seed++);
+          }
     }
     set_num_threads(saved);
   }

@@ -89,7 +89,7 @@ Var channel_pool_op(const char* op, const Var& x, bool want_mean, bool want_max)
   const int64_t max_at = want_mean ? HW : 0;  // offset of the max plane in an image
   Tensor y(Shape{N, K, x.size(2), x.size(3)});
   IntTensor arg = want_max ? IntTensor(y.shape()) : IntTensor();
-  channel_pool_forward(x.value().data(), N, C, HW, want_mean ? y.data() : nullptr,
+  channel_pool_forward(x.value().data(), nullptr, N, C, HW, want_mean ? y.data() : nullptr,
                        want_max ? y.data() + max_at : nullptr,
                        want_max ? arg.data() + max_at : nullptr, K * HW);
   // y = [mean_c x, max_c x]:  dx = dmean / C + one-hot(argmax) * dmax
@@ -130,8 +130,10 @@ Var channel_pool_scaled(const Var& x, const Var& s) {
   check_gates("channel_pool_scaled", x, s, nullptr);
   const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
   Tensor y(Shape{N, 2, x.size(2), x.size(3)});
-  IntTensor arg(Shape{N, HW});
-  scaled_channel_pool_forward(x.value().data(), s.value().data(), N, C, HW, y.data(), arg.data());
+  // the argmax in the max plane of an int tensor laid out like y (plane 0 unused)
+  IntTensor arg(y.shape());
+  channel_pool_forward(x.value().data(), s.value().data(), N, C, HW, y.data(), y.data() + HW,
+                       arg.data() + HW, 2 * HW);
   // y = [mean_c x*s, max_c x*s]; with e = dmean / C + one-hot(argmax) * dmax:
   //   dx = e * s, ds = sum over pixels of e * x
   return record("channel_pool_scaled", y, {x, s},
@@ -140,7 +142,7 @@ Var channel_pool_scaled(const Var& x, const Var& s) {
                   const int64_t N = X.size(0), C = X.size(1), HW = X.size(2) * X.size(3);
                   Tensor dx = needs[0] ? Tensor(X.shape()) : Tensor();
                   Tensor ds = needs[1] ? Tensor(S.shape()) : Tensor();
-                  scaled_channel_pool_backward(dy.data(), arg.data(), X.data(), S.data(), N, C, HW,
+                  scaled_channel_pool_backward(dy.data(), arg.data() + HW, X.data(), S.data(), N, C, HW,
                                                needs[0] ? dx.data() : nullptr,
                                                needs[1] ? ds.data() : nullptr);
                   return std::vector<Tensor>{dx, ds};

@@ -1,7 +1,7 @@
 // CBAM's fused gates (see gate.h). Per image: plane by plane, vectorised
-// along the pixels; per-pixel accumulators (channel sum, max and argmax, or
-// the spatial gate's gradient) are one image's HW floats, resident in L1/L2
-// while the image's C planes stream past.
+// along the pixels; per-pixel state (the argmax as floats, or the spatial
+// gate's gradient) is one image's HW floats, resident in L1/L2 while the
+// image's C planes stream past.
 #include "engine/kernels/gate.h"
 
 #include <algorithm>
@@ -16,62 +16,6 @@ using simd::VF;
 using simd::W;
 }  // namespace
 
-void scaled_channel_pool_forward(const float* x, const float* s, int64_t B, int64_t C, int64_t HW,
-                                 float* out, int32_t* arg) {
-  const float inv = 1.f / float(C);
-  parallel_for(B, B * C * HW, [&](int64_t b) {
-    const float* xb = x + b * C * HW;
-    const float* sb = s + b * C;
-    float* mean = out + b * 2 * HW;
-    float* mx = mean + HW;
-    int32_t* ab = arg + b * HW;
-    int64_t p = 0;
-    // One vector of pixels at a time through all C planes (strict > keeps the
-    // first max; the channel index is carried as a float, exact below 2^24).
-    for (; p + W <= HW; p += W) {
-      VF m = VF::load_unaligned(xb + p) * VF(sb[0]), sum = m, a(0.f);
-      for (int64_t c = 1; c < C; ++c) {
-        const VF v = VF::load_unaligned(xb + c * HW + p) * VF(sb[c]);
-        sum += v;
-        const auto gt = v > m;
-        a = xsimd::select(gt, VF(float(c)), a);
-        m = xsimd::select(gt, v, m);
-      }
-      (sum * VF(inv)).store_unaligned(mean + p);
-      m.store_unaligned(mx + p);
-      xsimd::to_int(a).store_unaligned(ab + p);
-    }
-    for (; p < HW; ++p) {
-      float m = xb[p] * sb[0], sum = m;
-      int32_t a = 0;
-      for (int64_t c = 1; c < C; ++c) {
-        const float v = xb[c * HW + p] * sb[c];
-        sum += v;
-        if (v > m) m = v, a = int32_t(c);
-      }
-      mean[p] = sum * inv, mx[p] = m, ab[p] = a;
-    }
-  });
-}
-
-void scaled_channel_pool_forward_ref(const float* x, const float* s, int64_t B, int64_t C,
-                                     int64_t HW, float* out, int32_t* arg) {
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t p = 0; p < HW; ++p) {
-      double sum = 0;
-      float m = 0.f;
-      int32_t a = 0;
-      for (int64_t c = 0; c < C; ++c) {
-        const float v = x[(b * C + c) * HW + p] * s[b * C + c];
-        sum += v;
-        if (c == 0 || v > m) m = v, a = int32_t(c);
-      }
-      out[b * 2 * HW + p] = float(sum / double(C));
-      out[b * 2 * HW + HW + p] = m;
-      arg[b * HW + p] = a;
-    }
-}
-
 void scaled_channel_pool_backward(const float* dout, const int32_t* arg, const float* x,
                                   const float* s, int64_t B, int64_t C, int64_t HW, float* dx,
                                   float* ds) {
@@ -79,7 +23,7 @@ void scaled_channel_pool_backward(const float* dout, const int32_t* arg, const f
   parallel_for(B, B * C * HW, [&](int64_t b) {
     const float* dmean = dout + b * 2 * HW;
     const float* dmax = dmean + HW;
-    const int32_t* ab = arg + b * HW;
+    const int32_t* ab = arg + b * 2 * HW;
     std::vector<float> af(static_cast<size_t>(HW));  // arg as floats, for vector compares
     for (int64_t p = 0; p < HW; ++p) af[size_t(p)] = float(ab[p]);
     for (int64_t c = 0; c < C; ++c) {
@@ -114,7 +58,7 @@ void scaled_channel_pool_backward_ref(const float* dout, const int32_t* arg, con
       double acc = 0;
       for (int64_t p = 0; p < HW; ++p) {
         const double e = double(dout[b * 2 * HW + p]) / double(C) +
-                         (arg[b * HW + p] == c ? double(dout[b * 2 * HW + HW + p]) : 0.0);
+                         (arg[b * 2 * HW + p] == c ? double(dout[b * 2 * HW + HW + p]) : 0.0);
         const int64_t i = (b * C + c) * HW + p;
         if (dx) dx[i] = float(e * s[b * C + c]);
         acc += e * x[i];

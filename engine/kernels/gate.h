@@ -7,6 +7,7 @@
 // tensor per op, then an add) that is about 30 passes over a [B,C,H,W]
 // tensor per training step; these kernels never materialise y, and each
 // backward computes the full-size and the reduced gradients in one pass.
+// (The forward pooling of x*s is pool.h's channel_pool_forward with a scale.)
 // Threaded over images (each image's reductions stay on one thread, so the
 // bits do not depend on the thread count). Each has a plain-loop *_ref oracle.
 #pragma once
@@ -14,13 +15,11 @@
 
 namespace qkv {
 
-// out [B,2,HW]: plane 0 = mean over c of x*s, plane 1 = max over c of x*s;
-// arg [B,HW]: the channel of the first max.
-void scaled_channel_pool_forward(const float* x, const float* s, int64_t B, int64_t C, int64_t HW,
-                                 float* out, int32_t* arg);
-void scaled_channel_pool_forward_ref(const float* x, const float* s, int64_t B, int64_t C,
-                                     int64_t HW, float* out, int32_t* arg);
-// With e[b,c,p] = dout[b,0,p] / C + (arg[b,p] == c ? dout[b,1,p] : 0):
+// The backward of pooling x*s over channels: out [B,2,HW] = [mean, max] over
+// c of x*s, which pool.h's channel_pool_forward(x, s, ..., ostride = 2*HW)
+// computes, its argmax arg with the same per-image stride 2*HW (arg[b*2*HW + p]:
+// the max plane of an int tensor laid out like out). With
+// e[b,c,p] = dout[b,0,p] / C + (arg[b,p] == c ? dout[b,1,p] : 0):
 // dx = e * s, ds[b,c] = sum_p e * x. dx or ds may be null (not needed).
 void scaled_channel_pool_backward(const float* dout, const int32_t* arg, const float* x,
                                   const float* s, int64_t B, int64_t C, int64_t HW, float* dx,

@@ -197,58 +197,58 @@ void for_pixel_blocks(int64_t B, int64_t C, int64_t HW, Fn fn) {
 }
 }  // namespace
 
-void channel_pool_forward(const float* x, int64_t B, int64_t C, int64_t HW, float* mean, float* mx,
-                          int32_t* arg, int64_t ostride) {
+void channel_pool_forward(const float* x, const float* s, int64_t B, int64_t C, int64_t HW,
+                          float* mean, float* mx, int32_t* arg, int64_t ostride) {
   const float inv = 1.f / float(C);
   for_pixel_blocks(B, C, HW, [&](int64_t b, int64_t p0, int64_t p1) {
     const float* xb = x + b * C * HW;
+    // channel c's scale (times 1 is exact: unscaled pooling is unchanged)
+    auto sc = [&](int64_t c) { return s ? s[b * C + c] : 1.f; };
     int64_t p = p0;
     // One vector of pixels at a time: sum, max and the (float) channel of the
     // first max over all C rows. Strict > keeps the first max.
     for (; p + W <= p1; p += W) {
-      VF m = VF::load_unaligned(xb + p), s = m, a(0.f);
+      VF m = VF::load_unaligned(xb + p) * VF(sc(0)), sum = m, a(0.f);
       for (int64_t c = 1; c < C; ++c) {
-        const VF v = VF::load_unaligned(xb + c * HW + p);
-        s += v;
+        const VF v = VF::load_unaligned(xb + c * HW + p) * VF(sc(c));
+        sum += v;
         const auto gt = v > m;
         a = xsimd::select(gt, VF(float(c)), a);
         m = xsimd::select(gt, v, m);
       }
-      if (mean) (s * VF(inv)).store_unaligned(mean + b * ostride + p);
+      if (mean) (sum * VF(inv)).store_unaligned(mean + b * ostride + p);
       if (mx) {
         m.store_unaligned(mx + b * ostride + p);
-        alignas(64) float ta[W];
-        a.store_aligned(ta);
-        for (int k = 0; k < W; ++k) arg[b * ostride + p + k] = int32_t(ta[k]);
+        xsimd::to_int(a).store_unaligned(arg + b * ostride + p);
       }
     }
     for (; p < p1; ++p) {
-      float s = xb[p], m = xb[p];
+      float m = xb[p] * sc(0), sum = m;
       int32_t a = 0;
       for (int64_t c = 1; c < C; ++c) {
-        const float v = xb[c * HW + p];
-        s += v;
+        const float v = xb[c * HW + p] * sc(c);
+        sum += v;
         if (v > m) m = v, a = int32_t(c);
       }
-      if (mean) mean[b * ostride + p] = s * inv;
+      if (mean) mean[b * ostride + p] = sum * inv;
       if (mx) mx[b * ostride + p] = m, arg[b * ostride + p] = a;
     }
   });
 }
 
-void channel_pool_forward_ref(const float* x, int64_t B, int64_t C, int64_t HW, float* mean,
-                              float* mx, int32_t* arg, int64_t ostride) {
+void channel_pool_forward_ref(const float* x, const float* s, int64_t B, int64_t C, int64_t HW,
+                              float* mean, float* mx, int32_t* arg, int64_t ostride) {
   for (int64_t b = 0; b < B; ++b)
     for (int64_t p = 0; p < HW; ++p) {
-      double s = 0;
-      float m = x[b * C * HW + p];
+      double sum = 0;
+      float m = 0.f;
       int32_t a = 0;
       for (int64_t c = 0; c < C; ++c) {
-        const float v = x[(b * C + c) * HW + p];
-        s += v;
-        if (v > m) m = v, a = int32_t(c);
+        const float v = x[(b * C + c) * HW + p] * (s ? s[b * C + c] : 1.f);
+        sum += v;
+        if (c == 0 || v > m) m = v, a = int32_t(c);
       }
-      if (mean) mean[b * ostride + p] = float(s / double(C));
+      if (mean) mean[b * ostride + p] = float(sum / double(C));
       if (mx) mx[b * ostride + p] = m, arg[b * ostride + p] = a;
     }
 }

@@ -40,13 +40,15 @@ AdaptiveMaxResult adaptive_max_pool2d_forward_ref(const Tensor& x, int64_t OH, i
 
 // ---- channel pooling ------------------------------------------------------------------
 // x: [B,C,H,W] -> mean [B,1,H,W] and max [B,1,H,W] with arg [B,1,H,W] (channel
-// index of the first max). Outputs are written with a per-image stride
-// `ostride` (H*W for separate tensors, 2*H*W to fill the two planes of a
-// [B,2,H,W] tensor); mean / mx+arg may be null to skip them.
-void channel_pool_forward(const float* x, int64_t B, int64_t C, int64_t HW, float* mean, float* mx,
-                          int32_t* arg, int64_t ostride);
-void channel_pool_forward_ref(const float* x, int64_t B, int64_t C, int64_t HW, float* mean,
-                              float* mx, int32_t* arg, int64_t ostride);
+// index of the first max) of v = x * s[b,c], where s [B,C] is a per-channel
+// scale (null: 1, v = x; CBAM pools x times its channel gate this way without
+// writing the product). Outputs are written with a per-image stride `ostride`
+// (H*W for separate tensors, 2*H*W to fill the two planes of a [B,2,H,W]
+// tensor); mean / mx+arg may be null to skip them.
+void channel_pool_forward(const float* x, const float* s, int64_t B, int64_t C, int64_t HW,
+                          float* mean, float* mx, int32_t* arg, int64_t ostride);
+void channel_pool_forward_ref(const float* x, const float* s, int64_t B, int64_t C, int64_t HW,
+                              float* mean, float* mx, int32_t* arg, int64_t ostride);
 // dx[b,c,p] = dmean[b,p] / C + (arg[b,p] == c ? dmax[b,p] : 0), written whole
 // (either upstream may be null: zero). Upstreams use the per-image stride istride.
 void channel_pool_backward(const float* dmean, const float* dmax, const int32_t* arg, int64_t B,

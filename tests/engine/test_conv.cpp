@@ -342,8 +342,8 @@ TEST_SUITE("engine/conv") {
       if (C > 1) x.data()[HW + 2] = x.data()[2] = 5.f;  // a tie at pixel 2 of image 0
       std::vector<float> mean(size_t(2 * B * HW)), mx(mean.size()), rmean(mean.size()), rmx(mean.size());
       std::vector<int32_t> arg(mean.size()), rarg(mean.size());
-      channel_pool_forward(x.data(), B, C, HW, mean.data(), mx.data(), arg.data(), 2 * HW);
-      channel_pool_forward_ref(x.data(), B, C, HW, rmean.data(), rmx.data(), rarg.data(), 2 * HW);
+      channel_pool_forward(x.data(), nullptr, B, C, HW, mean.data(), mx.data(), arg.data(), 2 * HW);
+      channel_pool_forward_ref(x.data(), nullptr, B, C, HW, rmean.data(), rmx.data(), rarg.data(), 2 * HW);
       for (int64_t b = 0; b < B; ++b) {
         const size_t o = size_t(b * 2 * HW);
         test::expect_close(mean.data() + o, rmean.data() + o, HW, tol_for(C), shape_str(xs) + " mean");
@@ -353,7 +353,7 @@ TEST_SUITE("engine/conv") {
       if (C > 1) CHECK(arg[2] == 0);
       const Tensor dmean = rand_tensor({B, 1, xs[2], xs[3]}, seed++), dmax = rand_tensor({B, 1, xs[2], xs[3]}, seed++);
       std::vector<int32_t> arg1(size_t(B * HW));
-      channel_pool_forward(x.data(), B, C, HW, nullptr, mx.data(), arg1.data(), HW);
+      channel_pool_forward(x.data(), nullptr, B, C, HW, nullptr, mx.data(), arg1.data(), HW);
       Tensor dx(xs), want(xs);
       channel_pool_backward(dmean.data(), dmax.data(), arg1.data(), B, C, HW, HW, dx.data());
       for (int64_t b = 0; b < B; ++b)

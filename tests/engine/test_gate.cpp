@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "engine/kernels/gate.h"
+#include "engine/kernels/pool.h"
 #include "tests/test_utils.h"
 
 namespace qkv {
@@ -15,7 +16,7 @@ TEST_SUITE("engine/gate") {
     for (int64_t HW : test::kSizes)
       for (int64_t C : {1, 3, 17})
         for (int64_t B : {1, 3}) {
-          const std::string what = "B" + std::to_string(B) + " C" + std::to_string(C) + " HW" +
+          const std::string what = std::string("B") + std::to_string(B) + " C" + std::to_string(C) + " HW" +
                                    std::to_string(HW);
           Tensor x = test::rand_tensor({B, C, HW}, seed++);
           if (C > 1)  // a tie: channel 1 equals channel 0 at every pixel (first max wins)
@@ -28,22 +29,27 @@ TEST_SUITE("engine/gate") {
           const Tensor g = test::rand_tensor({B, C, HW}, seed++);
           const Tensor dp = test::rand_tensor({B, 2, HW}, seed++);
 
+          // x*s pooled over channels (pool.h), argmax in the max plane of arg
           Tensor out({B, 2, HW}), rout({B, 2, HW});
-          IntTensor arg({B, HW}), rarg({B, HW});
-          scaled_channel_pool_forward(x.data(), s.data(), B, C, HW, out.data(), arg.data());
-          scaled_channel_pool_forward_ref(x.data(), s.data(), B, C, HW, rout.data(), rarg.data());
+          IntTensor arg({B, 2, HW}), rarg({B, 2, HW});
+          channel_pool_forward(x.data(), s.data(), B, C, HW, out.data(), out.data() + HW,
+                               arg.data() + HW, 2 * HW);
+          channel_pool_forward_ref(x.data(), s.data(), B, C, HW, rout.data(), rout.data() + HW,
+                                   rarg.data() + HW, 2 * HW);
           test::expect_close(out, rout, 1e-6, what + " pooled");
-          CHECK(arg.to_vector() == rarg.to_vector());
+          for (int64_t b = 0; b < B; ++b)
+            for (int64_t p = 0; p < HW; ++p)
+              REQUIRE(arg.data()[(2 * b + 1) * HW + p] == rarg.data()[(2 * b + 1) * HW + p]);
 
           Tensor dx(x.shape()), rdx(x.shape()), ds({B, C}), rds({B, C});
-          scaled_channel_pool_backward(dp.data(), arg.data(), x.data(), s.data(), B, C, HW,
+          scaled_channel_pool_backward(dp.data(), arg.data() + HW, x.data(), s.data(), B, C, HW,
                                        dx.data(), ds.data());
-          scaled_channel_pool_backward_ref(dp.data(), rarg.data(), x.data(), s.data(), B, C, HW,
-                                           rdx.data(), rds.data());
+          scaled_channel_pool_backward_ref(dp.data(), rarg.data() + HW, x.data(), s.data(), B, C,
+                                           HW, rdx.data(), rds.data());
           test::expect_close(dx, rdx, 1e-6, what + " pool dx");
           test::expect_close(ds, rds, test::tol_for(HW), what + " pool ds");
           Tensor ds_only({B, C});
-          scaled_channel_pool_backward(dp.data(), arg.data(), x.data(), s.data(), B, C, HW,
+          scaled_channel_pool_backward(dp.data(), arg.data() + HW, x.data(), s.data(), B, C, HW,
                                        nullptr, ds_only.data());
           CHECK(ds_only.to_vector() == ds.to_vector());
 

@@ -30,6 +30,7 @@
 #include "engine/kernels/gemm.h"
 #include "engine/kernels/gemm_small.h"
 #include "engine/kernels/row_moments.h"
+#include "engine/kernels/transpose.h"
 #include "engine/rng.h"
 #include "engine/simd.h"
 #include "engine/threads.h"
@@ -72,8 +73,7 @@ void block_gemm(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const flo
 // xt [HD, rows] = the transpose of `rows` rows of HD floats, `st` apart: a
 // head's keys (or values) as the row-major right operand of Q K^T (dO V^T).
 void transpose_rows(const float* x, int64_t st, int64_t rows, int64_t HD, float* xt) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t d = 0; d < HD; ++d) xt[d * rows + r] = x[r * st + d];
+  transpose_block(x, st, rows, HD, xt, rows);
 }
 
 // p[j] = exp(s[j] - m) for j < n; returns the sum.

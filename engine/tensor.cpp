@@ -6,7 +6,9 @@
 #include <iomanip>
 #include <ostream>
 #include <sstream>
+#include <type_traits>
 
+#include "engine/kernels/transpose.h"
 #include "engine/memory.h"
 #include "engine/rng.h"
 #include "engine/threads.h"
@@ -228,6 +230,21 @@ TensorT<T> permute(const TensorT<T>& x, const std::vector<int>& dims) {
   for (int i = 0; swap_last && i < n - 2; ++i) swap_last = perm[i] == i;
   if (swap_last) {
     const int64_t R = x.shape()[n - 2], C = x.shape()[n - 1], mats = x.numel() / (R * C);
+    if constexpr (std::is_same_v<T, float>) {
+      // the SIMD tile kernel, threaded over matrices and bands of 16 rows
+      const int64_t bands = (R + 15) / 16;
+      const float* src = x.data();
+      float* dst = out.data();
+#pragma omp parallel for collapse(2) schedule(static) if (worth_threads(x.numel())) \
+    num_threads(num_threads())
+      for (int64_t m = 0; m < mats; ++m)
+        for (int64_t b = 0; b < bands; ++b) {
+          const int64_t r0 = b * 16;
+          transpose_block(src + m * R * C + r0 * C, C, std::min<int64_t>(16, R - r0), C,
+                          dst + m * R * C + r0, R);
+        }
+      return out;
+    }
     constexpr int64_t kTile = 8;
     const int64_t tiles_r = (R + kTile - 1) / kTile, tiles_c = (C + kTile - 1) / kTile;
     const T* src = x.data();

@@ -46,6 +46,12 @@ void accumulate(GradSlot& slot, Tensor g, const char* op, size_t input) {
     slot.owned = false;
   } else if (slot.owned) {
     binary_inplace(BinaryOp::add, slot.grad, g);
+  } else if (g.sole_owner()) {
+    // The new gradient is a fresh buffer nobody else sees (and, just
+    // written, still in cache): sum into it rather than into a third buffer.
+    binary_inplace(BinaryOp::add, g, slot.grad);
+    slot.grad = std::move(g);
+    slot.owned = true;
   } else {
     slot.grad = add(slot.grad, g);
     slot.owned = true;

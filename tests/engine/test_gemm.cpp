@@ -106,9 +106,12 @@ TEST_SUITE("engine/gemm") {
     set_num_threads(saved);
   }
 
-  TEST_CASE("epilogue: row and column biases, relu and the gate, on every path") {
-    // Blocked (edge tiles, two K blocks: biases once, relu only at the end),
-    // few rows, few columns, and K = 0; at 1 and 2 threads.
+  TEST_CASE("epilogue and side output: biases, relu, the gate and row sums, on every path") {
+    // Blocked with A read in place or packed (ta): edge tiles, several K
+    // blocks (biases once, relu and the gate only at the end; row sums over
+    // all), several ic blocks, two and three column blocks, panels split over
+    // threads when M is small; few rows, few columns, K = 0 and alpha = 0;
+    // at 1 and 2 threads.
     const int saved = num_threads();
     uint64_t seed = 400;
     for (int nt : {1, 2}) {
@@ -116,36 +119,15 @@ TEST_SUITE("engine/gemm") {
       for (bool ta : {false, true})
         for (bool tb : {false, true})
           for (auto [m, n, k] : std::vector<std::array<int64_t, 3>>{
-                   {37, 70, 29}, {200, 131, 600}, {2, 45, 33}, {40, 5, 17}, {9, 20, 0}})
+                   {37, 70, 29}, {200, 131, 600}, {13, 900, 40}, {9, 450, 77}, {2, 45, 33},
+                   {40, 5, 17}, {9, 20, 0}})
             for (int e = 1; e < 16; ++e) {
-              Gemm g{ta, tb, m, n, k, 1.5f, e == 3 || e == 8 ? 0.5f : 0.f};
+              Gemm g{ta, tb, m, n, k, k == 77 ? 0.f : 1.5f, e == 3 || e == 8 ? 0.5f : 0.f};
               g.row_bias = e & 1, g.col_bias = e & 2, g.relu = e & 4, g.gate = e & 8;
+              g.row_sums = e % 3 != 0;
               g.pad = k == 0;  // a leading dimension of at least 1
               check_gemm(g, seed++);
             }
-    }
-    set_num_threads(saved);
-  }
-
-  TEST_CASE("row sums of op(A) as a side output, on every path") {
-    // Blocked with A packed (ta: several K blocks, several ic blocks, two
-    // column blocks, panels split over threads when M is small), blocked with
-    // A in place, few rows, few columns, K = 0, alpha = 0; 1 and 2 threads.
-    const int saved = num_threads();
-    uint64_t seed = 600;
-    for (int nt : {1, 2}) {
-      set_num_threads(nt);
-      for (bool ta : {false, true})
-        for (bool tb : {false, true})
-          for (auto [m, n, k] : std::vector<std::array<int64_t, 3>>{
-                   {37, 70, 29}, {200, 131, 1100}, {13, 900, 600}, {9, 450, 77}, {2, 45, 33},
-                   {40, 5, 17}, {9, 20, 0}}) {
-            Gemm g{ta, tb, m, n, k, k == 77 ? 0.f : 1.f, 0.f};
-            g.row_sums = true;
-            g.col_bias = m == 37;
-            g.pad = k == 0;
-            check_gemm(g, seed++);
-          }
     }
     set_num_threads(saved);
   }

@@ -2,10 +2,10 @@
 // autograd op with a hand-written backward through time.
 //
 // Forward: the input projection of all T steps is one GEMM ([T*B, I] x
-// W_ih^T); each step then adds h W_hh^T with a GEMM on W_hh^T transposed once
-// per call (for small batches the GEMM reads it in place: no per-step
-// packing), and the fused cell kernel applies the gates. Backward walks the
-// steps in reverse with one [B,G] x W_hh GEMM per step, then gets dW_ih,
+// W_ih^T); each step then adds h W_hh^T with a GEMM on W_hh^T packed once per
+// call (PackedB: no per-step packing or transposing), and the fused cell
+// kernel applies the gates. Backward walks the steps in reverse with one
+// [B,G] x W_hh GEMM per step (W_hh packed once), then gets dW_ih,
 // dW_hh, the biases and dx from single GEMMs / column sums over all T*B rows.
 //
 // Lengths: a row b is active at time t when t < len[b]. Inactive steps leave
@@ -118,7 +118,7 @@ std::vector<Var> lstm_layer(const Var& x, const Var& h0_in, const Var& c0_in, co
   // the biases), then activated in place step by step.
   Tensor act = rows_of(qkv::add(b_ih.value(), b_hh.value()), T * B, G).view({T, B, G});
   gemm(false, true, T * B, G, I, 1.f, xh.data(), XH, w_ih.value().data(), I, 1.f, act.data(), G);
-  const Tensor whh_t = qkv::transpose(w_hh.value(), 0, 1);  // [H,G]
+  const PackedB whh_t(true, H, G, w_hh.value().data(), H);  // W_hh^T [H,G], packed for all steps
 
   Tensor out = buffer({T, B, H}, padded);
   Tensor c_prev({T, B, H}), c_all({T, B, H});
@@ -129,7 +129,7 @@ std::vector<Var> lstm_layer(const Var& x, const Var& h0_in, const Var& c0_in, co
     for (int64_t b = 0; b < B; ++b)
       std::memcpy(xh.data() + (t * B + b) * XH + I, h.data() + b * H, size_t(H) * sizeof(float));
     std::memcpy(c_prev.data() + t * B * H, c.data(), size_t(B * H) * sizeof(float));
-    gemm(false, false, B, G, H, 1.f, h.data(), H, whh_t.data(), G, 1.f, g, G);
+    gemm(B, 1.f, h.data(), H, whh_t, 1.f, g, G);
     const uint8_t* a = active.data() + t * B;
     float *ct = c_all.data() + t * B * H, *ht = out.data() + t * B * H;
     lstm_cell_forward(g, c.data(), ct, ht, B, H, a);
@@ -145,6 +145,7 @@ std::vector<Var> lstm_layer(const Var& x, const Var& h0_in, const Var& c0_in, co
         Tensor dh = d[1].defined() ? d[1].clone() : Tensor::zeros({B, H});
         Tensor dc = d[2].defined() ? d[2].clone() : Tensor::zeros({B, H});
         Tensor dG = buffer({T, B, G}, padded), tmp({B, H});
+        const PackedB whh(false, G, H, Whh.data(), H);  // W_hh [G,H], packed for all steps
         for (int64_t s = T - 1; s >= 0; --s) {
           const int64_t t = reverse ? T - 1 - s : s;
           const uint8_t* a = active.data() + t * B;
@@ -152,7 +153,7 @@ std::vector<Var> lstm_layer(const Var& x, const Var& h0_in, const Var& c0_in, co
           float* dg = dG.data() + t * B * G;
           lstm_cell_backward(act.data() + t * B * G, c_prev.data() + t * B * H,
                              c_all.data() + t * B * H, dh.data(), dc.data(), dg, B, H, a);
-          gemm(false, false, B, H, G, 1.f, dg, G, Whh.data(), H, 0.f, tmp.data(), H);
+          gemm(B, 1.f, dg, G, whh, 0.f, tmp.data(), H);
           copy_active_rows(dh.data(), tmp.data(), a, B, H);  // inactive rows pass through
         }
         std::vector<Tensor> g(7);
@@ -207,7 +208,7 @@ std::vector<Var> gru_layer(const Var& x, const Var& h0_in, const Var& w_ih, cons
   gemm(false, true, T * B, G, I, 1.f, x.value().data(), I, w_ih.value().data(), I, 1.f,
        gx.data(), G);
   Tensor gh = rows_of(b_hh.value(), T * B, G).view({T, B, G});
-  const Tensor whh_t = qkv::transpose(w_hh.value(), 0, 1);  // [H,G]
+  const PackedB whh_t(true, H, G, w_hh.value().data(), H);  // W_hh^T [H,G], packed for all steps
 
   Tensor out = buffer({T, B, H}, padded), act({T, B, G}), h_prev({T, B, H});
   Tensor h = h0.value().clone();
@@ -215,7 +216,7 @@ std::vector<Var> gru_layer(const Var& x, const Var& h0_in, const Var& w_ih, cons
     const int64_t t = reverse ? T - 1 - s : s;
     std::memcpy(h_prev.data() + t * B * H, h.data(), size_t(B * H) * sizeof(float));
     float* ght = gh.data() + t * B * G;
-    gemm(false, false, B, G, H, 1.f, h.data(), H, whh_t.data(), G, 1.f, ght, G);
+    gemm(B, 1.f, h.data(), H, whh_t, 1.f, ght, G);
     const uint8_t* a = active.data() + t * B;
     float* ht = out.data() + t * B * H;
     gru_cell_forward(gx.data() + t * B * G, ght, h.data(), ht, act.data() + t * B * G, B, H, a);
@@ -230,6 +231,7 @@ std::vector<Var> gru_layer(const Var& x, const Var& h0_in, const Var& w_ih, cons
         Tensor dh = d[1].defined() ? d[1].clone() : Tensor::zeros({B, H});
         Tensor dgx = buffer({T, B, G}, padded), dgh = buffer({T, B, G}, padded);
         Tensor direct({B, H}), tmp({B, H});
+        const PackedB whh(false, G, H, Whh.data(), H);  // W_hh [G,H], packed for all steps
         for (int64_t s = T - 1; s >= 0; --s) {
           const int64_t t = reverse ? T - 1 - s : s;
           const uint8_t* a = active.data() + t * B;
@@ -238,7 +240,7 @@ std::vector<Var> gru_layer(const Var& x, const Var& h0_in, const Var& w_ih, cons
           gru_cell_backward(act.data() + t * B * G, gh.data() + t * B * G,
                             h_prev.data() + t * B * H, dh.data(), dgx.data() + t * B * G, dght,
                             direct.data(), B, H, a);
-          gemm(false, false, B, H, G, 1.f, dght, G, Whh.data(), H, 0.f, tmp.data(), H);
+          gemm(B, 1.f, dght, G, whh, 0.f, tmp.data(), H);
           binary_inplace(BinaryOp::add, tmp, direct);
           copy_active_rows(dh.data(), tmp.data(), a, B, H);  // inactive rows pass through
         }

@@ -302,6 +302,7 @@ struct Problem {
   float* C;
   int64_t ldc;
   GemmEpilogue ep;
+  const PackedB* pre = nullptr;  // op(B) packed already (then B's panels are never packed here)
 };
 
 // One work unit: rows [i0, i0+mc) of C against B micro-panels [p0, p1) of the
@@ -364,7 +365,7 @@ void gemm_blocked(const Problem& P, int nt) {
   // ran at 85 GFLOP/s in place, 115 packed; 64x2048x512 95 vs 145; with
   // ldb = 768 or 1000 reading in place stays ahead: 169 vs 155, 164 vs 128).
   const bool aliasing = P.ldb % 1024 == 0 && P.M > 2 * MR;
-  const bool pack_b = P.tb || P.M > 16 * MR || aliasing;
+  const bool pack_b = P.tb || P.M > 16 * MR || aliasing || P.pre;
 
   // Balance the ic blocks over the threads: a multiple of nt blocks of
   // near-equal height (a multiple of MR).
@@ -375,7 +376,8 @@ void gemm_blocked(const Problem& P, int nt) {
 
   const int64_t nc_max = std::min<int64_t>(NC, (P.N + NR - 1) / NR * NR);
   const int64_t kc_max = std::min<int64_t>(KC, P.K);
-  float* bp = tl_bpack.get(size_t(nc_max * kc_max));
+  float* const buf = P.pre ? nullptr : tl_bpack.get(size_t(nc_max * kc_max));
+  const int64_t n_pc = (P.K + KC - 1) / KC;
 
 #pragma omp parallel num_threads(nt) if (nt > 1)
   for (int64_t jc = 0; jc < P.N; jc += NC) {
@@ -386,12 +388,17 @@ void gemm_blocked(const Problem& P, int nt) {
     for (int64_t pc = 0; pc < P.K; pc += KC) {
       const int64_t kc = std::min<int64_t>(KC, P.K - pc);
       const float beta = pc == 0 ? P.beta : 1.f;
+      const float* bp = buf;
+      if (P.pre) {
+        bp = P.pre->panels + P.pre->offsets[size_t(jc / NC * n_pc + pc / KC)];
+      } else {
 #pragma omp for schedule(static)
-      for (int64_t p = 0; p < n_panels; ++p)
-        if (pack_b || (p + 1) * NR > nc)
-          pack_b_panel(P.tb, P.B, P.ldb, pc, kc, jc + p * NR, std::min<int64_t>(NR, nc - p * NR),
-                     bp + p * NR * kc);
-      // (implicit barrier: Bp complete)
+        for (int64_t p = 0; p < n_panels; ++p)
+          if (pack_b || (p + 1) * NR > nc)
+            pack_b_panel(P.tb, P.B, P.ldb, pc, kc, jc + p * NR,
+                         std::min<int64_t>(NR, nc - p * NR), buf + p * NR * kc);
+        // (implicit barrier: Bp complete)
+      }
 #pragma omp for schedule(static)
       for (int64_t u = 0; u < n_ic * n_chunks; ++u) {
         const int64_t ib = u / n_chunks, ch = u % n_chunks;
@@ -540,6 +547,57 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
   if (ep.row_bias || ep.col_bias || ep.relu || ep.gate)
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = finish(C[i * ldc + j], ep, i, j);
+}
+
+PackedB::PackedB(bool tb_, int64_t K_, int64_t N_, const float* B_, int64_t ldb_)
+    : tb(tb_), K(K_), N(N_), B(B_), ldb(ldb_) {
+  check(K >= 0 && N >= 0, "PackedB: negative size K=", K, " N=", N);
+  check(ldb >= std::max<int64_t>(1, tb ? K : N), "PackedB: ldb=", ldb, " too small for ",
+        tb ? "B^T" : "B", " [", tb ? N : K, ",", tb ? K : N, "]");
+  // Blocks in gemm_blocked's loop order (jc outer, pc inner), each its
+  // micro-panels as pack_b_panel writes them.
+  struct Panel { int64_t jc, pc, p, off; };
+  std::vector<Panel> todo;
+  int64_t size = 0;
+  for (int64_t jc = 0; jc < N; jc += NC)
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      offsets.push_back(size);
+      const int64_t nc = std::min<int64_t>(NC, N - jc), kc = std::min<int64_t>(KC, K - pc);
+      for (int64_t p = 0; p * NR < nc; ++p) {
+        todo.push_back({jc, pc, p, size});
+        size += NR * kc;
+      }
+    }
+  if (size == 0) return;
+  panels = static_cast<float*>(alloc_aligned(size_t(size) * sizeof(float)));
+  const int64_t n = int64_t(todo.size());
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (worth_threads(size))
+  for (int64_t t = 0; t < n; ++t) {
+    const Panel& q = todo[size_t(t)];
+    const int64_t nc = std::min<int64_t>(NC, N - q.jc), kc = std::min<int64_t>(KC, K - q.pc);
+    pack_b_panel(tb, B, ldb, q.pc, kc, q.jc + q.p * NR, std::min<int64_t>(NR, nc - q.p * NR),
+                 panels + q.off);
+  }
+}
+
+PackedB::~PackedB() { free_aligned(panels); }
+
+void gemm(int64_t M, float alpha, const float* A, int64_t lda, const PackedB& B, float beta,
+          float* C, int64_t ldc, const GemmEpilogue& ep) {
+  const int64_t N = B.N, K = B.K;
+  // The cases gemm() does not block (and so never packs) take the plain call.
+  if (M < MR / 2 || N < W || K == 0 || alpha == 0.f)
+    return gemm(false, B.tb, M, N, K, alpha, A, lda, B.B, B.ldb, beta, C, ldc, ep);
+  check(M >= 0 && lda >= std::max<int64_t>(1, K) && ldc >= std::max<int64_t>(1, N),
+        "gemm (packed B): bad sizes M=", M, " lda=", lda, " ldc=", ldc, " for B [", K, ",", N,
+        "]");
+  check(!ep.gate || ep.ldg >= N, "gemm: ldg=", ep.ldg, " too small for the gate [", M, ",", N,
+        "]");
+  if (ep.row_sums) plain_row_sums(false, M, K, A, lda, ep.row_sums);
+  Problem P{false, B.tb, M, N, K, alpha, A, lda, B.B, B.ldb, beta, C, ldc, ep};
+  P.pre = &B;
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  gemm_blocked(P, (omp_in_parallel() || flops < 2e6) ? 1 : num_threads());
 }
 
 }  // namespace qkv

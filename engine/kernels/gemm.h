@@ -8,6 +8,7 @@
 // triple loop it is tested against.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace qkv {
 
@@ -39,5 +40,29 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
 void gemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
               int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
               const GemmEpilogue& ep = {});
+
+// A right operand op(B) [K,N] packed once for many products with it (an RNN's
+// h W_hh^T at every time step): the micro-panels gemm() would otherwise pack
+// on every call, which for a batch of 32-64 rows costs a good part of the
+// product itself (a 4 MiB W_hh^T copied each step). It keeps a pointer to B
+// for the small paths that do not pack: B must outlive it, unchanged.
+class PackedB {
+ public:
+  PackedB(bool tb, int64_t K, int64_t N, const float* B, int64_t ldb);
+  ~PackedB();
+  PackedB(const PackedB&) = delete;
+  PackedB& operator=(const PackedB&) = delete;
+
+  bool tb;
+  int64_t K, N;
+  const float* B;
+  int64_t ldb;
+  float* panels = nullptr;        // the (jc, pc) blocks, in gemm()'s loop order
+  std::vector<int64_t> offsets;   // block (jc index, pc index) -> offset in panels
+};
+
+// C = alpha * A * op(B) + beta * C with op(B) prepacked; as gemm(false, B.tb, ...).
+void gemm(int64_t M, float alpha, const float* A, int64_t lda, const PackedB& B, float beta,
+          float* C, int64_t ldc, const GemmEpilogue& ep = {});
 
 }  // namespace qkv

@@ -132,6 +132,41 @@ TEST_SUITE("engine/gemm") {
     set_num_threads(saved);
   }
 
+  TEST_CASE("a prepacked B gives gemm()'s results, reused over several A") {
+    // Across NC (384) and KC (512) blocks, ragged last panels, both layouts
+    // of B, the blocked path and the small ones it hands back to gemm(),
+    // an epilogue, 1 and 2 threads; one PackedB serves three products.
+    const int saved = num_threads();
+    uint64_t seed = 700;
+    for (int nt : {1, 2}) {
+      set_num_threads(nt);
+      for (bool tb : {false, true})
+        for (auto [n, k] : std::vector<std::array<int64_t, 2>>{
+                 {70, 29}, {900, 600}, {2048, 40}, {5, 17}, {33, 0}}) {
+          const int64_t ldb = (tb ? k : n) + 3;
+          const Tensor B = test::rand_tensor({std::max<int64_t>(tb ? n : k, 1), ldb}, seed++);
+          const PackedB pb(tb, k, n, B.data(), ldb);
+          for (int64_t m : {int64_t(37), int64_t(2), int64_t(200)}) {
+            const std::string what = std::string("packed tb=") + std::to_string(tb) + " M=" +
+                                     std::to_string(m) + " N=" + std::to_string(n) +
+                                     " K=" + std::to_string(k) + " threads " + std::to_string(nt);
+            const Tensor A = test::rand_tensor({m, std::max<int64_t>(k, 1)}, seed++);
+            const Tensor cb = test::rand_tensor({n}, seed++);
+            const Tensor C0 = test::rand_tensor({m, n}, seed++);
+            Tensor C = C0.clone(), R = C0.clone();
+            GemmEpilogue ep;
+            ep.col_bias = cb.data(), ep.relu = m == 37;
+            const float beta = m == 200 ? 0.5f : 0.f;
+            gemm(m, 1.25f, A.data(), std::max<int64_t>(k, 1), pb, beta, C.data(), n, ep);
+            gemm_ref(false, tb, m, n, k, 1.25f, A.data(), std::max<int64_t>(k, 1), B.data(), ldb,
+                     beta, R.data(), n, ep);
+            test::expect_close(C, R, test::tol_for(k, 6e-7) * 1.25, what);
+          }
+        }
+    }
+    set_num_threads(saved);
+  }
+
   TEST_CASE("beta = 0 never reads C: NaN in C does not leak") {
     const int64_t M = 40, N = 50, K = 30;
     Tensor A = test::rand_tensor({M, K}, 1), B = test::rand_tensor({K, N}, 2);

@@ -54,16 +54,21 @@ Var matmul(const Var& a, const Var& b, bool ta, bool tb) {
 
 namespace {
 
-// A Linear's dw = dz^T x ([N, K] from dz [M, N], x [M, K]) and, when db is
-// given, db = column sums of dz, summed as the GEMM packs dz^T (no pass of
-// its own over dz).
-void weight_grad(const Tensor& dz, const Tensor& x, Tensor& dw, Tensor* db) {
+// A Linear's parameter gradients from dz [M, N] and its input x [M, K], each
+// when needed: dw = dz^T x [N, K], and db = column sums of dz [N], summed as
+// the GEMM packs dz^T (no pass of its own over dz) when dw is made too.
+void param_grads(const Tensor& dz, const Tensor& x, bool need_w, bool need_b, Tensor& dw,
+                 Tensor& db) {
   const int64_t M = dz.size(0), N = dz.size(1), K = x.size(1);
+  if (!need_w) {
+    if (need_b) db = reduce(ReduceOp::sum, dz, 0, false);
+    return;
+  }
   dw = Tensor({N, K});
   GemmEpilogue side;
-  if (db) {
-    *db = Tensor({N});
-    side.row_sums = db->data();
+  if (need_b) {
+    db = Tensor({N});
+    side.row_sums = db.data();
   }
   gemm(true, false, N, K, M, 1.f, dz.data(), std::max<int64_t>(N, 1), x.data(),
        std::max<int64_t>(K, 1), 0.f, dw.data(), std::max<int64_t>(K, 1), side);
@@ -96,8 +101,7 @@ Var linear_bias(const char* op, const Var& x, const Var& w, const Var& b, bool r
                   }
                   const Tensor d2 = flatten_rows(dz);
                   if (needs[0]) g[0] = qkv::matmul(dz, W, false, false);
-                  if (needs[1]) weight_grad(d2, flatten_rows(X), g[1], needs[2] ? &g[2] : nullptr);
-                  else if (needs[2]) g[2] = reduce(ReduceOp::sum, d2, 0, false);
+                  param_grads(d2, flatten_rows(X), needs[1], needs[2], g[1], g[2]);
                   return g;
                 });
 }
@@ -146,8 +150,7 @@ Var feed_forward_relu(const Var& x, const Var& w1, const Var& b1, const Var& w2,
                     const Tensor& dy, const std::vector<bool>& needs) {
                   std::vector<Tensor> g(5);
                   const Tensor dy2 = dy.view({M, N}), h2 = h.view({M, F});
-                  if (needs[3]) weight_grad(dy2, h2, g[3], needs[4] ? &g[4] : nullptr);
-                  else if (needs[4]) g[4] = reduce(ReduceOp::sum, dy2, 0, false);
+                  param_grads(dy2, h2, needs[3], needs[4], g[3], g[4]);
                   if (!needs[0] && !needs[1] && !needs[2]) return g;
                   Tensor dz({M, F});
                   GemmEpilogue gate;
@@ -159,8 +162,7 @@ Var feed_forward_relu(const Var& x, const Var& w1, const Var& b1, const Var& w2,
                     gemm(false, false, M, K, F, 1.f, dz.data(), lf, W1.data(), lk, 0.f,
                          g[0].data(), lk);
                   }
-                  if (needs[1]) weight_grad(dz, X.view({M, K}), g[1], needs[2] ? &g[2] : nullptr);
-                  else if (needs[2]) g[2] = reduce(ReduceOp::sum, dz, 0, false);
+                  param_grads(dz, X.view({M, K}), needs[1], needs[2], g[1], g[2]);
                   return g;
                 });
 }

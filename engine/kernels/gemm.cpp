@@ -358,14 +358,13 @@ void gemm_blocked(const Problem& P, int nt) {
   // went to the gather, and reading in place took 512^3 from 163 to 193 GFLOP/s.
   const bool pack_a = P.ta;
   // Likewise B: each packed B panel serves M/MR micro-kernels. With few rows
-  // packing it is a full extra pass over B for little reuse, so an
-  // untransposed B is then read in place, unless its rows are a multiple of
-  // 4 KiB apart: then every k-row of a panel maps to the same L1 set, and the
-  // panel thrashes its ways (an LSTM's h W_hh^T, ldb = 4H = 2048: 32x2048x512
-  // ran at 85 GFLOP/s in place, 115 packed; 64x2048x512 95 vs 145; with
-  // ldb = 768 or 1000 reading in place stays ahead: 169 vs 155, 164 vs 128).
-  const bool aliasing = P.ldb % 1024 == 0 && P.M > 2 * MR;
-  const bool pack_b = P.tb || P.M > 16 * MR || aliasing || P.pre;
+  // packing it is a full extra pass over B (a 1 MiB operand for 64x1024x256)
+  // for little reuse, so an untransposed B is then read in place. (Rows a
+  // multiple of 4 KiB apart can make an in-place panel's k-rows share one L1
+  // set: an LSTM's W_hh^T, 32x2048x512, ran at 85 GFLOP/s in place against
+  // 115 packed; but 64x1024x256 lost as much the other way. A B applied many
+  // times is best packed once: PackedB.)
+  const bool pack_b = P.tb || P.M > 16 * MR || P.pre;
 
   // Balance the ic blocks over the threads: a multiple of nt blocks of
   // near-equal height (a multiple of MR).

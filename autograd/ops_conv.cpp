@@ -142,8 +142,8 @@ Var channel_pool_scaled(const Var& x, const Var& s) {
                   const int64_t N = X.size(0), C = X.size(1), HW = X.size(2) * X.size(3);
                   Tensor dx = needs[0] ? Tensor(X.shape()) : Tensor();
                   Tensor ds = needs[1] ? Tensor(S.shape()) : Tensor();
-                  scaled_channel_pool_backward(dy.data(), arg.data() + HW, X.data(), S.data(), N, C, HW,
-                                               needs[0] ? dx.data() : nullptr,
+                  scaled_channel_pool_backward(dy.data(), arg.data() + HW, X.data(), S.data(), N, C,
+                                               HW, needs[0] ? dx.data() : nullptr,
                                                needs[1] ? ds.data() : nullptr);
                   return std::vector<Tensor>{dx, ds};
                 });

@@ -257,7 +257,8 @@ __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const float*
         if (e.col_bias) r += VF::load_unaligned(e.col_bias + v * W);
         if (e.row_bias) r += VF(e.row_bias[i]);
         if (e.relu) r = xsimd::max(r, VF(0.f));
-        if (e.gate) r = xsimd::select(VF::load_unaligned(e.gate + i * e.ldg + v * W) > VF(0.f), r, VF(0.f));
+        if (e.gate)
+          r = xsimd::select(VF::load_unaligned(e.gate + i * e.ldg + v * W) > VF(0.f), r, VF(0.f));
         r.store_unaligned(p);
       }
     return;
@@ -317,7 +318,8 @@ void run_unit(const Problem& P, bool pack_a, bool pack_b, int64_t i0, int64_t mc
     ap = buf;
     // Row sums of op(A) from the packed block (hot in L1/L2), counted once:
     // by the first column block's unit that holds the first B panel.
-    if (P.ep.row_sums && jc == 0 && p0 == 0) add_packed_row_sums(buf, mc, kc, pc == 0, P.ep.row_sums + i0);
+    if (P.ep.row_sums && jc == 0 && p0 == 0)
+      add_packed_row_sums(buf, mc, kc, pc == 0, P.ep.row_sums + i0);
   }
   for (int64_t p = p0; p < p1; ++p) {
     const int64_t jr = p * NR;

@@ -73,7 +73,7 @@ TEST_SUITE("autograd/matmul") {
     }
   }
 
-  TEST_CASE("feed_forward_relu: equals linear(linear_relu) (values, all gradients) and passes gradcheck") {
+  TEST_CASE("feed_forward_relu: equals linear(linear_relu), values and all gradients; gradcheck") {
     // 3-D and 2-D inputs; one row and two rows take the GEMM's few-rows path
     for (Shape xs : {Shape{2, 3, 5}, Shape{4, 5}, Shape{1, 5}, Shape{2, 1, 5}}) {
       Var x(test::rand_tensor(xs, 40), true), w1(test::rand_tensor({9, 5}, 41), true),

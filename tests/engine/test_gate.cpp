@@ -16,8 +16,8 @@ TEST_SUITE("engine/gate") {
     for (int64_t HW : test::kSizes)
       for (int64_t C : {1, 3, 17})
         for (int64_t B : {1, 3}) {
-          const std::string what = std::string("B") + std::to_string(B) + " C" + std::to_string(C) + " HW" +
-                                   std::to_string(HW);
+          const std::string what = std::string("B") + std::to_string(B) + " C" +
+                                   std::to_string(C) + " HW" + std::to_string(HW);
           Tensor x = test::rand_tensor({B, C, HW}, seed++);
           if (C > 1)  // a tie: channel 1 equals channel 0 at every pixel (first max wins)
             for (int64_t b = 0; b < B; ++b)

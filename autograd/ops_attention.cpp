@@ -70,12 +70,6 @@ void block_gemm(bool ta, int64_t M, int64_t N, int64_t K, float alpha, const flo
     gemm(ta, false, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-// xt [HD, rows] = the transpose of `rows` rows of HD floats, `st` apart: a
-// head's keys (or values) as the row-major right operand of Q K^T (dO V^T).
-void transpose_rows(const float* x, int64_t st, int64_t rows, int64_t HD, float* xt) {
-  transpose_block(x, st, rows, HD, xt, rows);
-}
-
 // p[j] = exp(s[j] - m) for j < n; returns the sum.
 float exp_sub_sum(const float* s, float* p, int64_t n, float m) {
   using simd::VF;
@@ -146,7 +140,7 @@ struct Sdpa {
 
   // Scores of rows [t0, t0+nq) x keys [s0, s0+nk) of head bh into sc (ld nk),
   // scaled and masked (-inf where masked). kt: the head's keys transposed,
-  // [HD, S] (transpose_rows).
+  // [HD, S] (transpose_block of its [S, HD] rows).
   void scores(int64_t bh, int64_t t0, int64_t nq, int64_t s0, int64_t nk, const float* q,
               const float* kt, float* sc) const {
     block_gemm(false, nq, nk, HD, scale, q + at(lq, bh, t0), lq.st, kt + s0, S, 0.f, sc, nk);
@@ -262,7 +256,7 @@ void forward(const char* op, const Sdpa& a, const float* q, const float* k, cons
       const int64_t bh = w / nqb, t0 = (w % nqb) * kBQ, nq = std::min(kBQ, T - t0);
       const int64_t b = bh / a.NH;
       if (bh != kt_head) {  // a thread's work items run in order: once per head
-        transpose_rows(k + a.at(a.lk, bh, 0), a.lk.st, a.S, HD, kt.data());
+        transpose_block(k + a.at(a.lk, bh, 0), a.lk.st, a.S, HD, kt.data(), a.S);  // K^T [HD,S]
         kt_head = bh;
       }
       std::fill(acc.begin(), acc.begin() + nq * HD, 0.f);
@@ -334,7 +328,7 @@ Tensor weights_of(const Sdpa& a, const float* q, const float* k, const float* ls
     for (int64_t x = 0; x < BH * nqb; ++x) {
       const int64_t bh = x / nqb, t0 = (x % nqb) * kBQ, nq = std::min(kBQ, T - t0);
       if (bh != kt_head) {
-        transpose_rows(k + a.at(a.lk, bh, 0), a.lk.st, S, a.HD, kt.data());
+        transpose_block(k + a.at(a.lk, bh, 0), a.lk.st, S, a.HD, kt.data(), S);
         kt_head = bh;
       }
       const int64_t kend = a.block_key_end(bh / a.NH, t0, nq);
@@ -379,8 +373,8 @@ void backward_kernel(const Sdpa& a, const float* q, const float* k, const float*
       float* dQ = dq ? dq + a.at(a.lq, bh, 0) : nullptr;
       float* dK = dk ? dk + a.at(a.lk, bh, 0) : nullptr;
       float* dV = dv ? dv + a.at(a.lv, bh, 0) : nullptr;
-      transpose_rows(K, sk, S, HD, Kt.data());
-      if (!Vt.empty()) transpose_rows(V, sv, S, HD, Vt.data());
+      transpose_block(K, sk, S, HD, Kt.data(), S);
+      if (!Vt.empty()) transpose_block(V, sv, S, HD, Vt.data(), S);
       // D = rowsum(dO * O) (+ rowsum(dW * W) for the weights output)
       for (int64_t t = 0; t < T; ++t) {
         float s = rows::dot(dO + t * so, o + a.at(a.lo, bh, t), HD);

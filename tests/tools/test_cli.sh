@@ -85,6 +85,8 @@ python3 -c "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).get
   || { echo "FAIL: predict --attention did not write a well-formed SVG"; fails=$((fails + 1)); }
 out=$("$qkv" inspect "$tmp/tiny.json")
 [[ "$out" == *"parameters: "* && "$out" == *"flops per step: "* && "$out" == *"encoder"* ]] || { echo "FAIL: inspect: $out"; fails=$((fails + 1)); }
+out=$("$qkv" inspect "$here/../../configs/dates_transformer.json")
+[[ "$out" == *"flops per step: "*"source tokens"* && "$out" != *"unknown"* ]] || { echo "FAIL: inspect transformer: $out"; fails=$((fails + 1)); }
 out=$("$qkv" inspect "$fixtures/forward/bilstm.json")
 [[ "$out" == *"LSTM(5, 7"* && "$out" == *"parameters: "* ]] || { echo "FAIL: inspect module: $out"; fails=$((fails + 1)); }
 

@@ -17,6 +17,7 @@
 #include "tests/test_utils.h"
 #include "tools/runner/config.h"
 #include "tools/runner/experiment.h"
+#include "tools/runner/inspect.h"
 #include "tools/runner/predict.h"
 #include "tools/runner/train.h"
 
@@ -361,6 +362,33 @@ TEST_SUITE("tools/runner") {
     CHECK(runner::metric_value(mb, "token_accuracy") ==
           runner::metric_value(r.valid, "token_accuracy"));
     CHECK(std::fabs(runner::metric_value(mb, "exact_match") - em) <= 0.25);
+  }
+
+  TEST_CASE("inspect's FLOPs per step for a Transformer, from its dimensions") {
+    // 1 encoder and 2 decoder layers; the count rebuilt from d_model, FF,
+    // the vocabulary and the first batch, not from the parameter list.
+    Json c = tiny_config(temp_dir("flops"));
+    c["model"] = Json::parse(R"({"type": "transformer", "d_model": 8, "nhead": 2,
+        "num_encoder_layers": 1, "num_decoder_layers": 2, "dim_feedforward": 12,
+        "dropout": 0.0, "max_len": 16, "positional": "learned"})");
+    const runner::Experiment ex = tiny_experiment(c);
+    std::vector<int64_t> idx(16);
+    for (int64_t i = 0; i < 16; ++i) idx[size_t(i)] = i;
+    const Batch b = ex.data->batch(Split::train, idx);  // batch_size 16
+    double src = 0, tgt = 0;
+    for (int32_t l : b.src_len) src += l;
+    for (int32_t t : b.tgt_out) tgt += t != Vocab::pad;
+    const double D = 8, FF = 12, Le = 1, Ld = 2, V = double(ex.data->tgt_vocab()->size());
+    const double S = double(b.src.size(1)), T = double(b.tgt_in.size(1));
+    // encoder layer: in_proj 3D^2, out_proj D^2, two FF matrices; decoder layer:
+    // self-attention 4D^2, cross-attention q and out 2D^2 (target tokens) and its
+    // k, v projections 2D^2 (source tokens), FF; the output layer V x D
+    const double weights = Le * (4 * D * D + 2 * D * FF) * src + Ld * 2 * D * D * src +
+                           (Ld * (6 * D * D + 2 * D * FF) + V * D) * tgt;
+    const double attn = 4 * D * (Le * S * src + Ld * (T + S) * tgt);
+    std::string how;
+    CHECK(runner::flops_per_step(ex, &how) == doctest::Approx(6 * weights + 3 * attn));
+    CHECK(how.find("source tokens") != std::string::npos);
   }
 
   TEST_CASE("the schedule sets each step's lr; early stopping ends a stalled run") {

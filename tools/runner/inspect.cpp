@@ -9,12 +9,16 @@
 #include "nn/linear.h"
 #include "nn/seq2seq.h"
 #include "nn/sequential.h"
+#include "nn/transformer.h"
 
 namespace qkv::runner {
 namespace {
 
 bool starts_with(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
-bool is_embedding(const std::string& name) { return name.find("embedding.") != std::string::npos; }
+// A lookup table (token embeddings, learned positions): no multiply-adds.
+bool is_embedding(const std::string& name) {
+  return name.find("embedding.") != std::string::npos || starts_with(name, "positional.");
+}
 
 std::string human(double x) {
   char buf[32];
@@ -57,6 +61,44 @@ double flops_per_step(const Experiment& ex, std::string* how) {
              " source tokens + " + human(dec) + " decoder weights x " + human(tgt_tokens) +
              " target tokens) + 3 x attention";
     return 6 * (enc * src_tokens + dec * tgt_tokens + bridge * double(b.size)) + 3 * attn;
+  }
+  if (auto m = std::dynamic_pointer_cast<Transformer>(ex.model)) {
+    // Weights by the tokens they multiply: the encoder's and the memory's
+    // key/value projections (2/3 of each cross-attention in_proj) by source
+    // tokens, the rest of the decoder and the output layer by target tokens.
+    // Attention: Q K^T and P V, 4 D per (query, key) pair, over the padded
+    // lengths S and T.
+    double enc = 0, dec = 0, mem = 0;
+    for (const auto& [n, v] : m->named_parameters()) {
+      if (is_embedding(n) || v.dim() < 2) continue;
+      const double w = double(v.numel());
+      if (starts_with(n, "encoder."))
+        enc += w;
+      else if (n.find("multihead_attn.in_proj_weight") != std::string::npos)
+        mem += w * 2 / 3, dec += w / 3;
+      else
+        dec += w;
+    }
+    const double D = double(m->options.d_model), T = b.tgt_in.defined() ? double(b.tgt_in.size(1)) : 0;
+    const double attn = 4 * D *
+                        (double(m->options.num_encoder_layers) * S * src_tokens +
+                         double(m->options.num_decoder_layers) * (T + S) * tgt_tokens);
+    if (how)
+      *how = "6 x (" + human(enc + mem) + " weights x " + human(src_tokens) + " source tokens + " +
+             human(dec) + " weights x " + human(tgt_tokens) + " target tokens) + 3 x attention";
+    return 6 * ((enc + mem) * src_tokens + dec * tgt_tokens) + 3 * attn;
+  }
+  if (auto m = std::dynamic_pointer_cast<TransformerLM>(ex.model)) {
+    // Every weight multiplies every input token; causal attention over the
+    // padded length S (the masked half of the pairs counted too).
+    double w = 0;
+    for (const auto& [n, v] : m->named_parameters())
+      if (!is_embedding(n) && v.dim() >= 2) w += double(v.numel());
+    const double tokens = double(b.src.numel());
+    const double attn = 4 * double(m->options.d_model) * double(m->options.num_layers) * S * tokens;
+    if (how)
+      *how = "6 x (" + human(w) + " weights x " + human(tokens) + " tokens) + 3 x attention";
+    return 6 * w * tokens + 3 * attn;
   }
   if (auto m = std::dynamic_pointer_cast<AttnClassifier>(ex.model)) {
     double rnn = 0, head = 0;

@@ -5,6 +5,7 @@
 // 130 interrupted (Ctrl-C; train saves a checkpoint first).
 #include <unistd.h>
 
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -102,7 +103,7 @@ const char* kEvalHelp =
 
 const char* kPredictHelp =
     "usage: qkv predict CONFIG.json --checkpoint FILE --input TEXT [--attention OUT.svg]\n"
-    "                   [--beam K] [--set path=value ...]\n"
+    "                   [--beam K] [--length N] [--temperature T] [--set path=value ...]\n"
     "\n"
     "Decodes one input and prints the prediction; on a terminal also the attention\n"
     "matrix as shaded characters.\n"
@@ -112,6 +113,10 @@ const char* kPredictHelp =
     "  --input TEXT       the source, as the data set's examples are written (required)\n"
     "  --attention FILE   write the attention heatmap as SVG (default: none)\n"
     "  --beam K           beam width, 1 = greedy (default: 1)\n"
+    "  --length N         language models: tokens to add (default: as many as the\n"
+    "                     context allows, at most 200)\n"
+    "  --temperature T    language models: 0 = greedy, > 0 samples softmax(logits/T)\n"
+    "                     with the config's seed (default: 0)\n"
     "  --set path=value   override a config field (repeatable; default: none)\n";
 
 const char* kForwardHelp =
@@ -285,15 +290,25 @@ int cmd_eval(const std::vector<std::string>& args) {
 
 int cmd_predict(const std::vector<std::string>& args) {
   Args a;
-  if (!parse_args("predict", args, {"--checkpoint", "--input", "--attention", "--beam"}, {},
-                  kPredictHelp, a))
+  if (!parse_args("predict", args,
+                  {"--checkpoint", "--input", "--attention", "--beam", "--length", "--temperature"},
+                  {}, kPredictHelp, a))
     return 0;
-  const int beam = parse_count("--beam", a.get("--beam", "1").c_str());
+  qkv::runner::PredictOptions po;
+  po.beam = parse_count("--beam", a.get("--beam", "1").c_str());
+  if (!a.get("--length").empty()) po.length = parse_count("--length", a.get("--length").c_str());
+  if (!a.get("--temperature").empty()) {
+    const std::string t = a.get("--temperature");
+    char* end = nullptr;
+    po.temperature = std::strtof(t.c_str(), &end);
+    if (end == t.c_str() || *end || !(po.temperature >= 0.f) || std::isinf(po.temperature))
+      throw UsageError("--temperature: expected a number >= 0, got '" + t + "'");
+  }
   const std::string ckpt = require(a, "predict", "--checkpoint");
   const std::string input = require(a, "predict", "--input");
   qkv::runner::Experiment ex = load_experiment(a, "predict");
   qkv::runner::load_model(ex, ckpt);
-  const qkv::runner::Prediction p = qkv::runner::predict(ex, input, beam);
+  const qkv::runner::Prediction p = qkv::runner::predict(ex, input, po);
   std::printf("%s\n", p.text.c_str());
   if (p.attention.defined()) {
     if (isatty(1) && p.attention.dim() >= 2) {
@@ -431,7 +446,7 @@ int cmd_main() {
   const std::string dir = ex.cfg.output;
   qkv::runner::load_model(ex, dir + "/best.safetensors");
   const std::string input = "Tue 27 Sep 1994", svg = dir + "/attention.svg";
-  const qkv::runner::Prediction p = qkv::runner::predict(ex, input, 1);
+  const qkv::runner::Prediction p = qkv::runner::predict(ex, input);
   std::printf("predict: %s -> %s\n", input.c_str(), p.text.c_str());
   if (isatty(1))
     std::fputs(qkv::plot::attention_text(p.attention, p.src_tokens, p.out_tokens).c_str(), stdout);

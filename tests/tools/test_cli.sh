@@ -85,6 +85,25 @@ python3 -c "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).get
   || { echo "FAIL: predict --attention did not write a well-formed SVG"; fails=$((fails + 1)); }
 out=$("$qkv" inspect "$tmp/tiny.json")
 [[ "$out" == *"parameters: "* && "$out" == *"flops per step: "* && "$out" == *"encoder"* ]] || { echo "FAIL: inspect: $out"; fails=$((fails + 1)); }
+# a language model: --length and --temperature (sampling seeded by the config)
+yes 'the cat sat on the mat; the dog ate the hat. ' | head -n 40 >"$tmp/corpus.txt"
+cat >"$tmp/lm.json" <<JSON
+{"name": "lm", "seed": 3, "output": "$tmp/lm",
+ "data": {"name": "text-lm", "files": ["$tmp/corpus.txt"], "seq_len": 16},
+ "model": {"type": "transformer_lm", "d_model": 16, "nhead": 2, "num_layers": 1,
+           "dim_feedforward": 32, "max_len": 16},
+ "train": {"batch_size": 8, "steps": 4, "eval_every": 4, "log_every": 4}}
+JSON
+"$qkv" train "$tmp/lm.json" >/dev/null 2>"$tmp/lm.log" || { echo "FAIL: lm train: $(tail -n 2 "$tmp/lm.log")"; fails=$((fails + 1)); }
+s1=$("$qkv" predict "$tmp/lm.json" --checkpoint "$tmp/lm/model.safetensors" --input "the " --length 6 --temperature 0.8)
+s2=$("$qkv" predict "$tmp/lm.json" --checkpoint "$tmp/lm/model.safetensors" --input "the " --length 6 --temperature 0.8)
+[[ -n "$s1" && "$s1" == "the "* && "$s1" == "$s2" ]] || { echo "FAIL: lm predict --temperature: '$s1' / '$s2'"; fails=$((fails + 1)); }
+expect 1 "predict: cannot add 20 tokens (--length): the input is 4 tokens and the model's max_len is 16" -- \
+  predict "$tmp/lm.json" --checkpoint "$tmp/lm/model.safetensors" --input "the " --length 20
+expect 2 "--temperature: expected a number >= 0, got '-1'" -- \
+  predict "$tmp/lm.json" --checkpoint "$tmp/lm/model.safetensors" --input "the " --temperature -1
+expect 1 "predict: --length and --temperature apply to a language model" -- \
+  predict "$tmp/tiny.json" --checkpoint "$tmp/run/model.safetensors" --input abcd --length 3
 out=$("$qkv" inspect "$here/../../configs/dates_transformer.json")
 [[ "$out" == *"flops per step: "*"source tokens"* && "$out" != *"unknown"* ]] || { echo "FAIL: inspect transformer: $out"; fails=$((fails + 1)); }
 out=$("$qkv" inspect "$fixtures/forward/bilstm.json")

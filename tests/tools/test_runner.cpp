@@ -430,7 +430,7 @@ TEST_SUITE("tools/runner") {
     INFO(r.summary.dump());
     CHECK(runner::metric_value(r.valid, "accuracy") >= 0.9);
     CHECK(r.steps <= 60);  // epochs of 4 steps; the target stops it early
-    const runner::Prediction p = runner::predict(ex, "aabaa", 1);
+    const runner::Prediction p = runner::predict(ex, "aabaa");
     CHECK(p.text == "yes");
     CHECK(p.attention.shape() == Shape{1, 5});
   }

@@ -79,7 +79,8 @@ double flops_per_step(const Experiment& ex, std::string* how) {
       else
         dec += w;
     }
-    const double D = double(m->options.d_model), T = b.tgt_in.defined() ? double(b.tgt_in.size(1)) : 0;
+    const double D = double(m->options.d_model);
+    const double T = b.tgt_in.defined() ? double(b.tgt_in.size(1)) : 0;
     const double attn = 4 * D *
                         (double(m->options.num_encoder_layers) * S * src_tokens +
                          double(m->options.num_decoder_layers) * (T + S) * tgt_tokens);

@@ -7,6 +7,7 @@
 #include "nn/attn_classifier.h"
 #include "nn/checkpoint.h"
 #include "nn/seq_model.h"
+#include "engine/rng.h"
 #include "nn/transformer.h"
 
 namespace qkv::runner {
@@ -17,7 +18,12 @@ void load_model(Experiment& ex, const std::string& checkpoint) {
   ex.model->eval();
 }
 
-Prediction predict(Experiment& ex, const std::string& input, int64_t beam) {
+Prediction predict(Experiment& ex, const std::string& input, const PredictOptions& o) {
+  auto lm = std::dynamic_pointer_cast<TransformerLM>(ex.model);
+  check(lm || (o.length == 0 && o.temperature == 0.f),
+        "predict: --length and --temperature apply to a language model, not to ",
+        ex.model->describe());
+  check(o.temperature >= 0.f, "predict: --temperature must be >= 0, got ", o.temperature);
   ex.model->eval();
   NoGrad no_grad;
   const data::Batch b = ex.data->encode_input(input);
@@ -28,7 +34,7 @@ Prediction predict(Experiment& ex, const std::string& input, int64_t beam) {
   if (auto m = std::dynamic_pointer_cast<SeqToSeqModel>(ex.model)) {
     const data::Vocab* tv = ex.data->tgt_vocab() ? ex.data->tgt_vocab() : sv;
     const int64_t max_len = std::max<int64_t>(ex.data->max_target_len(), 2 * S + 8);
-    const Decoded d = beam > 1 ? m->beam(b.src, beam, max_len) : m->greedy(b.src, max_len);
+    const Decoded d = o.beam > 1 ? m->beam(b.src, o.beam, max_len) : m->greedy(b.src, max_len);
     p.text = tv->decode(d.tokens);
     for (int32_t t : d.tokens) p.out_tokens.push_back(tv->token(t));
     p.attention = d.head_attention.defined() ? d.head_attention : d.attention;
@@ -44,11 +50,18 @@ Prediction predict(Experiment& ex, const std::string& input, int64_t beam) {
     p.attention = o.weights.value();
     return p;
   }
-  if (auto m = std::dynamic_pointer_cast<TransformerLM>(ex.model)) {
-    // Continues the input: greedy, as many tokens as the model's context allows (at most 200).
+  if (lm) {
+    // Continues the input by o.length tokens (default: as many as the
+    // model's context allows, at most 200), greedy or sampled.
     const std::vector<int32_t> prefix(b.src.begin(), b.src.begin() + S);
-    const int64_t n = std::max<int64_t>(1, std::min<int64_t>(200, m->options.max_len - S));
-    const std::vector<int32_t> more = m->generate(prefix, n);
+    const int64_t room = lm->options.max_len + 1 - S;
+    const int64_t n =
+        o.length > 0 ? o.length : std::max<int64_t>(1, std::min<int64_t>(200, room - 1));
+    check(n <= room, "predict: cannot add ", n, " tokens (--length): the input is ", S,
+          " tokens and the model's max_len is ", lm->options.max_len, ", room for ",
+          std::max<int64_t>(0, room), " more");
+    Generator gen(ex.cfg.seed);
+    const std::vector<int32_t> more = lm->generate(prefix, n, o.temperature, &gen);
     p.text = input + sv->decode(more);
     return p;
   }

@@ -21,7 +21,16 @@ struct Prediction {
   std::vector<std::string> out_tokens;  // T_out labels
 };
 
-// input: a source as the data set's users write it; beam: 1 = greedy.
-Prediction predict(Experiment& ex, const std::string& input, int64_t beam);
+struct PredictOptions {
+  int64_t beam = 1;  // sequence models: beam width, 1 = greedy
+  // Language models: tokens to add (0: as many as the context allows, at
+  // most 200), and the sampling temperature (0: greedy; > 0: sampled from
+  // softmax(logits / temperature) with the experiment's seed).
+  int64_t length = 0;
+  float temperature = 0.f;
+};
+
+// input: a source as the data set's users write it (a language model's prefix).
+Prediction predict(Experiment& ex, const std::string& input, const PredictOptions& o = {});
 
 }  // namespace qkv::runner

@@ -223,43 +223,26 @@ TensorT<T> permute(const TensorT<T>& x, const std::vector<int>& dims) {
   if (x.numel() == 0) return out;
 
   // The common case, a batch of matrix transposes ([..,R,C] -> [..,C,R]): in
-  // 8x8 tiles, so reads and writes both stay within a few cache lines
-  // (8 lines per strided side: power-of-two row strides map them all to one
-  // L1 set, and 8 stay within its 12 ways; 32x32 tiles thrashed).
+  // bands of 16 rows through the tile kernels of engine/kernels/transpose.h.
   bool swap_last = n >= 2 && perm[n - 1] == n - 2 && perm[n - 2] == n - 1;
   for (int i = 0; swap_last && i < n - 2; ++i) swap_last = perm[i] == i;
   if (swap_last) {
     const int64_t R = x.shape()[n - 2], C = x.shape()[n - 1], mats = x.numel() / (R * C);
-    if constexpr (std::is_same_v<T, float>) {
-      // the SIMD tile kernel, threaded over matrices and bands of 16 rows
-      const int64_t bands = (R + 15) / 16;
-      const float* src = x.data();
-      float* dst = out.data();
-#pragma omp parallel for collapse(2) schedule(static) if (worth_threads(x.numel())) \
-    num_threads(num_threads())
-      for (int64_t m = 0; m < mats; ++m)
-        for (int64_t b = 0; b < bands; ++b) {
-          const int64_t r0 = b * 16;
-          transpose_block(src + m * R * C + r0 * C, C, std::min<int64_t>(16, R - r0), C,
-                          dst + m * R * C + r0, R);
-        }
-      return out;
-    }
-    constexpr int64_t kTile = 8;
-    const int64_t tiles_r = (R + kTile - 1) / kTile, tiles_c = (C + kTile - 1) / kTile;
+    const int64_t bands = (R + 15) / 16;
     const T* src = x.data();
     T* dst = out.data();
 #pragma omp parallel for collapse(2) schedule(static) if (worth_threads(x.numel())) \
     num_threads(num_threads())
     for (int64_t m = 0; m < mats; ++m)
-      for (int64_t tr = 0; tr < tiles_r; ++tr)
-        for (int64_t tc = 0; tc < tiles_c; ++tc) {
-          const T* s = src + m * R * C;
-          T* d = dst + m * R * C;
-          const int64_t r1 = std::min(R, (tr + 1) * kTile), c1 = std::min(C, (tc + 1) * kTile);
-          for (int64_t r = tr * kTile; r < r1; ++r)
-            for (int64_t c = tc * kTile; c < c1; ++c) d[c * R + r] = s[r * C + c];
-        }
+      for (int64_t b = 0; b < bands; ++b) {
+        const int64_t r0 = b * 16, nr = std::min<int64_t>(16, R - r0);
+        const T* s = src + m * R * C + r0 * C;
+        T* d = dst + m * R * C + r0;
+        if constexpr (std::is_same_v<T, float>)
+          transpose_block(s, C, nr, C, d, R);  // SIMD register tiles
+        else
+          transpose_tiles(s, C, nr, C, d, R);
+      }
     return out;
   }
 

@@ -1,5 +1,5 @@
 // Matrix transpose (see transpose.h): 16x16 register tiles with AVX-512,
-// 8x8 tiles of scalar copies otherwise.
+// transpose_tiles (8x8 tiles of scalar copies) otherwise.
 #include "engine/kernels/transpose.h"
 
 #if defined(__AVX512F__)
@@ -74,15 +74,7 @@ void transpose_block(const float* src, int64_t lds, int64_t rows, int64_t cols, 
       tile16(src + i * lds + j, lds, int(std::min<int64_t>(16, rows - i)),
              int(std::min<int64_t>(16, cols - j)), dst + j * ldd + i, ldd);
 #else
-  // 8x8 tiles: both the strided reads and the strided writes stay within a
-  // few cache lines per tile.
-  constexpr int64_t kTile = 8;
-  for (int64_t i0 = 0; i0 < rows; i0 += kTile)
-    for (int64_t j0 = 0; j0 < cols; j0 += kTile) {
-      const int64_t i1 = std::min(rows, i0 + kTile), j1 = std::min(cols, j0 + kTile);
-      for (int64_t i = i0; i < i1; ++i)
-        for (int64_t j = j0; j < j1; ++j) dst[j * ldd + i] = src[i * lds + j];
-    }
+  transpose_tiles(src, lds, rows, cols, dst, ldd);
 #endif
 }
 

@@ -99,6 +99,10 @@ TEST_SUITE("engine/tensor") {
     Tensor big = test::rand_tensor({257, 33, 17}, 2);
     CHECK(permute(big, {2, 0, 1}).to_vector() == permute_naive(big, {2, 0, 1}).to_vector());
     CHECK(transpose(transpose(big, 0, 2), 0, 2).to_vector() == big.to_vector());
+    // a batch of matrix transposes (the tile kernels): rows across 16-row
+    // bands and 8- and 16-wide tiles, with tails
+    Tensor mats = test::rand_tensor({3, 37, 21}, 3);
+    CHECK(permute(mats, {0, 2, 1}).to_vector() == permute_naive(mats, {0, 2, 1}).to_vector());
   }
 
   TEST_CASE("slice along every axis, negative bounds") {
@@ -148,6 +152,14 @@ TEST_SUITE("engine/tensor") {
     IntTensor t = IntTensor::from({2, 3}, {1, 2, 3, 4, 5, 6});
     CHECK(t.at({1, 2}) == 6);
     CHECK(transpose(t, 0, 1).to_vector() == std::vector<int32_t>{1, 4, 2, 5, 3, 6});
+    IntTensor m({2, 19, 11});  // bands and tiles with tails
+    for (int64_t i = 0; i < m.numel(); ++i) m.data()[i] = int32_t(i);
+    const IntTensor mt = transpose(m, 1, 2);
+    bool same = true;
+    for (int64_t b = 0; b < 2; ++b)
+      for (int64_t r = 0; r < 19; ++r)
+        for (int64_t c = 0; c < 11; ++c) same &= mt.at({b, c, r}) == m.at({b, r, c});
+    CHECK(same);
     CHECK(concat<int32_t>({t, t}, 0).numel() == 12);
     CHECK(IntTensor::zeros({5}).to_vector() == std::vector<int32_t>(5, 0));
     CHECK_THROWS_WITH_AS(t.at({2, 0}), doctest::Contains("at: index 2 out of range"), Error);

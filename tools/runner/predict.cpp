@@ -4,10 +4,10 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "engine/rng.h"
 #include "nn/attn_classifier.h"
 #include "nn/checkpoint.h"
 #include "nn/seq_model.h"
-#include "engine/rng.h"
 #include "nn/transformer.h"
 
 namespace qkv::runner {

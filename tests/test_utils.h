@@ -73,9 +73,12 @@ inline double tol_for(int64_t len, double base = 4e-7) {
   return base * std::max<double>(4.0, std::sqrt(double(len)) * 4.0);
 }
 
-// A committed fixture file: tests/fixtures/<rel> (the build passes the folder).
+// A committed fixture file: tests/fixtures/<rel>. The folder is compiled into
+// tests/fixtures_dir.cpp alone, so the other test objects do not depend on
+// where the checkout lives.
+const char* fixtures_dir();
 inline std::string fixture_path(const std::string& rel) {
-  return std::string(QKV_FIXTURES_DIR) + "/" + rel;
+  return std::string(fixtures_dir()) + "/" + rel;
 }
 
 // The message of the qkv::Error that f throws, or "(no error)".

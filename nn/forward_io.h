@@ -26,10 +26,10 @@ class NamedInputs {
   NamedInputs(std::map<std::string, Var> floats, std::map<std::string, IntTensor> ints,
               std::string where);
 
-  Var tensor(const std::string& name);                     // required float input
-  Var optional(const std::string& name);                   // float input, or undefined
-  const IntTensor& ids(const std::string& name);           // required integer input
-  const IntTensor* optional_ids(const std::string& name);  // integer input, or null
+  Var tensor(const std::string& name);                      // required float input
+  Var optional(const std::string& name);                    // float input, or undefined
+  const IntTensor& ids(const std::string& name);            // required integer input
+  const IntTensor* optional_ids(const std::string& name);   // integer input, or null
   bool flag(const std::string& name, bool absent = false);  // one-element integer input
 
   std::vector<std::string> unread() const;  // names present but never read

@@ -72,7 +72,8 @@ double run_case(const Case& c, const TempDir& tmp) {
   INFO("forward case ", c.name);
   const std::string out = tmp / (c.name + ".out.safetensors");
   REQUIRE_NOTHROW(runner::run_forward(options(c, out, true)));
-  const TensorFile got = load_safetensors(out), want = load_safetensors(c.file(".expected.safetensors"));
+  const TensorFile got = load_safetensors(out),
+                   want = load_safetensors(c.file(".expected.safetensors"));
   std::set<std::string> got_names, want_names;
   for (const auto& [n, _] : got.floats) got_names.insert(n);
   for (const auto& [n, _] : want.floats) want_names.insert(n);
@@ -81,7 +82,8 @@ double run_case(const Case& c, const TempDir& tmp) {
   for (const auto& [name, w] : want.floats) {
     auto it = got.floats.find(name);
     if (it == got.floats.end()) continue;
-    INFO(c.name, ": ", name, " shapes ", shape_str(it->second.shape()), " vs ", shape_str(w.shape()));
+    INFO(c.name, ": ", name, " shapes ", shape_str(it->second.shape()), " vs ",
+         shape_str(w.shape()));
     REQUIRE(it->second.shape() == w.shape());
     const double e = max_rel_error(it->second, w);
     CHECK_MESSAGE(e <= 1e-4, c.name, ": ", name, " max relative error ", e);
@@ -92,7 +94,8 @@ double run_case(const Case& c, const TempDir& tmp) {
 
 }  // namespace
 
-TEST_CASE("forward: every module type reproduces PyTorch (outputs, input and parameter gradients)") {
+TEST_CASE(
+    "forward: every module type reproduces PyTorch (outputs, input and parameter gradients)") {
   TempDir tmp;
   std::map<std::string, std::pair<int, double>> by_type;  // type -> (cases, largest error)
   for (const Case& c : forward_cases()) {
@@ -128,13 +131,13 @@ TEST_CASE("forward: inputs nobody reads and upstreams of no output are errors") 
   save_safetensors(tmp / "x.safetensors", x);
   runner::ForwardOptions o = options(mlp, tmp / "y.safetensors", true);
   o.input = tmp / "x.safetensors";
-  CHECK_THROWS_WITH_AS(runner::run_forward(o), doctest::Contains("'h0' is not an input of Sequential"),
-                       Error);
+  CHECK_THROWS_WITH_AS(runner::run_forward(o),
+                       doctest::Contains("'h0' is not an input of Sequential"), Error);
   x.floats.erase("h0");
   x.floats["grad_h_n"] = x.floats.at("input");
   save_safetensors(tmp / "x.safetensors", x);
-  CHECK_THROWS_WITH_AS(runner::run_forward(o), doctest::Contains("upstream 'grad_h_n' matches no output"),
-                       Error);
+  CHECK_THROWS_WITH_AS(runner::run_forward(o),
+                       doctest::Contains("upstream 'grad_h_n' matches no output"), Error);
 
   // A whole model's attention map is for inspection: an upstream for it is refused.
   const Case s2s{"seq2seq_luong_dot", fixture_path("forward")};
@@ -144,8 +147,8 @@ TEST_CASE("forward: inputs nobody reads and upstreams of no output are errors") 
   save_safetensors(tmp / "xs.safetensors", xs);
   runner::ForwardOptions os = options(s2s, tmp / "y.safetensors", true);
   os.input = tmp / "xs.safetensors";
-  CHECK_THROWS_WITH_AS(runner::run_forward(os), doctest::Contains("output attention carries no gradient"),
-                       Error);
+  CHECK_THROWS_WITH_AS(runner::run_forward(os),
+                       doctest::Contains("output attention carries no gradient"), Error);
 }
 
 namespace {

@@ -55,4 +55,12 @@ std::string AttnClassifier::describe() const {
          ", padding_idx=" + std::to_string(options.padding_idx) + ")";
 }
 
+// ---- named forward (nn/forward_io.h) ----------------------------------------------
+
+NamedOutputs AttnClassifier::forward_named(NamedInputs& in) {
+  const IntTensor& ids = in.ids("input");
+  const ClassifierOutput o = forward(ids, in.ids("lengths"));
+  return {{"logits", o.logits}, {"weights", o.weights}};
+}
+
 }  // namespace qkv

@@ -39,6 +39,8 @@ class AttnClassifier : public Module {
   // ids: [B,T] token ids; lengths: [B] in [1,T].
   ClassifierOutput forward(const IntTensor& ids, const IntTensor& lengths);
   std::string describe() const override;
+  // Named forward (nn/forward_io.h): input (ids), lengths -> logits, weights.
+  NamedOutputs forward_named(NamedInputs& in) override;
 
   AttnClassifierOptions options;
   std::shared_ptr<Embedding> embedding;

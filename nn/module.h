@@ -2,7 +2,8 @@
 // gradient) and child modules, with PyTorch's dotted names
 // ("encoder.rnn.weight_ih_l0"), so a state_dict saved by PyTorch loads here by
 // name. Forward signatures differ per module (an LSTM returns states), so the
-// base has none; UnaryModule is the Var -> Var kind that Sequential chains.
+// base has only the named forward (nn/forward_io.h); UnaryModule is the
+// Var -> Var kind that Sequential chains.
 #pragma once
 #include <map>
 #include <memory>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "autograd/var.h"
+#include "nn/forward_io.h"
 
 namespace qkv {
 
@@ -51,6 +53,11 @@ class Module {
   virtual std::string describe() const = 0;
   // The tree, one module per line, with parameter counts.
   std::string summary() const;
+
+  // Runs on inputs named as PyTorch's forward arguments and names every
+  // output (nn/forward_io.h; the table per module is in tools/runner/forward.h).
+  // The default is an Error "forward: <describe()> has no named forward".
+  virtual NamedOutputs forward_named(NamedInputs& in);
 
   // Parameters and float buffers by dotted name; the integer buffers apart.
   std::map<std::string, Tensor> state_dict() const;
@@ -99,6 +106,7 @@ class UnaryModule : public Module {
  public:
   virtual Var forward(const Var& x) = 0;
   Var operator()(const Var& x) { return forward(x); }
+  NamedOutputs forward_named(NamedInputs& in) override;  // input -> output
 };
 
 }  // namespace qkv

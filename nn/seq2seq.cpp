@@ -349,4 +349,13 @@ std::string Seq2Seq::describe() const {
   return s + ")";
 }
 
+// ---- named forward (nn/forward_io.h) ----------------------------------------------
+
+NamedOutputs Seq2Seq::forward_named(NamedInputs& in) {
+  const IntTensor &src = in.ids("src"), &len = in.ids("src_len"), &tgt = in.ids("tgt");
+  Seq2SeqOutput o = forward_teacher(src, len, tgt);
+  // The attention map is a plain tensor (for inspection): it carries no gradient.
+  return {{"logits", o.logits}, {"attention", o.attention.defined() ? Var(o.attention) : Var()}};
+}
+
 }  // namespace qkv

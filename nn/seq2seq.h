@@ -129,6 +129,8 @@ class Seq2Seq : public SeqToSeqModel {
                        float alpha = 0.f);
 
   std::string describe() const override;
+  // Named forward (nn/forward_io.h): src, src_len, tgt (ids) -> logits, attention.
+  NamedOutputs forward_named(NamedInputs& in) override;
 
   Seq2SeqOptions options;
   std::shared_ptr<Seq2SeqEncoder> encoder;

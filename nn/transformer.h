@@ -60,6 +60,8 @@ class TransformerEncoderLayer : public Module {
   // One causal step: x [K,D], cache of this layer's self-attention -> [K,D]. Under NoGrad.
   Tensor step(const Tensor& x, KVCache& cache);
   std::string describe() const override;
+  // Named forward (nn/forward_io.h): src, src_key_padding_mask, is_causal -> output.
+  NamedOutputs forward_named(NamedInputs& in) override;
 
   TransformerLayerOptions options;
   std::shared_ptr<MultiheadAttention> self_attn;
@@ -87,6 +89,8 @@ class TransformerDecoderLayer : public Module {
   Tensor step(const Tensor& x, KVCache& cache, const KVCache& mem,
               const IntTensor* memory_lengths, Tensor* cross_weights);
   std::string describe() const override;
+  // Named forward (nn/forward_io.h): tgt, memory, tgt_key_padding_mask, memory_key_padding_mask, tgt_is_causal -> output.
+  NamedOutputs forward_named(NamedInputs& in) override;
 
   TransformerLayerOptions options;
   std::shared_ptr<MultiheadAttention> self_attn, multihead_attn;
@@ -109,6 +113,8 @@ class TransformerEncoder : public Module {
   Var forward(const Var& src, const AttentionMasks& masks = {});  // as the layer
   Var forward_bf(const Var& x, const AttentionMasks& masks);
   std::string describe() const override;
+  // Named forward (nn/forward_io.h): src, src_key_padding_mask, is_causal -> output.
+  NamedOutputs forward_named(NamedInputs& in) override;
 
   TransformerLayerOptions options;
   std::vector<std::shared_ptr<TransformerEncoderLayer>> layer;  // registered as layers.N
@@ -168,6 +174,8 @@ class Transformer : public SeqToSeqModel {
   std::unique_ptr<DecodeState> start_decoding(const IntTensor& src_ids, int64_t K, bool cached);
 
   std::string describe() const override;
+  // Named forward (nn/forward_io.h): src, src_len, tgt (ids) -> logits, attention.
+  NamedOutputs forward_named(NamedInputs& in) override;
 
   TransformerOptions options;
   std::shared_ptr<Embedding> src_embedding, tgt_embedding;
@@ -205,6 +213,8 @@ class TransformerLM : public Module {
   std::vector<int32_t> generate(const std::vector<int32_t>& prefix, int64_t n,
                                 float temperature = 0.f, Generator* gen = nullptr);
   std::string describe() const override;
+  // Named forward (nn/forward_io.h): input (ids) -> logits.
+  NamedOutputs forward_named(NamedInputs& in) override;
 
   TransformerLMOptions options;
   std::shared_ptr<Embedding> embedding;

@@ -66,7 +66,7 @@ const char* kBenchHelp =
     "Runs micro-benchmark suites (default: all). Each case is first checked against\n"
     "the scalar reference, then timed; the median of repeats is reported.\n"
     "\n"
-    "suites: gemm softmax layernorm lstm attention transformer conv cbam\n"
+    "suites: gemm softmax layernorm lstm attention transformer conv cbam optim\n"
     "\n"
     "options:\n"
     "  --json         one JSON object per line: suite, case, threads, ms, gflops, gbps\n"

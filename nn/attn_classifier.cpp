@@ -75,7 +75,8 @@ Predicted AttnClassifier::predict(const Batch& one, const PredictParams& p) {
 double AttnClassifier::flops_per_step(const Batch& b, std::string* how) const {
   // Embedding lookups cost nothing; the head runs once per example.
   const double rnn = matrix_weights(*lstm), tokens = sum_lengths(b.src_len);
-  if (how) *how = "6 x (" + human_count(rnn) + " LSTM weights x " + human_count(tokens) + " tokens)";
+  if (how)
+    *how = "6 x (" + human_count(rnn) + " LSTM weights x " + human_count(tokens) + " tokens)";
   return 6 * (rnn * tokens + matrix_weights(*head) * double(b.size));
 }
 

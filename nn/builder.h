@@ -6,10 +6,10 @@
 // test, a new model family), and a model type declares there which of its
 // config keys the data set fills in (vocabulary sizes, classes).
 #pragma once
-#include <concepts>
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -33,8 +33,7 @@ struct ModuleType {
   Maker make;
   DataFills data_fills;
   ModuleType() = default;
-  template <class F>
-    requires(!std::same_as<std::decay_t<F>, ModuleType>)
+  template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, ModuleType>>>
   ModuleType(F make_fn, DataFills fills = {})  // NOLINT: a maker converts implicitly
       : make(std::move(make_fn)), data_fills(std::move(fills)) {}
 };

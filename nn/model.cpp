@@ -12,10 +12,14 @@ namespace qkv {
 
 const char* task_kind_name(TaskKind t) {
   switch (t) {
-    case TaskKind::seq2seq: return "sequence-to-sequence";
-    case TaskKind::text_classification: return "text classification";
-    case TaskKind::image_classification: return "image classification";
-    case TaskKind::language_model: return "language modelling";
+    case TaskKind::seq2seq:
+      return "sequence-to-sequence";
+    case TaskKind::text_classification:
+      return "text classification";
+    case TaskKind::image_classification:
+      return "image classification";
+    case TaskKind::language_model:
+      return "language modelling";
   }
   return "unknown";
 }
@@ -76,7 +80,9 @@ std::vector<int32_t> argmax_rows(const Tensor& logits) {
 }
 
 // logits: [B,classes]
-Var classification_loss(const Var& logits, const Batch& b) { return cross_entropy(logits, b.labels); }
+Var classification_loss(const Var& logits, const Batch& b) {
+  return cross_entropy(logits, b.labels);
+}
 
 // logits: [B,classes]
 void classification_eval(const Var& logits, const Batch& b, EvalSums& s, const EvalOptions& o) {
@@ -110,8 +116,8 @@ std::vector<std::string> classification_metric_names() { return {"loss", "accura
 std::vector<int32_t> token_eval(const Var& logits, const IntTensor& targets, int32_t pad,
                                 EvalSums& s, std::vector<bool>* correct) {
   const int64_t B = logits.size(0), T = logits.size(1), V = logits.size(2);
-  const Var l =
-      cross_entropy(reshape(logits, {B * T, V}), targets.reshape({B * T}), pad, 0.f, Reduction::sum);
+  const Var l = cross_entropy(reshape(logits, {B * T, V}), targets.reshape({B * T}), pad, 0.f,
+                              Reduction::sum);
   s["loss_sum"] += double(l.item());
   std::vector<int32_t> pred = argmax_rows(logits.value());
   const int32_t* tgt = targets.data();

@@ -53,7 +53,7 @@ struct PredictParams {
 };
 
 struct Predicted {
-  std::vector<int32_t> ids;  // decoded tokens (eos included if reached), a class id, or LM tokens added
+  std::vector<int32_t> ids;  // decoded tokens (eos if reached), a class id, or an LM's new tokens
   Tensor attention;          // [T_out,S], [NH,T_out,S] per head, or [1,S]; may be undefined
 };
 

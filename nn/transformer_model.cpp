@@ -83,7 +83,8 @@ double TransformerLM::flops_per_step(const Batch& b, std::string* how) const {
   const double S = double(b.src.size(1));
   const double attn = 4 * double(options.d_model) * double(options.num_layers) * S * tokens;
   if (how)
-    *how = "6 x (" + human_count(w) + " weights x " + human_count(tokens) + " tokens) + 3 x attention";
+    *how =
+        "6 x (" + human_count(w) + " weights x " + human_count(tokens) + " tokens) + 3 x attention";
   return 6 * w * tokens + 3 * attn;
 }
 

@@ -60,17 +60,18 @@ class ToyBag : public Model {
   std::shared_ptr<Linear> out;
 };
 
+std::shared_ptr<Module> make_toy(JsonReader& r, Generator& g) {
+  const int64_t vocab = r.require_int("vocab", 1);
+  const int64_t embed = r.get_int("embed", 4, 1);
+  const int64_t classes = r.require_int("classes", 2);
+  return std::make_shared<ToyBag>(vocab, embed, classes, g);
+}
+
+// The one registration: the maker, and the keys the data set fills in.
 void register_toy() {
   static const bool once = [] {
-    register_module_type(
-        "toy_bag", ModuleType(
-                       [](JsonReader& r, Generator& g) {
-                         const int64_t vocab = r.require_int("vocab", 1);
-                         const int64_t embed = r.get_int("embed", 4, 1);
-                         const int64_t classes = r.require_int("classes", 2);
-                         return std::make_shared<ToyBag>(vocab, embed, classes, g);
-                       },
-                       {{"vocab", "src_vocab"}, {"classes", "classes"}}));
+    register_module_type("toy_bag",
+                         ModuleType(make_toy, {{"vocab", "src_vocab"}, {"classes", "classes"}}));
     return true;
   }();
   (void)once;
@@ -138,8 +139,10 @@ Json toy_config(const std::string& type = "toy_bag") {
               "log_every": 20}})");
 }
 
-runner::Experiment toy_experiment(const Json& c, data::Task task = data::Task::text_classification) {
-  return runner::make_experiment(runner::parse_config(c, "x"), std::make_unique<FakeMajority>(task));
+runner::Experiment toy_experiment(const Json& c,
+                                  data::Task task = data::Task::text_classification) {
+  return runner::make_experiment(runner::parse_config(c, "x"),
+                                 std::make_unique<FakeMajority>(task));
 }
 
 TEST_SUITE("tools/model_registry") {
@@ -196,8 +199,9 @@ TEST_SUITE("tools/model_registry") {
     Json c = toy_config("linear");
     c["model"]["in_features"] = 2;
     c["model"]["out_features"] = 2;
-    CHECK(test::error_of([&] { toy_experiment(c); }).rfind("model: a linear is a module, not a model",
-                                                          0) == 0);
+    CHECK(test::error_of([&] {
+            toy_experiment(c);
+          }).rfind("model: a linear is a module, not a model", 0) == 0);
   }
 }
 

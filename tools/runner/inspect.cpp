@@ -32,7 +32,8 @@ std::string inspect_text(const Experiment& ex) {
   std::string how;
   const double f = flops_per_step(ex, &how);
   out += "flops per step: " +
-         (f > 0 ? human_count(f) + " (batch " + std::to_string(ex.cfg.train.batch_size) + "; " + how + ")"
+         (f > 0 ? human_count(f) + " (batch " + std::to_string(ex.cfg.train.batch_size) + "; " +
+                      how + ")"
                 : std::string("unknown (") + how + ")") +
          "\n";
   return out;

@@ -63,4 +63,29 @@ NamedOutputs AttnClassifier::forward_named(NamedInputs& in) {
   return {{"logits", o.logits}, {"weights", o.weights}};
 }
 
+// ---- Model ----------------------------------------------------------------------------
+
+Var AttnClassifier::loss(const Batch& b) {
+  return classification_loss(forward(b.src, b.src_len).logits, b);
+}
+
+void AttnClassifier::eval_batch(const Batch& b, EvalSums& s, const EvalOptions& o) {
+  classification_eval(forward(b.src, b.src_len).logits, b, s, o);
+}
+
+Predicted AttnClassifier::predict(const Batch& one, const PredictParams& p) {
+  check_no_generation(p);
+  NoGrad no_grad;
+  const ClassifierOutput out = forward(one.src, one.src_len);  // logits [1,classes], weights [1,T]
+  return {{argmax_rows(out.logits.value())[0]}, out.weights.value()};
+}
+
+double AttnClassifier::flops_per_step(const Batch& b, std::string* how) const {
+  // Embedding lookups cost nothing; the head runs once per example.
+  const double rnn = matrix_weights(*lstm), tokens = sum_lengths(b.src_len);
+  if (how)
+    *how = "6 x (" + human_count(rnn) + " LSTM weights x " + human_count(tokens) + " tokens)";
+  return 6 * (rnn * tokens + matrix_weights(*head) * double(b.size));
+}
+
 }  // namespace qkv

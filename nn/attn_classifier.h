@@ -12,7 +12,7 @@
 
 #include "nn/embedding.h"
 #include "nn/linear.h"
-#include "nn/module.h"
+#include "nn/model.h"
 #include "nn/rnn.h"
 
 namespace qkv {
@@ -33,7 +33,7 @@ struct ClassifierOutput {
   Var weights;  // [B,T]; exactly 0 at padded tokens
 };
 
-class AttnClassifier : public Module {
+class AttnClassifier : public Model {
  public:
   AttnClassifier(const AttnClassifierOptions& opt, Generator& gen);
   // ids: [B,T] token ids; lengths: [B] in [1,T].
@@ -41,6 +41,18 @@ class AttnClassifier : public Module {
   std::string describe() const override;
   // Named forward (nn/forward_io.h): input (ids), lengths -> logits, weights.
   NamedOutputs forward_named(NamedInputs& in) override;
+
+  // ---- Model: text_classification; loss, accuracy ----
+  std::vector<TaskKind> tasks() const override { return {TaskKind::text_classification}; }
+  Var loss(const Batch& b) override;
+  int64_t loss_units(const Batch& b) const override { return b.size; }
+  void eval_batch(const Batch& b, EvalSums& s, const EvalOptions& o) override;
+  Metrics metrics(const EvalSums& s) const override { return classification_metrics(s); }
+  std::vector<std::string> metric_names() const override { return classification_metric_names(); }
+  // The class id, with the attention weights [1,T].
+  Predicted predict(const Batch& one, const PredictParams& p) override;
+  // 6 x (LSTM weights x tokens + head x examples).
+  double flops_per_step(const Batch& b, std::string* how) const override;
 
   AttnClassifierOptions options;
   std::shared_ptr<Embedding> embedding;

@@ -5,6 +5,7 @@
 // base has only the named forward (nn/forward_io.h); UnaryModule is the
 // Var -> Var kind that Sequential chains.
 #pragma once
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <string>
@@ -102,11 +103,20 @@ class Module {
 };
 
 // A module mapping one Var to one Var (layers, activations, Sequential).
-class UnaryModule : public Module {
+// Module is a virtual base so that a Sequential can be a Model too.
+class UnaryModule : public virtual Module {
  public:
   virtual Var forward(const Var& x) = 0;
   Var operator()(const Var& x) { return forward(x); }
   NamedOutputs forward_named(NamedInputs& in) override;  // input -> output
+  // Multiply-adds of one forward from x to y (for FLOPs estimates). Default: every
+  // parameter once per position of y (its elements over its channels, dim 1);
+  // Conv2d and Linear count exactly.
+  virtual double forward_macs(const Tensor& x, const Tensor& y) const {
+    (void)x;
+    const int64_t p = num_parameters();
+    return p > 0 ? double(p) * double(y.numel() / std::max<int64_t>(1, y.size(1))) : 0.0;
+  }
 };
 
 }  // namespace qkv

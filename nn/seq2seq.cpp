@@ -358,4 +358,24 @@ NamedOutputs Seq2Seq::forward_named(NamedInputs& in) {
   return {{"logits", o.logits}, {"attention", o.attention.defined() ? Var(o.attention) : Var()}};
 }
 
+// ---- Model: FLOPs ---------------------------------------------------------------------
+
+double Seq2Seq::flops_per_step(const Batch& b, std::string* how) const {
+  // Embedding lookups cost nothing; bridges run once per example.
+  const double src_tokens = sum_lengths(b.src_len);
+  const double tgt_tokens = double(count_tokens(b.tgt_out, options.pad));
+  const double S = b.src.defined() ? double(b.src.size(1)) : 0;
+  const double enc = matrix_weights(*encoder) - matrix_weights(*encoder->embedding);
+  const double bridge = matrix_weights(*bridge_h) + (bridge_c ? matrix_weights(*bridge_c) : 0);
+  const double dec =
+      matrix_weights(*decoder) - matrix_weights(*decoder->embedding) + matrix_weights(*out);
+  const double keys = double(options.hidden * (options.bidirectional ? 2 : 1));
+  const double attn = options.attention == "none" ? 0 : 2 * 2 * S * keys * tgt_tokens;
+  if (how)
+    *how = "6 x (" + human_count(enc) + " encoder weights x " + human_count(src_tokens) +
+           " source tokens + " + human_count(dec) + " decoder weights x " +
+           human_count(tgt_tokens) + " target tokens) + 3 x attention";
+  return 6 * (enc * src_tokens + dec * tgt_tokens + bridge * double(b.size)) + 3 * attn;
+}
+
 }  // namespace qkv

@@ -127,6 +127,10 @@ class Seq2Seq : public SeqToSeqModel {
   // src_ids [1,S]: log-prob sum / len^alpha, the score beam search maximises.
   float sequence_score(const IntTensor& src_ids, const std::vector<int32_t>& tokens,
                        float alpha = 0.f);
+  using SeqToSeqModel::loss;  // loss(const Batch&)
+  // 6 x (encoder weights x source tokens + decoder weights x target tokens +
+  // bridges x examples) + 3 x attention (scores and contexts, 2 x 2 S H' per target token).
+  double flops_per_step(const Batch& b, std::string* how) const override;
 
   std::string describe() const override;
   // Named forward (nn/forward_io.h): src, src_len, tgt (ids) -> logits, attention.

@@ -17,8 +17,9 @@ namespace qkv {
 namespace {
 
 // The masks, scale and dropout of a call whose sizes and layouts are set in a.
-AttentionCall prepare_rest(const char* op, AttentionCall a, bool causal, const IntTensor* key_lengths,
-                  const Tensor& attn_mask, float scale, float dropout_p, Generator* gen) {
+AttentionCall prepare_rest(const char* op, AttentionCall a, bool causal,
+                           const IntTensor* key_lengths, const Tensor& attn_mask, float scale,
+                           float dropout_p, Generator* gen) {
   a.causal = causal;
   a.scale = scale > 0.f ? scale : 1.f / std::sqrt(float(std::max<int64_t>(a.HD, 1)));
   if (key_lengths) {
@@ -58,9 +59,9 @@ AttentionCall prepare_rest(const char* op, AttentionCall a, bool causal, const I
 }
 
 // q: [B,NH,T,HD], k, v: [B,NH,S,HD]; out [B,NH,T,HD]
-AttentionCall prepare(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
-             const IntTensor* key_lengths, const Tensor& attn_mask, float scale, float dropout_p,
-             Generator* gen) {
+AttentionCall prepare(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
+                      bool causal, const IntTensor* key_lengths, const Tensor& attn_mask,
+                      float scale, float dropout_p, Generator* gen) {
   check(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, op,
         ": q, k, v must be [B,NH,T,HD], [B,NH,S,HD], [B,NH,S,HD]; got ", q.shape(), ", ",
         k.shape(), ", ", v.shape());
@@ -76,8 +77,8 @@ AttentionCall prepare(const char* op, const Tensor& q, const Tensor& k, const Te
 
 // qkv: [B,T,3D] = q | k | v, each [NH,HD] per row; out [B,T,D]
 AttentionCall prepare_packed(const char* op, const Tensor& qkv, int64_t NH, bool causal,
-                    const IntTensor* key_lengths, const Tensor& attn_mask, float scale,
-                    float dropout_p, Generator* gen) {
+                             const IntTensor* key_lengths, const Tensor& attn_mask, float scale,
+                             float dropout_p, Generator* gen) {
   check(qkv.dim() == 3 && NH >= 1 && qkv.size(2) % (3 * NH) == 0, op,
         ": qkv must be [B,T,3*NH*HD] with NH=", NH, "; got ", qkv.shape());
   AttentionCall a;
@@ -89,8 +90,8 @@ AttentionCall prepare_packed(const char* op, const Tensor& qkv, int64_t NH, bool
 }
 
 // The forward kernel, with a fully masked row reported as an Error naming op.
-void forward(const char* op, const AttentionCall& a, const float* q, const float* k,
-             const float* v, float* out, float* lse) {
+void forward(const char* op, const AttentionCall& a, const float* q, const float* k, const float* v,
+             float* out, float* lse) {
   const int64_t bad_row = attention_forward(a, q, k, v, out, lse);
   if (bad_row >= 0) {
     const int64_t bh = bad_row / a.T, t = bad_row % a.T;
@@ -125,9 +126,9 @@ std::vector<Var> sdpa(const char* op, bool with_weights, const Var& q, const Var
         Tensor dk = needs[1] ? Tensor(kt.shape()) : Tensor();
         Tensor dv = needs[2] ? Tensor(vt.shape()) : Tensor();
         attention_backward(a, qt.data(), kt.data(), vt.data(), out.data(), lse.data(), dO.data(),
-                        dW ? dW->data() : nullptr, dW ? w.data() : nullptr,
-                        needs[0] ? dq.data() : nullptr, needs[1] ? dk.data() : nullptr,
-                        needs[2] ? dv.data() : nullptr);
+                           dW ? dW->data() : nullptr, dW ? w.data() : nullptr,
+                           needs[0] ? dq.data() : nullptr, needs[1] ? dk.data() : nullptr,
+                           needs[2] ? dv.data() : nullptr);
         return std::vector<Tensor>{dq, dk, dv};
       });
 }
@@ -149,8 +150,8 @@ Var sdpa_packed(const char* op, const Var& qkv, int64_t NH, bool causal,
                 [a, x, out, lse, D](const Tensor& dO, const std::vector<bool>&) {
                   Tensor dx(x.shape());
                   attention_backward(a, x.data(), x.data() + D, x.data() + 2 * D, out.data(),
-                                  lse.data(), dO.data(), nullptr, nullptr, dx.data(),
-                                  dx.data() + D, dx.data() + 2 * D);
+                                     lse.data(), dO.data(), nullptr, nullptr, dx.data(),
+                                     dx.data() + D, dx.data() + 2 * D);
                   return std::vector<Tensor>{dx};
                 });
 }

@@ -136,17 +136,17 @@ Var channel_pool_scaled(const Var& x, const Var& s) {
                        arg.data() + IHW, 2 * IHW);
   // y = [mean_c x*s, max_c x*s]; with e = dmean / C + one-hot(argmax) * dmax:
   //   dx = e * s, ds = sum over pixels of e * x
-  return record("channel_pool_scaled", y, {x, s},
-                [arg, X = x.value(), S = s.value()](const Tensor& dy,
-                                                     const std::vector<bool>& needs) {
-                  const int64_t N = X.size(0), C = X.size(1), IHW = X.size(2) * X.size(3);
-                  Tensor dx = needs[0] ? Tensor(X.shape()) : Tensor();
-                  Tensor ds = needs[1] ? Tensor(S.shape()) : Tensor();
-                  scaled_channel_pool_backward(dy.data(), arg.data() + IHW, X.data(), S.data(), N, C,
-                                               IHW, needs[0] ? dx.data() : nullptr,
-                                               needs[1] ? ds.data() : nullptr);
-                  return std::vector<Tensor>{dx, ds};
-                });
+  return record(
+      "channel_pool_scaled", y, {x, s},
+      [arg, X = x.value(), S = s.value()](const Tensor& dy, const std::vector<bool>& needs) {
+        const int64_t N = X.size(0), C = X.size(1), IHW = X.size(2) * X.size(3);
+        Tensor dx = needs[0] ? Tensor(X.shape()) : Tensor();
+        Tensor ds = needs[1] ? Tensor(S.shape()) : Tensor();
+        scaled_channel_pool_backward(dy.data(), arg.data() + IHW, X.data(), S.data(), N, C, IHW,
+                                     needs[0] ? dx.data() : nullptr,
+                                     needs[1] ? ds.data() : nullptr);
+        return std::vector<Tensor>{dx, ds};
+      });
 }
 
 Var gate(const Var& x, const Var& s, const Var& m) {
@@ -158,7 +158,7 @@ Var gate(const Var& x, const Var& s, const Var& m) {
   //   dm = sum over channels of g * x * s
   return record("gate", y, {x, s, m},
                 [X = x.value(), S = s.value(), M = m.value()](const Tensor& g,
-                                                               const std::vector<bool>& needs) {
+                                                              const std::vector<bool>& needs) {
                   const int64_t N = X.size(0), C = X.size(1), IHW = X.size(2) * X.size(3);
                   Tensor dx = needs[0] ? Tensor(X.shape()) : Tensor();
                   Tensor ds = needs[1] ? Tensor(S.shape()) : Tensor();

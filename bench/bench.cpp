@@ -84,8 +84,8 @@ void time_copy(const Options& opt, const std::string& suite, const std::string& 
 }
 
 const std::vector<std::string>& suite_names() {
-  static const std::vector<std::string> names = {"gemm", "softmax", "layernorm", "lstm", "attention",
-                                                   "transformer", "conv", "cbam", "optim"};
+  static const std::vector<std::string> names = {
+      "gemm", "softmax", "layernorm", "lstm", "attention", "transformer", "conv", "cbam", "optim"};
   return names;
 }
 

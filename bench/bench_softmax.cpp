@@ -40,8 +40,8 @@ void cross_entropy_cases(const Options& opt, const Tensor& x, std::vector<Result
                  out);
   const float scale = 1.f;  // (mean would be 1/rows: same work, but the check would be loose)
   auto bwd = [&] {
-    cross_entropy_backward(x.data(), target.data(), mx.data(), lsum.data(), nullptr, scale, rows,
-                           V, ignore, ls, dx.data());
+    cross_entropy_backward(x.data(), target.data(), mx.data(), lsum.data(), nullptr, scale, rows, V,
+                           ignore, ls, dx.data());
   };
   bwd();
   cross_entropy_backward_ref(x.data(), target.data(), mx.data(), lsum.data(), nullptr, scale, rows,

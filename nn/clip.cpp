@@ -56,7 +56,8 @@ float total_norm(const std::vector<Tensor>& grads, float norm_type, const char* 
   parallel_for(nc, nc > 1 ? total : 0, [&](int64_t k) {
     const Chunk& c = chunks[k];
     const float* x = grads[c.grad].data() + c.begin;
-    part[k] = inf ? double(clip_max_abs(x, c.end - c.begin)) : clip_power_sum(x, c.end - c.begin, p);
+    part[k] =
+        inf ? double(clip_max_abs(x, c.end - c.begin)) : clip_power_sum(x, c.end - c.begin, p);
   });
   // Per-gradient norms, rounded to float as torch's are, then the norm of those.
   std::vector<double> acc(grads.size(), 0.0);

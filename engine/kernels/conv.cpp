@@ -59,7 +59,7 @@ std::pair<int64_t, int64_t> valid_cols(int64_t off, int64_t stride, int64_t IW, 
 
 // One im2col row segment: r[ow] = line[ow * sw] for ow in [lo, hi), 0 elsewhere in [0, OW).
 inline void im2col_row_scalar(float* r, const float* line, int64_t sw, int64_t lo, int64_t hi,
-                           int64_t OW) {
+                              int64_t OW) {
   for (int64_t ow = 0; ow < lo; ++ow) r[ow] = 0.f;
   if (sw == 1)
     for (int64_t ow = lo; ow < hi; ++ow) r[ow] = line[ow];
@@ -456,8 +456,8 @@ Tensor conv2d_db(const Tensor& dy, const Conv2dGeom& g) {
 
 // The direct path (few output channels per group): dX plane by plane, dW entry
 // by entry, no col buffer.
-void conv2d_backward_direct(const Tensor& x, const Tensor& w, const Tensor& dy,
-                            const Conv2dGeom& g, bool need_dx, bool need_dw, Conv2dGrads& r) {
+void conv2d_backward_direct(const Tensor& x, const Tensor& w, const Tensor& dy, const Conv2dGeom& g,
+                            bool need_dx, bool need_dw, Conv2dGrads& r) {
   const int64_t OHW = g.OH * g.OW, CKK = g.Cg * g.KH * g.KW, IHW = g.IH * g.IW;
   const int64_t flops = g.N * g.O * OHW * CKK;
   const int nt = num_threads();
@@ -484,9 +484,8 @@ void conv2d_backward_direct(const Tensor& x, const Tensor& w, const Tensor& dy,
 // Per batch and group, dW_g^T [CKK, Og] of block blk is accumulated into
 // partial[blk] (when need_dw) and, when dx (not null), dX by col2im of
 // W_g^T dY_g. Threads split the blocks.
-void conv2d_backward_blocks(const Tensor& x, const Tensor& w, const Tensor& dy,
-                            const Conv2dGeom& g, int64_t nblocks, bool need_dw, float* partial,
-                            float* dx) {
+void conv2d_backward_blocks(const Tensor& x, const Tensor& w, const Tensor& dy, const Conv2dGeom& g,
+                            int64_t nblocks, bool need_dw, float* partial, float* dx) {
   const int64_t OHW = g.OH * g.OW, CKK = g.Cg * g.KH * g.KW, IHW = g.IH * g.IW;
   const bool pw = is_pointwise(g), dx_by_col = dx != nullptr;
   const int nt = num_threads();
@@ -575,8 +574,8 @@ Tensor conv2d_dw_from_partials(const Tensor& w, const Conv2dGeom& g, const float
 // no col2im scatter; measured at 1 thread: 64->64 at 28x28 fwd+bwd 101-106 ms
 // vs 110-138 by col2im; 32->64 at 14x14 37-44 ms vs 32-34) or by col2im in the
 // same blocks as dW.
-Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy,
-                            const Conv2dSpec& s, bool need_dx, bool need_dw, bool need_db) {
+Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Conv2dSpec& s,
+                            bool need_dx, bool need_dw, bool need_db) {
   const Conv2dGeom g = backward_geom(x, w, dy, s);
   Conv2dGrads r;
   if (need_db) r.db = conv2d_db(dy, g);

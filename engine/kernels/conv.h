@@ -73,7 +73,7 @@ std::pair<int64_t, int64_t> pool2d_out_hw(const Shape& x, const Pool2dSpec& p, c
 
 struct MaxPool2dResult {
   Tensor y;      // [N,C,OH,OW]
-  IntTensor idx; // [N,C,OH,OW]: argmax as h*IW + w inside its (n,c) plane
+  IntTensor idx; // [N,C,OH,OW]: argmax as ih*IW + iw inside its (n,c) plane
 };
 MaxPool2dResult max_pool2d_forward(const Tensor& x, const Pool2dSpec& p);
 MaxPool2dResult max_pool2d_forward_ref(const Tensor& x, const Pool2dSpec& p);

@@ -1,5 +1,5 @@
 // Adaptive and channel pooling (see pool.h). Memory-bound: each kernel reads x
-// once, SIMD along the contiguous IIH*IW axis, threaded over planes (adaptive) or
+// once, SIMD along the contiguous IH*IW axis, threaded over planes (adaptive) or
 // over (image, pixel block) pairs (channel pooling).
 #include "engine/kernels/pool.h"
 
@@ -19,7 +19,7 @@ using simd::W;
 
 // ---- adaptive pooling ----------------------------------------------------------------
 void adaptive_pool2d_check(const Shape& x, int64_t OH, int64_t OW, const char* op) {
-  check(x.size() == 4, op, ": expected x of shape [N,C,IH,W], got ", x);
+  check(x.size() == 4, op, ": expected x of shape [N,C,IH,IW], got ", x);
   check(OH >= 1 && OW >= 1, op, ": output size must be >= 1, got ", OH, "x", OW);
   check(x[2] >= 1 && x[3] >= 1, op, ": empty input plane: x ", x);
 }

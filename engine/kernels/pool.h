@@ -3,8 +3,8 @@
 //   adaptive average / max pooling to [OH,OW] with PyTorch's window formula
 //   (start = floor(o*I/O), end = ceil((o+1)*I/O); windows may overlap and
 //   differ in size), with a one-pass SIMD path for the global (1x1) case;
-//   channel pooling: mean and max over C per pixel ([B,C,IH,W] -> [B,1,IH,W]),
-//   vectorised along IIH*IW.
+//   channel pooling: mean and max over C per pixel ([B,C,IH,IW] -> [B,1,IH,IW]),
+//   vectorised along IH*IW.
 // Max variants keep the argmax for the backward; ties go to the first maximum
 // (window order / lowest channel). Each kernel has a plain-loop *_ref oracle.
 #pragma once
@@ -15,7 +15,7 @@
 namespace qkv {
 
 // ---- adaptive pooling ----------------------------------------------------------------
-// Validates x: [N,C,IH,W] and the output size (>= 1 each, and <= the input size);
+// Validates x: [N,C,IH,IW] and the output size (>= 1 each, and <= the input size);
 // `op` names the caller in messages.
 void adaptive_pool2d_check(const Shape& x, int64_t OH, int64_t OW, const char* op);
 // PyTorch's window [start, end) of output index o for in -> out.
@@ -24,7 +24,7 @@ inline int64_t adaptive_end(int64_t o, int64_t in, int64_t out) {
   return ((o + 1) * in + out - 1) / out;
 }
 
-// x: [N,C,IH,W] -> [N,C,OH,OW]
+// x: [N,C,IH,IW] -> [N,C,OH,OW]
 Tensor adaptive_avg_pool2d_forward(const Tensor& x, int64_t OH, int64_t OW);
 Tensor adaptive_avg_pool2d_forward_ref(const Tensor& x, int64_t OH, int64_t OW);
 // dy: [N,C,OH,OW] -> dx: x_shape
@@ -39,11 +39,11 @@ AdaptiveMaxResult adaptive_max_pool2d_forward_ref(const Tensor& x, int64_t OH, i
 // The scatter of conv.h's max_pool2d_backward (same index convention).
 
 // ---- channel pooling ------------------------------------------------------------------
-// x: [B,C,IH,W] -> mean [B,1,IH,W] and max [B,1,IH,W] with arg [B,1,IH,W] (channel
+// x: [B,C,IH,IW] -> mean [B,1,IH,IW] and max [B,1,IH,IW] with arg [B,1,IH,IW] (channel
 // index of the first max) of v = x * s[b,c], where s [B,C] is a per-channel
 // scale (null: 1, v = x; CBAM pools x times its channel gate this way without
 // writing the product). Outputs are written with a per-image stride `ostride`
-// (IIH*IW for separate tensors, 2*IIH*IW to fill the two planes of a [B,2,IH,W]
+// (IH*IW for separate tensors, 2*IH*IW to fill the two planes of a [B,2,IH,IW]
 // tensor); mean / mx+arg may be null to skip them.
 void channel_pool_forward(const float* x, const float* s, int64_t B, int64_t C, int64_t IHW,
                           float* mean, float* mx, int32_t* arg, int64_t ostride);

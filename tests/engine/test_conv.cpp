@@ -255,8 +255,9 @@ TEST_SUITE("engine/conv") {
           "conv2d: stride must be positive, got (0,1)");
     CHECK(err([&] { conv2d_forward(x, zeros({2, 3, 3, 3}), zeros({3}), {}); }) ==
           "conv2d: bias has shape [3], expected [2] (w [2,3,3,3])");
-    CHECK(err([&] { conv2d_forward(zeros({3, 5, 5}), zeros({2, 3, 3, 3}), Tensor(), {}); }) ==
-          "conv2d: expected x of shape [N,C,IH,IW], got [3,5,5]");
+    CHECK(err([&] {
+            conv2d_forward(zeros({3, 5, 5}), zeros({2, 3, 3, 3}), Tensor(), {});
+          }) == "conv2d: expected x of shape [N,C,IH,IW], got [3,5,5]");
     CHECK(err([&] { conv2d_backward(x, zeros({2, 3, 3, 3}), zeros({1, 2, 4, 4}), {}, 1, 1, 1); }) ==
           "conv2d_backward: dy has shape [1,2,4,4], expected [1,2,3,3]");
     CHECK(err([&] { max_pool2d_forward(x, {2, 2, 0, 2, 0, 0}); }) ==

@@ -91,8 +91,9 @@ void add_vision_makers(MakerMap& m) {
   };
   m["flatten"] = [](JsonReader& r, Generator&) {
     FlattenOptions o;
-    o.start_dim = r.get_int("start_dim", o.start_dim);
+    // end_dim first: the key order of the resolved configs of earlier runs.
     o.end_dim = r.get_int("end_dim", o.end_dim);
+    o.start_dim = r.get_int("start_dim", o.start_dim);
     return std::make_shared<Flatten>(o.start_dim, o.end_dim);
   };
   m["channel_attention"] = [](JsonReader& r, Generator& g) {

@@ -78,23 +78,24 @@ TrainConfig parse_train(JsonReader& r) {
   t.schedule = parse_schedule(s);
   s.finish();
   r.set_child("schedule", s);
-  t.clip_norm = r.get_number("clip_norm", 0, 0);
+  t.clip_norm = r.get_number("clip_norm", t.clip_norm, 0);
   t.batch_size = r.get_int("batch_size", t.batch_size, 1, 1 << 20);
   const bool has_epochs = r.has("epochs"), has_steps = r.has("steps");
   check(!(has_epochs && has_steps), r.path_of("steps"),
         ": give train.epochs or train.steps, not both");
-  t.epochs = r.get_int("epochs", has_steps ? 0 : 10, has_steps ? 0 : 1, 1 << 20);
-  t.steps = r.get_int("steps", 0, has_steps ? 1 : 0);
-  t.eval_every = r.get_int("eval_every", 0, 0);
+  t.epochs = r.get_int("epochs", has_steps ? 0 : t.epochs, has_steps ? 0 : 1, 1 << 20);
+  t.steps = r.get_int("steps", t.steps, has_steps ? 1 : 0);
+  t.eval_every = r.get_int("eval_every", t.eval_every, 0);
   t.eval_samples = r.get_int("eval_samples", t.eval_samples, 0);
   JsonReader e = r.child("early_stopping");
-  t.early_stopping.metric = e.get_string("metric", "");
-  t.early_stopping.patience = e.get_int("patience", t.early_stopping.metric.empty() ? 0 : 5, 0);
+  EarlyStopping& es = t.early_stopping;
+  es.metric = e.get_string("metric", es.metric);
+  es.patience = e.get_int("patience", es.metric.empty() ? 0 : es.patience, 0);  // 0 when off
   e.finish();
   r.set_child("early_stopping", e);
   JsonReader g = r.child("target");
-  t.target.metric = g.get_string("metric", "");
-  if (!t.target.metric.empty()) t.target.value = g.get_number("value", 0);
+  t.target.metric = g.get_string("metric", t.target.metric);
+  if (!t.target.metric.empty()) t.target.value = g.get_number("value", t.target.value);
   g.finish();
   r.set_child("target", g);
   t.log_every = r.get_int("log_every", t.log_every, 1);
@@ -118,10 +119,10 @@ ExperimentConfig parse_config(const Json& root, const std::string& default_name)
   c.name = r.get_string("name", default_name);
   check(!c.name.empty() && c.name.find('/') == std::string::npos,
         "name: expected a non-empty name without '/', got \"", c.name, "\"");
-  c.comment = r.get_string("comment", "");
-  c.expected = r.get_string("expected", "");
-  c.seed = uint64_t(r.get_int("seed", 0, 0));
-  c.threads = r.get_int("threads", 0, 0, 1024);
+  c.comment = r.get_string("comment", c.comment);
+  c.expected = r.get_string("expected", c.expected);
+  c.seed = uint64_t(r.get_int("seed", int64_t(c.seed), 0));
+  c.threads = r.get_int("threads", c.threads, 0, 1024);
   c.output = r.get_string("output", "runs/" + c.name);
   c.data = require_object(r, "data");
   c.model = require_object(r, "model");

@@ -53,7 +53,7 @@ struct ScheduleConfig {
 // A metric of the valid split: "exact_match", "loss", ... ("" = off).
 struct EarlyStopping {
   std::string metric;    // "" = off
-  int64_t patience = 0;  // evaluations without improvement before stopping
+  int64_t patience = 5;  // evaluations without improvement before stopping (resolved 0 when off)
 };
 struct Target {
   std::string metric;  // "" = none; stop when valid metric reaches value
@@ -65,7 +65,7 @@ struct TrainConfig {
   ScheduleConfig schedule;
   double clip_norm = 0;  // max global grad norm (0: off)
   int64_t batch_size = 64;
-  int64_t epochs = 0;  // exactly one of epochs / steps; neither: 10 epochs
+  int64_t epochs = 10;  // at most one of epochs / steps; with steps, epochs is 0
   int64_t steps = 0;
   int64_t eval_every = 0;       // steps between evaluations (0: once per epoch)
   int64_t eval_samples = 1000;  // valid examples per periodic evaluation (0: all)

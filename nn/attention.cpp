@@ -12,7 +12,6 @@ namespace qkv {
 
 namespace {
 
-
 bool has_hidden(Score s) { return s == Score::concat || s == Score::additive; }
 
 // v^T tanh(qp + kp): qp [B,T,A], kp [B,S,A] -> scores [B,T,S]. The [B,T,S,A]

@@ -57,7 +57,8 @@ MakerMap core_makers() {
          o.padding_idx = r.get_int("padding_idx", o.padding_idx, -1, o.num_embeddings - 1);
          return std::make_shared<Embedding>(o, g);
        }},
-      {"lstm", [](JsonReader& r, Generator& g) { return std::make_shared<LSTM>(rnn_options(r), g); }},
+      {"lstm",
+       [](JsonReader& r, Generator& g) { return std::make_shared<LSTM>(rnn_options(r), g); }},
       {"gru", [](JsonReader& r, Generator& g) { return std::make_shared<GRU>(rnn_options(r), g); }},
       {"lstm_cell",
        [](JsonReader& r, Generator& g) {

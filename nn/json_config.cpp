@@ -93,8 +93,7 @@ double JsonReader::require_number(const std::string& key, double lo, double hi, 
   return get_number(key, 0, lo, hi, lo_open);
 }
 
-float JsonReader::get_float(const std::string& key, float def, double lo, double hi,
-                           bool lo_open) {
+float JsonReader::get_float(const std::string& key, float def, double lo, double hi, bool lo_open) {
   char buf[32];
   *std::to_chars(buf, buf + sizeof buf - 1, def).ptr = '\0';
   return float(get_number(key, std::strtod(buf, nullptr), lo, hi, lo_open));

@@ -143,11 +143,11 @@ class SGD final : public Optimizer {
 template <double DefaultWeightDecay>
 struct AdamFamilyOptions {
   double lr = 1e-3;
-  double beta1 = 0.9;                          // first-moment decay, in [0, 1)
-  double beta2 = 0.999;                        // second-moment decay, in [0, 1)
-  double eps = 1e-8;                           // added to the bias-corrected sqrt(v)
-  double weight_decay = DefaultWeightDecay;    // L2 (Adam) or decoupled (AdamW)
-  bool amsgrad = false;                        // normalise by the running max of v
+  double beta1 = 0.9;                        // first-moment decay, in [0, 1)
+  double beta2 = 0.999;                      // second-moment decay, in [0, 1)
+  double eps = 1e-8;                         // added to the bias-corrected sqrt(v)
+  double weight_decay = DefaultWeightDecay;  // L2 (Adam) or decoupled (AdamW)
+  bool amsgrad = false;                      // normalise by the running max of v
 
   // The same values as the other family member (AdamW hands its options to Adam).
   template <double D>

@@ -64,7 +64,8 @@ std::string LearnedEncoding::describe() const {
 
 std::shared_ptr<PositionalEncoding> make_positional(PositionalKind kind, int64_t d_model,
                                                     int64_t max_len, Generator& gen) {
-  if (kind == PositionalKind::learned) return std::make_shared<LearnedEncoding>(d_model, max_len, gen);
+  if (kind == PositionalKind::learned)
+    return std::make_shared<LearnedEncoding>(d_model, max_len, gen);
   return std::make_shared<SinusoidalEncoding>(d_model, max_len);
 }
 

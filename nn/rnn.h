@@ -34,7 +34,8 @@ struct RNNOutput {
 };
 
 enum class RNNKind { lstm, gru };
-inline constexpr EnumName<RNNKind> kRnnKindNames[] = {{RNNKind::lstm, "lstm"}, {RNNKind::gru, "gru"}};
+inline constexpr EnumName<RNNKind> kRnnKindNames[] = {{RNNKind::lstm, "lstm"},
+                                                      {RNNKind::gru, "gru"}};
 constexpr std::span<const EnumName<RNNKind>> enum_names(RNNKind) { return kRnnKindNames; }
 
 // Shared by LSTM and GRU: parameters, initialisation U(-1/sqrt(H), 1/sqrt(H)),

@@ -17,8 +17,8 @@ namespace qkv {
 
 enum class ScheduleKind { constant, step, exponential, cosine, inverse_sqrt, noam };
 inline constexpr EnumName<ScheduleKind> kScheduleKindNames[] = {
-    {ScheduleKind::constant, "constant"}, {ScheduleKind::step, "step"},
-    {ScheduleKind::exponential, "exponential"}, {ScheduleKind::cosine, "cosine"},
+    {ScheduleKind::constant, "constant"},         {ScheduleKind::step, "step"},
+    {ScheduleKind::exponential, "exponential"},   {ScheduleKind::cosine, "cosine"},
     {ScheduleKind::inverse_sqrt, "inverse_sqrt"}, {ScheduleKind::noam, "noam"}};
 constexpr std::span<const EnumName<ScheduleKind>> enum_names(ScheduleKind) {
   return kScheduleKindNames;

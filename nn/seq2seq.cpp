@@ -32,8 +32,8 @@ void validate(const Seq2SeqOptions& o) {
         "Seq2Seq: peeky applies to attention \"none\" only, got attention '",
         enum_name(o.attention), "'");
   const bool dotlike = o.score == Score::dot || o.score == Score::scaled_dot;
-  check(o.attention == Seq2SeqAttention::none || !dotlike || dirs(o) == 1, "Seq2Seq: score ", score_name(o.score),
-        " needs query size == key size, but a ",
+  check(o.attention == Seq2SeqAttention::none || !dotlike || dirs(o) == 1, "Seq2Seq: score ",
+        score_name(o.score), " needs query size == key size, but a ",
         "bidirectional encoder gives keys of 2H = ", 2 * o.hidden, " vs decoder H = ", o.hidden,
         " (use general, concat or additive)");
 }
@@ -115,7 +115,7 @@ Seq2SeqDecoder::Seq2SeqDecoder(const Seq2SeqOptions& o, Generator& gen) : option
       "embedding", std::make_shared<Embedding>(EmbeddingOptions{o.tgt_vocab, o.embed, o.pad}, gen));
   int64_t in = o.embed;
   if (o.attention == Seq2SeqAttention::luong && o.input_feeding) in += H;  // h~_{t-1}
-  if (o.attention == Seq2SeqAttention::bahdanau) in += K;  // context c_t
+  if (o.attention == Seq2SeqAttention::bahdanau) in += K;                  // context c_t
   if (o.peeky) in += K;                                    // encoder summary
   if (is_lstm(o))
     lstm = register_module("cell", std::make_shared<LSTMCell>(in, H, gen));
@@ -333,8 +333,9 @@ float Seq2Seq::sequence_score(const IntTensor& src_ids, const std::vector<int32_
 
 std::string Seq2Seq::describe() const {
   const auto& o = options;
-  std::string s = std::string("Seq2Seq(rnn=") + enum_name(o.rnn) + ", embed=" + std::to_string(o.embed) +
-                  ", hidden=" + std::to_string(o.hidden) + ", layers=" + std::to_string(o.layers) +
+  std::string s = std::string("Seq2Seq(rnn=") + enum_name(o.rnn) +
+                  ", embed=" + std::to_string(o.embed) + ", hidden=" + std::to_string(o.hidden) +
+                  ", layers=" + std::to_string(o.layers) +
                   ", bidirectional=" + (o.bidirectional ? "true" : "false") +
                   ", attention=" + enum_name(o.attention);
   if (o.attention != Seq2SeqAttention::none) s += std::string(", score=") + score_name(o.score);

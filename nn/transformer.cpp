@@ -37,10 +37,11 @@ MultiheadAttentionOptions mha_options(const TransformerLayerOptions& o) {
 Var position_wise(const TransformerLayerOptions& o, const Linear& l1, const Linear& l2,
                   const Var& x, bool use_dropout, bool training, Generator& gen) {
   const bool drops = use_dropout && training && o.dropout > 0.f;
-  if (o.activation == TransformerActivation::relu && !drops && l1.bias.defined() && l2.bias.defined())
+  if (o.activation == TransformerActivation::relu && !drops && l1.bias.defined() &&
+      l2.bias.defined())
     return feed_forward_relu(x, l1.weight, l1.bias, l2.weight, l2.bias);
   Var h = o.activation == TransformerActivation::gelu ? gelu(linear(x, l1.weight, l1.bias))
-                                 : linear_relu(x, l1.weight, l1.bias);
+                                                      : linear_relu(x, l1.weight, l1.bias);
   if (use_dropout) h = dropout(h, o.dropout, training, gen);
   return linear(h, l2.weight, l2.bias);
 }
@@ -52,7 +53,8 @@ std::string layer_text(const char* name, const TransformerLayerOptions& o) {
   std::ostringstream s;
   s << name << "(d_model=" << o.d_model << ", nhead=" << o.nhead
     << ", dim_feedforward=" << o.dim_feedforward << ", dropout=" << o.dropout
-    << ", activation=" << enum_name(o.activation) << ", norm_first=" << (o.norm_first ? "true" : "false")
+    << ", activation=" << enum_name(o.activation)
+    << ", norm_first=" << (o.norm_first ? "true" : "false")
     << ", batch_first=" << (o.batch_first ? "true" : "false") << ")";
   return s.str();
 }
@@ -486,9 +488,10 @@ std::string Transformer::describe() const {
   const auto& o = options;
   std::ostringstream s;
   s << "Transformer(d_model=" << o.d_model << ", nhead=" << o.nhead
-    << ", num_encoder_layers=" << o.num_encoder_layers << ", num_decoder_layers=" << o.num_decoder_layers
-    << ", dim_feedforward=" << o.dim_feedforward << ", dropout=" << o.dropout
-    << ", activation=" << enum_name(o.activation) << ", norm_first=" << (o.norm_first ? "true" : "false")
+    << ", num_encoder_layers=" << o.num_encoder_layers
+    << ", num_decoder_layers=" << o.num_decoder_layers << ", dim_feedforward=" << o.dim_feedforward
+    << ", dropout=" << o.dropout << ", activation=" << enum_name(o.activation)
+    << ", norm_first=" << (o.norm_first ? "true" : "false")
     << ", positional=" << enum_name(o.positional) << ")";
   return s.str();
 }
@@ -583,7 +586,8 @@ std::string TransformerLM::describe() const {
   s << "TransformerLM(vocab=" << o.vocab << ", d_model=" << o.d_model << ", nhead=" << o.nhead
     << ", num_layers=" << o.num_layers << ", dim_feedforward=" << o.dim_feedforward
     << ", dropout=" << o.dropout << ", activation=" << enum_name(o.activation)
-    << ", norm_first=" << (o.norm_first ? "true" : "false") << ", positional=" << enum_name(o.positional) << ")";
+    << ", norm_first=" << (o.norm_first ? "true" : "false")
+    << ", positional=" << enum_name(o.positional) << ")";
   return s.str();
 }
 

@@ -47,7 +47,8 @@ inline void check_defaults(const Json& resolved, const Json& given, const Json& 
                   ", the options struct holds ", want[k].dump());
   }
   for (auto it = want.begin(); it != want.end(); ++it)
-    CHECK_MESSAGE(resolved.contains(it.key()), path, ".", it.key(), ": a default the reader never resolved");
+    CHECK_MESSAGE(resolved.contains(it.key()), path, ".", it.key(),
+                  ": a default the reader never resolved");
 }
 
 }  // namespace qkv::test

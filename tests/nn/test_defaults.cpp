@@ -39,15 +39,18 @@ struct Case {
 
 Json rnn_defaults(const Json&) {
   const RNNOptions d;
-  return {{"num_layers", d.num_layers}, {"bias", d.bias},         {"batch_first", d.batch_first},
-          {"dropout", d.dropout},       {"bidirectional", d.bidirectional}};
+  return {{"num_layers", d.num_layers},
+          {"bias", d.bias},
+          {"batch_first", d.batch_first},
+          {"dropout", d.dropout},
+          {"bidirectional", d.bidirectional}};
 }
 
 Json cell_defaults(const Json&) { return {{"bias", RNNCellOptions{}.bias}}; }
 
 Json layer_defaults(const Json&) {
   const TransformerLayerOptions d;
-  return {{"dim_feedforward", d.dim_feedforward}, {"dropout", d.dropout},
+  return {{"dim_feedforward", d.dim_feedforward},  {"dropout", d.dropout},
           {"activation", enum_name(d.activation)}, {"layer_norm_eps", d.layer_norm_eps},
           {"batch_first", d.batch_first},          {"norm_first", d.norm_first}};
 }
@@ -68,13 +71,21 @@ const std::map<std::string, Case>& cases() {
       {"gelu", {Json::object(), none}},
       {"tanh", {Json::object(), none}},
       {"sigmoid", {Json::object(), none}},
-      {"dropout", {Json::object(), [](const Json&) { return Json{{"p", DropoutOptions{}.p}}; }}},
+      {"dropout",
+       {Json::object(),
+        [](const Json&) {
+          return Json{{"p", DropoutOptions{}.p}};
+        }}},
       {"linear",
        {{{"in_features", 3}, {"out_features", 2}},
-        [](const Json&) { return Json{{"bias", LinearOptions{}.bias}}; }}},
+        [](const Json&) {
+          return Json{{"bias", LinearOptions{}.bias}};
+        }}},
       {"embedding",
        {{{"num_embeddings", 5}, {"embedding_dim", 3}},
-        [](const Json&) { return Json{{"padding_idx", EmbeddingOptions{}.padding_idx}}; }}},
+        [](const Json&) {
+          return Json{{"padding_idx", EmbeddingOptions{}.padding_idx}};
+        }}},
       {"lstm", {{{"input_size", 3}, {"hidden_size", 4}}, rnn_defaults}},
       {"gru", {{{"input_size", 3}, {"hidden_size", 4}}, rnn_defaults}},
       {"lstm_cell", {{{"input_size", 3}, {"hidden_size", 4}}, cell_defaults}},
@@ -195,10 +206,15 @@ const std::map<std::string, Case>& cases() {
           return Json{{"start_dim", d.start_dim}, {"end_dim", d.end_dim}};
         }}},
       {"channel_attention",
-       {{{"channels", 32}}, [](const Json&) { return Json{{"ratio", CbamOptions{}.ratio}}; }}},
+       {{{"channels", 32}},
+        [](const Json&) {
+          return Json{{"ratio", CbamOptions{}.ratio}};
+        }}},
       {"spatial_attention",
        {Json::object(),
-        [](const Json&) { return Json{{"kernel_size", CbamOptions{}.kernel_size}}; }}},
+        [](const Json&) {
+          return Json{{"kernel_size", CbamOptions{}.kernel_size}};
+        }}},
       {"cbam",
        {{{"channels", 32}},
         [](const Json&) {
@@ -207,7 +223,9 @@ const std::map<std::string, Case>& cases() {
         }}},
       {"se",
        {{{"channels", 32}},
-        [](const Json&) { return Json{{"reduction", SqueezeExcitationOptions{}.reduction}}; }}},
+        [](const Json&) {
+          return Json{{"reduction", SqueezeExcitationOptions{}.reduction}};
+        }}},
       {"basic_block",
        {{{"in_channels", 4}, {"out_channels", 4}},
         [](const Json&) {
@@ -241,7 +259,8 @@ TEST_SUITE("nn/defaults") {
 
   TEST_CASE("BasicBlock's CBAM keys default to CBAM's") {
     Generator g(1);
-    const Json cfg = {{"type", "basic_block"}, {"in_channels", 4}, {"out_channels", 32}, {"cbam", true}};
+    const Json cfg = {
+        {"type", "basic_block"}, {"in_channels", 4}, {"out_channels", 32}, {"cbam", true}};
     const BasicBlockOptions d;
     const Json want = {{"stride", d.stride}, {"ratio", d.ratio}, {"kernel_size", d.kernel_size}};
     test::check_defaults(build_module(cfg, g).resolved, cfg, want, "basic_block");

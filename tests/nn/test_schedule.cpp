@@ -100,7 +100,8 @@ TEST_SUITE("nn/schedule") {
     auto e = [](const std::function<void()>& f) { return test::error_of(f); };
     CHECK(e([] { Schedule::constant(-1); }) ==
           "Schedule::constant: lr must be finite and >= 0, got -1");
-    CHECK(e([] { Schedule::step(0.1, 0, 0.1); }) == "Schedule::step: step_size must be >= 1, got 0");
+    CHECK(e([] { Schedule::step(0.1, 0, 0.1); }) ==
+          "Schedule::step: step_size must be >= 1, got 0");
     CHECK(e([] { Schedule::step(0.1, 5, -0.5); }) ==
           "Schedule::step: gamma must be finite and >= 0, got -0.5");
     CHECK(e([] { Schedule::exponential(0.1, 0); }) ==

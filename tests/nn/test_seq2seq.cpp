@@ -238,7 +238,9 @@ TEST_SUITE("nn/seq2seq") {
         // Attention rows sum to 1 with attention, are zeros without.
         float total = 0;
         for (float w : gr.attention) total += w;
-        CHECK(std::abs(total - (o.attention == Seq2SeqAttention::none ? 0.f : float(gr.tokens.size()))) < 1e-4f);
+        CHECK(std::abs(total -
+                       (o.attention == Seq2SeqAttention::none ? 0.f : float(gr.tokens.size()))) <
+              1e-4f);
       }
       MESSAGE(std::string(attn), ": beam 4 beat greedy on ", beam_better, " of 24 searches");
       CHECK(beam_better > 0);  // the comparison is not vacuous

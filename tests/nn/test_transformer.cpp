@@ -32,7 +32,8 @@ TransformerLayerOptions layer_options(const nlohmann::json& cfg) {
   o.nhead = cfg["nhead"];
   o.dim_feedforward = cfg["dim_feedforward"];
   o.dropout = 0.f;
-  o.activation = enum_parse<TransformerActivation>(cfg["activation"].get<std::string>(), "activation");
+  o.activation =
+      enum_parse<TransformerActivation>(cfg["activation"].get<std::string>(), "activation");
   o.norm_first = cfg["norm_first"];
   o.batch_first = cfg["batch_first"];
   return o;

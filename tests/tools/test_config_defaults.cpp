@@ -31,14 +31,19 @@ runner::ExperimentConfig parse_train(const Json& train) {
 
 Json sgd_defaults() {
   const SgdOptions d;
-  return {{"lr", d.lr}, {"momentum", d.momentum}, {"nesterov", d.nesterov},
+  return {{"lr", d.lr},
+          {"momentum", d.momentum},
+          {"nesterov", d.nesterov},
           {"weight_decay", d.weight_decay}};
 }
 
 template <class Options>
 Json adam_defaults() {
   const Options d;
-  return {{"lr", d.lr}, {"beta1", d.beta1}, {"beta2", d.beta2}, {"eps", d.eps},
+  return {{"lr", d.lr},
+          {"beta1", d.beta1},
+          {"beta2", d.beta2},
+          {"eps", d.eps},
           {"weight_decay", d.weight_decay}};
 }
 
@@ -59,19 +64,31 @@ struct ScheduleCase {
 
 const std::map<ScheduleKind, ScheduleCase>& schedule_cases() {
   static const std::map<ScheduleKind, ScheduleCase> c = {
-      {ScheduleKind::constant, {Json::object(), [](const ScheduleConfig&) { return Json::object(); }}},
+      {ScheduleKind::constant,
+       {Json::object(), [](const ScheduleConfig&) { return Json::object(); }}},
       {ScheduleKind::step,
-       {{{"step_size", 10}}, [](const ScheduleConfig& d) { return Json{{"gamma", d.gamma}}; }}},
+       {{{"step_size", 10}},
+        [](const ScheduleConfig& d) {
+          return Json{{"gamma", d.gamma}};
+        }}},
       // torch's ExponentialLR has no default gamma, and neither has qkv.
       {ScheduleKind::exponential,
        {{{"gamma", 0.99}}, [](const ScheduleConfig&) { return Json::object(); }}},
       {ScheduleKind::cosine,
        {Json::object(),
-        [](const ScheduleConfig& d) { return Json{{"t_max", d.t_max}, {"eta_min", d.eta_min}}; }}},
+        [](const ScheduleConfig& d) {
+          return Json{{"t_max", d.t_max}, {"eta_min", d.eta_min}};
+        }}},
       {ScheduleKind::inverse_sqrt,
-       {Json::object(), [](const ScheduleConfig& d) { return Json{{"timescale", d.timescale}}; }}},
+       {Json::object(),
+        [](const ScheduleConfig& d) {
+          return Json{{"timescale", d.timescale}};
+        }}},
       {ScheduleKind::noam,
-       {{{"d_model", 64}}, [](const ScheduleConfig& d) { return Json{{"factor", d.factor}}; }}},
+       {{{"d_model", 64}},
+        [](const ScheduleConfig& d) {
+          return Json{{"factor", d.factor}};
+        }}},
   };
   return c;
 }
@@ -81,20 +98,19 @@ TEST_SUITE("tools/config_defaults") {
     const runner::ExperimentConfig c = parse_train(Json());
     const runner::TrainConfig t;
     const runner::ExperimentConfig e;
-    const Json train = {
-        {"optimizer", Json::object()},  // below
-        {"schedule", Json::object()},
-        {"clip_norm", t.clip_norm},
-        {"batch_size", t.batch_size},
-        {"epochs", t.epochs},
-        {"steps", t.steps},
-        {"eval_every", t.eval_every},
-        {"eval_samples", t.eval_samples},
-        // patience resolves to 0 while early stopping is off (no metric)
-        {"early_stopping", {{"metric", t.early_stopping.metric}, {"patience", 0}}},
-        {"target", {{"metric", t.target.metric}}},
-        {"log_every", t.log_every},
-        {"beam", t.beam}};
+    const Json train = {{"optimizer", Json::object()},  // below
+                        {"schedule", Json::object()},
+                        {"clip_norm", t.clip_norm},
+                        {"batch_size", t.batch_size},
+                        {"epochs", t.epochs},
+                        {"steps", t.steps},
+                        {"eval_every", t.eval_every},
+                        {"eval_samples", t.eval_samples},
+                        // patience resolves to 0 while early stopping is off (no metric)
+                        {"early_stopping", {{"metric", t.early_stopping.metric}, {"patience", 0}}},
+                        {"target", {{"metric", t.target.metric}}},
+                        {"log_every", t.log_every},
+                        {"beam", t.beam}};
     Json resolved = c.resolved["train"];
     resolved.erase("optimizer");
     resolved.erase("schedule");
@@ -121,7 +137,8 @@ TEST_SUITE("tools/config_defaults") {
     for (const auto& n : enum_names(OptimizerType{})) {
       CAPTURE(std::string(n.name));
       auto it = optimizer_cases().find(n.value);
-      REQUIRE_MESSAGE(it != optimizer_cases().end(), std::string(n.name), " has no entry in optimizer_cases()");
+      REQUIRE_MESSAGE(it != optimizer_cases().end(), std::string(n.name),
+                      " has no entry in optimizer_cases()");
       const Json given = {{"type", n.name}};
       const auto c = parse_train({{"optimizer", given}});
       test::check_defaults(c.resolved["train"]["optimizer"], given, it->second(),
@@ -136,7 +153,8 @@ TEST_SUITE("tools/config_defaults") {
     for (const auto& n : enum_names(ScheduleKind{})) {
       CAPTURE(std::string(n.name));
       auto it = schedule_cases().find(n.value);
-      REQUIRE_MESSAGE(it != schedule_cases().end(), std::string(n.name), " has no entry in schedule_cases()");
+      REQUIRE_MESSAGE(it != schedule_cases().end(), std::string(n.name),
+                      " has no entry in schedule_cases()");
       Json given = it->second.required;
       given["type"] = n.name;
       const auto c = parse_train({{"schedule", given}, {"steps", 100}});
@@ -148,8 +166,9 @@ TEST_SUITE("tools/config_defaults") {
       CHECK(runner::make_schedule(c.train.schedule, 0.1, 100).kind() == n.value);
     }
     CHECK(ScheduleConfig{}.type == ScheduleKind::constant);
-    CHECK(test::error_of([] { parse_train({{"schedule", {{"type", "exponential"}}}}); }) ==
-          "train.schedule.gamma: missing (required)");
+    CHECK(test::error_of([] {
+            parse_train({{"schedule", {{"type", "exponential"}}}});
+          }) == "train.schedule.gamma: missing (required)");
   }
 
   // ---- data sets ------------------------------------------------------------------
@@ -213,14 +232,18 @@ TEST_SUITE("tools/config_defaults") {
          {{{"dir", dir / "classes"}},
           [] {
             const data::TextClassificationOptions d;
-            return Json{{"tokens", d.tokens},   {"max_len", d.max_len}, {"min_freq", d.min_freq},
-                        {"valid", d.valid},     {"test", d.test}};
+            return Json{{"tokens", d.tokens},
+                        {"max_len", d.max_len},
+                        {"min_freq", d.min_freq},
+                        {"valid", d.valid},
+                        {"test", d.test}};
           }}},
         {"text-lm",
          {{{"files", Json::array({dir / "lm.txt"})}},
           [] {
             const data::TextLmOptions d;
-            return Json{{"dir", d.dir}, {"seq_len", d.seq_len}, {"valid", d.valid}, {"test", d.test}};
+            return Json{
+                {"dir", d.dir}, {"seq_len", d.seq_len}, {"valid", d.valid}, {"test", d.test}};
           }}},
     };
     for (const auto& name : data::dataset_names()) {

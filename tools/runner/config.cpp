@@ -35,9 +35,15 @@ OptimizerConfig parse_optimizer(JsonReader& r) {
   OptimizerConfig o;
   o.type = r.get_enum("type", o.type);
   switch (o.type) {
-    case OptimizerType::sgd: parse_sgd(r, o.sgd); break;
-    case OptimizerType::adam: parse_adam(r, o.adam); break;
-    case OptimizerType::adamw: parse_adam(r, o.adamw); break;
+    case OptimizerType::sgd:
+      parse_sgd(r, o.sgd);
+      break;
+    case OptimizerType::adam:
+      parse_adam(r, o.adam);
+      break;
+    case OptimizerType::adamw:
+      parse_adam(r, o.adamw);
+      break;
   }
   return o;
 }
@@ -49,17 +55,22 @@ ScheduleConfig parse_schedule(JsonReader& r) {
   s.warmup = r.get_int("warmup", s.warmup, 0);
   s.warmup_start = r.get_number("warmup_start", s.warmup_start, 0, 1);
   switch (s.type) {
-    case K::constant: break;
+    case K::constant:
+      break;
     case K::step:
       s.step_size = r.require_int("step_size", 1);
       s.gamma = r.get_number("gamma", s.gamma, 0);
       break;
-    case K::exponential: s.gamma = r.require_number("gamma", 0, kInf, /*lo_open=*/true); break;
+    case K::exponential:
+      s.gamma = r.require_number("gamma", 0, kInf, /*lo_open=*/true);
+      break;
     case K::cosine:
       s.t_max = r.get_int("t_max", s.t_max, 0);
       s.eta_min = r.get_number("eta_min", s.eta_min, 0);
       break;
-    case K::inverse_sqrt: s.timescale = r.get_int("timescale", s.timescale, 1); break;
+    case K::inverse_sqrt:
+      s.timescale = r.get_int("timescale", s.timescale, 1);
+      break;
     case K::noam:
       s.d_model = r.require_int("d_model", 1);
       s.factor = r.get_number("factor", s.factor, 0, kInf, true);
@@ -158,9 +169,12 @@ Json load_config_file(const std::string& path, const std::vector<std::string>& s
 
 double OptimizerConfig::lr() const {
   switch (type) {
-    case OptimizerType::sgd: return sgd.lr;
-    case OptimizerType::adam: return adam.lr;
-    case OptimizerType::adamw: return adamw.lr;
+    case OptimizerType::sgd:
+      return sgd.lr;
+    case OptimizerType::adam:
+      return adam.lr;
+    case OptimizerType::adamw:
+      return adamw.lr;
   }
   return adam.lr;
 }
@@ -170,13 +184,23 @@ Schedule make_schedule(const ScheduleConfig& s, double lr, int64_t total_steps) 
   const int64_t body = std::max<int64_t>(1, total_steps - s.warmup);
   Schedule out = Schedule::constant(lr);
   switch (s.type) {
-    case K::constant: break;
-    case K::step: out = Schedule::step(lr, s.step_size, s.gamma); break;
-    case K::exponential: out = Schedule::exponential(lr, s.gamma); break;
-    case K::cosine: out = Schedule::cosine(lr, s.t_max ? s.t_max : body, s.eta_min); break;
-    case K::inverse_sqrt: out = Schedule::inverse_sqrt(lr, s.timescale); break;
+    case K::constant:
+      break;
+    case K::step:
+      out = Schedule::step(lr, s.step_size, s.gamma);
+      break;
+    case K::exponential:
+      out = Schedule::exponential(lr, s.gamma);
+      break;
+    case K::cosine:
+      out = Schedule::cosine(lr, s.t_max ? s.t_max : body, s.eta_min);
+      break;
+    case K::inverse_sqrt:
+      out = Schedule::inverse_sqrt(lr, s.timescale);
+      break;
     // noam has its own warmup; the others get a linear one in front when asked.
-    case K::noam: return Schedule::noam(s.d_model, std::max<int64_t>(1, s.warmup), s.factor);
+    case K::noam:
+      return Schedule::noam(s.d_model, std::max<int64_t>(1, s.warmup), s.factor);
   }
   if (s.warmup > 0) out = out.with_warmup(s.warmup, s.warmup_start);
   return out;

@@ -38,16 +38,16 @@ struct OptimizerConfig {
 // only its own keys; the README's Experiments section lists them.
 struct ScheduleConfig {
   ScheduleKind type = ScheduleKind::constant;
-  int64_t warmup = 0;       // linear warmup steps in front (0: none); noam: its own warmup
-  double warmup_start = 0;  // warmup's start factor, in [0, 1] (warmup from lr 0)
-  int64_t step_size = 0;    // step: required (as torch StepLR)
-  double gamma = 0.1;       // step: torch StepLR's; exponential: required (torch ExponentialLR
-                            //   has no default)
-  int64_t t_max = 0;        // cosine (0: the steps after warmup)
-  double eta_min = 0;       // cosine, torch CosineAnnealingLR's
-  int64_t timescale = 1000; // inverse_sqrt: lr halves at t = 3 * timescale
-  int64_t d_model = 0;      // noam: required
-  double factor = 1;        // noam
+  int64_t warmup = 0;        // linear warmup steps in front (0: none); noam: its own warmup
+  double warmup_start = 0;   // warmup's start factor, in [0, 1] (warmup from lr 0)
+  int64_t step_size = 0;     // step: required (as torch StepLR)
+  double gamma = 0.1;        // step: torch StepLR's; exponential: required (torch ExponentialLR
+                             //   has no default)
+  int64_t t_max = 0;         // cosine (0: the steps after warmup)
+  double eta_min = 0;        // cosine, torch CosineAnnealingLR's
+  int64_t timescale = 1000;  // inverse_sqrt: lr halves at t = 3 * timescale
+  int64_t d_model = 0;       // noam: required
+  double factor = 1;         // noam
 };
 
 // A metric of the valid split: "exact_match", "loss", ... ("" = off).

@@ -55,7 +55,8 @@ double flops_per_step(const Experiment& ex, std::string* how) {
                                    : dec) += double(v.numel());
     }
     const double keys = double(m->options.hidden * (m->options.bidirectional ? 2 : 1));
-    const double attn = m->options.attention == Seq2SeqAttention::none ? 0 : 2 * 2 * S * keys * tgt_tokens;
+    const double attn =
+        m->options.attention == Seq2SeqAttention::none ? 0 : 2 * 2 * S * keys * tgt_tokens;
     if (how)
       *how = "6 x (" + human(enc) + " encoder weights x " + human(src_tokens) +
              " source tokens + " + human(dec) + " decoder weights x " + human(tgt_tokens) +

@@ -373,9 +373,12 @@ std::atomic<bool>& stop_flag() {
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& c, std::vector<Var> params) {
   switch (c.type) {
-    case OptimizerType::sgd: return std::make_unique<SGD>(std::move(params), c.sgd);
-    case OptimizerType::adam: return std::make_unique<Adam>(std::move(params), c.adam);
-    case OptimizerType::adamw: return std::make_unique<AdamW>(std::move(params), c.adamw);
+    case OptimizerType::sgd:
+      return std::make_unique<SGD>(std::move(params), c.sgd);
+    case OptimizerType::adam:
+      return std::make_unique<Adam>(std::move(params), c.adam);
+    case OptimizerType::adamw:
+      return std::make_unique<AdamW>(std::move(params), c.adamw);
   }
   fail("make_optimizer: unknown optimizer type ", int(c.type));
 }

@@ -4,6 +4,7 @@
 // does every data set. An optimizer, schedule or data set without an entry
 // here fails the test. The module types: tests/nn/test_defaults.cpp.
 #include <map>
+#include <sstream>
 
 #include "tests/defaults_utils.h"
 #include "tests/test_utils.h"
@@ -169,6 +170,23 @@ TEST_SUITE("tools/config_defaults") {
     CHECK(test::error_of([] {
             parse_train({{"schedule", {{"type", "exponential"}}}});
           }) == "train.schedule.gamma: missing (required)");
+  }
+
+  TEST_CASE("the README's table of schedule keys states ScheduleConfig's defaults") {
+    const std::string readme = test::read_text(test::fixture_path("../../README.md"));
+    REQUIRE(!readme.empty());
+    const ScheduleConfig d;
+    auto num = [](double x) {
+      std::ostringstream o;
+      o << x;
+      return o.str();
+    };
+    for (const std::string& s :
+         {"`warmup` (" + num(d.warmup) + " steps", "`warmup_start` (" + num(d.warmup_start),
+          "`gamma` (" + num(d.gamma) + ", as StepLR)", "`t_max` (" + num(d.t_max),
+          "`eta_min` (" + num(d.eta_min) + ")", "`timescale` (" + num(d.timescale) + ")",
+          "`factor` (" + num(d.factor) + ")", std::string("`gamma` (required")})
+      CHECK_MESSAGE(readme.find(s) != std::string::npos, "README.md lacks: ", s);
   }
 
   // ---- data sets ------------------------------------------------------------------

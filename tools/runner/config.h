@@ -21,10 +21,8 @@ constexpr std::span<const EnumName<OptimizerType>> enum_names(OptimizerType) {
   return kOptimizerTypeNames;
 }
 
-// "optimizer": {"type": "adam", "lr": 0.003, ...}. The defaults are the nn
-// options structs' (torch's): sgd lr 0.01; adam/adamw lr 1e-3, betas 0.9 and
-// 0.999, eps 1e-8, weight_decay 0 (adam) or 0.01 (adamw). Only the member of
-// `type` is read and used.
+// "optimizer": {"type": "adam", "lr": 0.003, ...}. The defaults are those of
+// the nn options structs (torch's); only the member of `type` is read and used.
 struct OptimizerConfig {
   OptimizerType type = OptimizerType::adam;
   SgdOptions sgd;      // keys lr, momentum, nesterov, weight_decay

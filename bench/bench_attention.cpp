@@ -124,7 +124,7 @@ std::vector<Result> suite_attention(const Options& opt) {
     o.src_vocab = o.tgt_vocab = z.V;
     o.embed = z.E;
     o.hidden = z.H;
-    o.attention = kind;
+    o.attention = enum_parse<Seq2SeqAttention>(kind, "attention");
     o.score = std::string(kind) == "luong" ? Score::general : Score::additive;
     Seq2Seq model(o, g);
     IntTensor src = random_ids({z.B, z.S}, 3, z.V, g), tgt_in = random_ids({z.B, z.T}, 3, z.V, g),

@@ -18,6 +18,10 @@ class Activation : public UnaryModule {
   UnaryOp op;
 };
 
+struct DropoutOptions {
+  float p = 0.5f;  // probability of zeroing an element, in [0, 1)
+};
+
 class Dropout : public UnaryModule {
  public:
   Dropout(float p, Generator& gen);

@@ -12,9 +12,6 @@ namespace qkv {
 
 namespace {
 
-constexpr const char* kScoreNames[] = {"dot", "scaled_dot", "general", "concat", "additive"};
-static_assert(std::size(kScoreNames) == size_t(Score::additive) + 1);
-
 bool has_hidden(Score s) { return s == Score::concat || s == Score::additive; }
 
 // v^T tanh(qp + kp): qp [B,T,A], kp [B,S,A] -> scores [B,T,S]. The [B,T,S,A]
@@ -28,16 +25,16 @@ Var hidden_scores(const Var& qp, const Var& kp, Linear& v) {
 }  // namespace
 
 Score score_from_name(const std::string& name) {
-  for (size_t i = 0; i < std::size(kScoreNames); ++i)
-    if (name == kScoreNames[i]) return Score(i);
-  fail("attention: unknown score \"", name,
-       "\" (valid: dot, scaled_dot, general, concat, additive)");
+  const EnumName<Score>* n = enum_find<Score>(name);
+  check(n != nullptr, "attention: unknown score \"", name, "\" (valid: ", enum_name_list<Score>(),
+        ")");
+  return n->value;
 }
 
 const char* score_name(Score s) {
-  const size_t i = size_t(s);
-  check(i < std::size(kScoreNames), "attention: invalid Score value ", int(i));
-  return kScoreNames[i];
+  const char* name = enum_name(s);
+  check(name[0] != '?', "attention: invalid Score value ", int(s));
+  return name;
 }
 
 Tensor attention_mask(const IntTensor& lengths, int64_t B, int64_t S, const char* op) {

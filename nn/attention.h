@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 
+#include "nn/enum_names.h"
 #include "nn/linear.h"
 #include "nn/module.h"
 
@@ -26,7 +27,13 @@ namespace qkv {
 class Generator;
 
 enum class Score { dot, scaled_dot, general, concat, additive };
-// "dot", "scaled_dot", "general", "concat", "additive"; an Error lists the valid names.
+inline constexpr EnumName<Score> kScoreNames[] = {{Score::dot, "dot"},
+                                                  {Score::scaled_dot, "scaled_dot"},
+                                                  {Score::general, "general"},
+                                                  {Score::concat, "concat"},
+                                                  {Score::additive, "additive"}};
+constexpr std::span<const EnumName<Score>> enum_names(Score) { return kScoreNames; }
+// A name of kScoreNames; an Error lists the valid names.
 Score score_from_name(const std::string& name);
 const char* score_name(Score s);
 

@@ -15,17 +15,27 @@
 namespace qkv {
 namespace {
 
-const std::vector<std::string> kScores = {"dot", "scaled_dot", "general", "concat", "additive"};
+// Every reader below starts from a default-constructed options struct and
+// passes its member as the default: the struct is the one home of each default
+// (tests/nn/test_defaults.cpp holds the resolved configs against it).
 
 RNNOptions rnn_options(JsonReader& r) {
   RNNOptions o;
   o.input_size = r.require_int("input_size", 1);
   o.hidden_size = r.require_int("hidden_size", 1);
-  o.num_layers = r.get_int("num_layers", 1, 1, 64);
-  o.bias = r.get_bool("bias", true);
-  o.batch_first = r.get_bool("batch_first", false);
-  o.dropout = float(r.get_number("dropout", 0.0, 0.0, 0.999));
-  o.bidirectional = r.get_bool("bidirectional", false);
+  o.num_layers = r.get_int("num_layers", o.num_layers, 1, 64);
+  o.bias = r.get_bool("bias", o.bias);
+  o.batch_first = r.get_bool("batch_first", o.batch_first);
+  o.dropout = r.get_float("dropout", o.dropout, 0.0, 0.999);
+  o.bidirectional = r.get_bool("bidirectional", o.bidirectional);
+  return o;
+}
+
+RNNCellOptions cell_options(JsonReader& r) {
+  RNNCellOptions o;
+  o.input_size = r.require_int("input_size", 1);
+  o.hidden_size = r.require_int("hidden_size", 1);
+  o.bias = r.get_bool("bias", o.bias);
   return o;
 }
 
@@ -36,7 +46,7 @@ MakerMap core_makers() {
          LinearOptions o;
          o.in_features = r.require_int("in_features", 1);
          o.out_features = r.require_int("out_features", 1);
-         o.bias = r.get_bool("bias", true);
+         o.bias = r.get_bool("bias", o.bias);
          return std::make_shared<Linear>(o, g);
        }},
       {"embedding",
@@ -44,20 +54,21 @@ MakerMap core_makers() {
          EmbeddingOptions o;
          o.num_embeddings = r.require_int("num_embeddings", 1);
          o.embedding_dim = r.require_int("embedding_dim", 1);
-         o.padding_idx = r.get_int("padding_idx", -1, -1, o.num_embeddings - 1);
+         o.padding_idx = r.get_int("padding_idx", o.padding_idx, -1, o.num_embeddings - 1);
          return std::make_shared<Embedding>(o, g);
        }},
-      {"lstm", [](JsonReader& r, Generator& g) { return std::make_shared<LSTM>(rnn_options(r), g); }},
+      {"lstm",
+       [](JsonReader& r, Generator& g) { return std::make_shared<LSTM>(rnn_options(r), g); }},
       {"gru", [](JsonReader& r, Generator& g) { return std::make_shared<GRU>(rnn_options(r), g); }},
       {"lstm_cell",
        [](JsonReader& r, Generator& g) {
-         const int64_t in = r.require_int("input_size", 1), h = r.require_int("hidden_size", 1);
-         return std::make_shared<LSTMCell>(in, h, g, r.get_bool("bias", true));
+         const RNNCellOptions o = cell_options(r);
+         return std::make_shared<LSTMCell>(o.input_size, o.hidden_size, g, o.bias);
        }},
       {"gru_cell",
        [](JsonReader& r, Generator& g) {
-         const int64_t in = r.require_int("input_size", 1), h = r.require_int("hidden_size", 1);
-         return std::make_shared<GRUCell>(in, h, g, r.get_bool("bias", true));
+         const RNNCellOptions o = cell_options(r);
+         return std::make_shared<GRUCell>(o.input_size, o.hidden_size, g, o.bias);
        }},
       {"relu", [](JsonReader&, Generator&) { return std::make_shared<Activation>(UnaryOp::relu); }},
       {"gelu", [](JsonReader&, Generator&) { return std::make_shared<Activation>(UnaryOp::gelu); }},
@@ -67,11 +78,11 @@ MakerMap core_makers() {
       {"attention",
        [](JsonReader& r, Generator& g) {
          AttentionOptions o;
-         o.score = score_from_name(r.get_string("score", "dot", kScores));
+         o.score = r.get_enum("score", o.score);
          o.query_size = r.require_int("query_size", 1);
          o.key_size = r.require_int("key_size", 1);
-         o.attn_size = r.get_int("attn_size", 0, 0);
-         o.bias = r.get_bool("bias", false);
+         o.attn_size = r.get_int("attn_size", o.attn_size, 0);
+         o.bias = r.get_bool("bias", o.bias);
          return std::make_shared<Attention>(o, g);
        }},
       {"attn_classifier",
@@ -81,8 +92,8 @@ MakerMap core_makers() {
          o.embed = r.require_int("embed", 1);
          o.hidden = r.require_int("hidden", 1);
          o.classes = r.require_int("classes", 2);
-         o.bidirectional = r.get_bool("bidirectional", true);
-         o.padding_idx = r.get_int("padding_idx", 0, -1, o.vocab - 1);
+         o.bidirectional = r.get_bool("bidirectional", o.bidirectional);
+         o.padding_idx = r.get_int("padding_idx", o.padding_idx, -1, o.vocab - 1);
          return std::make_shared<AttnClassifier>(o, g);
        }},
       {"seq2seq",
@@ -92,13 +103,14 @@ MakerMap core_makers() {
          o.tgt_vocab = r.require_int("tgt_vocab", 1);
          o.embed = r.get_int("embed", o.embed, 1);
          o.hidden = r.get_int("hidden", o.hidden, 1);
-         o.rnn = r.get_string("rnn", o.rnn, {"lstm", "gru"});
+         o.rnn = r.get_enum("rnn", o.rnn);
          o.layers = r.get_int("layers", o.layers, 1, 16);
          o.bidirectional = r.get_bool("bidirectional", o.bidirectional);
          JsonReader a = r.child("attention");  // {"type": "luong", "score": "general", ...}
-         o.attention = a.get_string("type", o.attention, {"none", "luong", "bahdanau"});
-         const std::string def_score = o.attention == "bahdanau" ? "additive" : "general";
-         o.score = score_from_name(a.get_string("score", def_score, kScores));
+         o.attention = a.get_enum("type", o.attention);
+         // Bahdanau's own score is additive: the default there.
+         const bool bahdanau = o.attention == Seq2SeqAttention::bahdanau;
+         o.score = a.get_enum("score", bahdanau ? Score::additive : o.score);
          o.input_feeding = a.get_bool("input_feeding", o.input_feeding);
          a.finish();
          r.set_child("attention", a);
@@ -111,7 +123,9 @@ MakerMap core_makers() {
        }},
       {"dropout",
        [](JsonReader& r, Generator& g) {
-         return std::make_shared<Dropout>(float(r.get_number("p", 0.5, 0.0, 0.999)), g);
+         DropoutOptions o;
+         o.p = r.get_float("p", o.p, 0.0, 0.999);
+         return std::make_shared<Dropout>(o.p, g);
        }},
   };
   m["seq2seq"].data_fills = {{"src_vocab", "src_vocab"}, {"tgt_vocab", "tgt_vocab"}};

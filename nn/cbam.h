@@ -23,6 +23,18 @@ namespace qkv {
 
 class Generator;
 
+// The JSON options of channel_attention (channels, ratio), spatial_attention
+// (kernel_size) and cbam (all three).
+struct CbamOptions {
+  int64_t channels = 0;     // C
+  int64_t ratio = 16;       // channel reduction: C/ratio hidden channels
+  int64_t kernel_size = 7;  // spatial conv, 3 or 7
+};
+struct SqueezeExcitationOptions {
+  int64_t channels = 0;    // C
+  int64_t reduction = 16;  // C/reduction squeeze channels
+};
+
 class ChannelAttention : public UnaryModule {
  public:
   ChannelAttention(int64_t channels, int64_t ratio, Generator& gen);

@@ -1,6 +1,8 @@
 #include "nn/json_config.h"
 
+#include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <sstream>
 
 #include "engine/error.h"
@@ -84,6 +86,17 @@ double JsonReader::get_number(const std::string& key, double def, double lo, dou
   }
   resolved_[key] = x;
   return x;
+}
+
+double JsonReader::require_number(const std::string& key, double lo, double hi, bool lo_open) {
+  check(has(key), path_of(key), ": missing (required)");
+  return get_number(key, 0, lo, hi, lo_open);
+}
+
+float JsonReader::get_float(const std::string& key, float def, double lo, double hi, bool lo_open) {
+  char buf[32];
+  *std::to_chars(buf, buf + sizeof buf - 1, def).ptr = '\0';
+  return float(get_number(key, std::strtod(buf, nullptr), lo, hi, lo_open));
 }
 
 bool JsonReader::get_bool(const std::string& key, bool def) {

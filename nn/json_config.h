@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "nn/enum_names.h"
+
 namespace qkv {
 
 using Json = nlohmann::ordered_json;
@@ -32,10 +34,27 @@ class JsonReader {
   double get_number(const std::string& key, double def,
                     double lo = -std::numeric_limits<double>::infinity(),
                     double hi = std::numeric_limits<double>::infinity(), bool lo_open = false);
+  // A float option (as get_number); the resolved config shows the float default
+  // as its shortest decimal (1e-05, not 9.999999747378752e-06).
+  float get_float(const std::string& key, float def,
+                  double lo = -std::numeric_limits<double>::infinity(),
+                  double hi = std::numeric_limits<double>::infinity(), bool lo_open = false);
+  // A required number in [lo, hi] (with lo_open, > lo).
+  double require_number(const std::string& key,
+                        double lo = -std::numeric_limits<double>::infinity(),
+                        double hi = std::numeric_limits<double>::infinity(), bool lo_open = false);
   bool get_bool(const std::string& key, bool def);
   // A string, one of `choices` when given.
   std::string get_string(const std::string& key, const std::string& def,
                          const std::vector<std::string>& choices = {});
+  // One of enum E's names (nn/enum_names.h), parsed into E; the resolved
+  // config keeps the name. A wrong name is an error listing the allowed ones.
+  template <class E>
+  E get_enum(const std::string& key, E def) {
+    std::vector<std::string> names;
+    for (const auto& n : enum_names(def)) names.emplace_back(n.name);
+    return enum_find<E>(get_string(key, enum_name(def), names))->value;
+  }
   // A required string ("type" of a module).
   std::string require_string(const std::string& key, const std::vector<std::string>& choices = {});
   // The raw value under key (null when missing), marked as read: for arrays

@@ -319,8 +319,7 @@ Adam::Adam(std::vector<Var> params, double lr, std::pair<double, double> betas, 
            false) {}
 
 AdamW::AdamW(std::vector<Var> params, AdamWOptions o)
-    : Adam(std::move(params),
-           AdamOptions{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.amsgrad}, true) {}
+    : Adam(std::move(params), AdamOptions(o), true) {}
 
 AdamW::AdamW(std::vector<Var> params, double lr, std::pair<double, double> betas, double eps,
              double weight_decay, bool amsgrad)

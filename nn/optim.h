@@ -17,6 +17,7 @@
 // Not here: parameter groups (one lr for all parameters), sparse gradients,
 // `maximize`, and hyper-parameters that change per parameter.
 #pragma once
+#include <bit>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -111,8 +112,9 @@ struct SgdOptions {
 class SGD final : public Optimizer {
  public:
   SGD(std::vector<Var> params, SgdOptions opt);
-  SGD(std::vector<Var> params, double lr, double momentum = 0, double dampening = 0,
-      double weight_decay = 0, bool nesterov = false);
+  SGD(std::vector<Var> params, double lr, double momentum = SgdOptions{}.momentum,
+      double dampening = SgdOptions{}.dampening, double weight_decay = SgdOptions{}.weight_decay,
+      bool nesterov = SgdOptions{}.nesterov);
   const char* name() const override { return "SGD"; }
   SgdOptions options() const;  // the hyper-parameters in force (lr from lr())
 
@@ -135,29 +137,35 @@ class SGD final : public Optimizer {
 //   m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g;  vmax = max(vmax, v) (amsgrad)
 //   denom = sqrt(v or vmax) / sqrt(1 - b2^t) + eps
 //   p -= lr / (1 - b1^t) * m / denom
-struct AdamOptions {
+//
+// Adam's and AdamW's options share their fields and defaults but weight_decay's
+// (torch: 0 for Adam, 1e-2 for AdamW), so one template holds them, with that
+// default as its parameter; each stays a plain aggregate (AdamWOptions{.lr = 1e-2}).
+template <double DefaultWeightDecay>
+struct AdamFamilyOptions {
   double lr = 1e-3;
-  double beta1 = 0.9;       // first-moment decay, in [0, 1)
-  double beta2 = 0.999;     // second-moment decay, in [0, 1)
-  double eps = 1e-8;        // added to the bias-corrected sqrt(v)
-  double weight_decay = 0;  // L2 (Adam) or decoupled (AdamW)
-  bool amsgrad = false;     // normalise by the running max of v
+  double beta1 = 0.9;                        // first-moment decay, in [0, 1)
+  double beta2 = 0.999;                      // second-moment decay, in [0, 1)
+  double eps = 1e-8;                         // added to the bias-corrected sqrt(v)
+  double weight_decay = DefaultWeightDecay;  // L2 (Adam) or decoupled (AdamW)
+  bool amsgrad = false;                      // normalise by the running max of v
+
+  // The same values as the other family member (AdamW hands its options to Adam).
+  template <double D>
+  explicit operator AdamFamilyOptions<D>() const {
+    return std::bit_cast<AdamFamilyOptions<D>>(*this);  // identical layouts
+  }
 };
-// AdamW's defaults differ only in weight_decay.
-struct AdamWOptions {
-  double lr = 1e-3;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double weight_decay = 1e-2;
-  bool amsgrad = false;
-};
+using AdamOptions = AdamFamilyOptions<0.0>;
+using AdamWOptions = AdamFamilyOptions<1e-2>;
 
 class Adam : public Optimizer {
  public:
   Adam(std::vector<Var> params, AdamOptions opt = {});
-  Adam(std::vector<Var> params, double lr, std::pair<double, double> betas = {0.9, 0.999},
-       double eps = 1e-8, double weight_decay = 0, bool amsgrad = false);
+  Adam(std::vector<Var> params, double lr,
+       std::pair<double, double> betas = {AdamOptions{}.beta1, AdamOptions{}.beta2},
+       double eps = AdamOptions{}.eps, double weight_decay = AdamOptions{}.weight_decay,
+       bool amsgrad = AdamOptions{}.amsgrad);
   const char* name() const override { return decoupled_ ? "AdamW" : "Adam"; }
   AdamOptions options() const;  // the hyper-parameters in force (lr from lr())
 
@@ -186,8 +194,10 @@ class Adam : public Optimizer {
 class AdamW final : public Adam {
  public:
   AdamW(std::vector<Var> params, AdamWOptions opt = {});
-  AdamW(std::vector<Var> params, double lr, std::pair<double, double> betas = {0.9, 0.999},
-        double eps = 1e-8, double weight_decay = 1e-2, bool amsgrad = false);
+  AdamW(std::vector<Var> params, double lr,
+        std::pair<double, double> betas = {AdamWOptions{}.beta1, AdamWOptions{}.beta2},
+        double eps = AdamWOptions{}.eps, double weight_decay = AdamWOptions{}.weight_decay,
+        bool amsgrad = AdamWOptions{}.amsgrad);
 };
 
 }  // namespace qkv

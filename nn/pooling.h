@@ -29,6 +29,10 @@ class AvgPool2d : public UnaryModule {
   Pool2dOptions options;
 };
 
+struct AdaptivePool2dOptions {
+  int64_t out_h = 1, out_w = 1;  // 1x1: global pooling
+};
+
 class AdaptiveAvgPool2d : public UnaryModule {
  public:
   AdaptiveAvgPool2d(int64_t out_h, int64_t out_w);
@@ -45,9 +49,14 @@ class AdaptiveMaxPool2d : public UnaryModule {
   int64_t out_h, out_w;
 };
 
+struct FlattenOptions {
+  int64_t start_dim = 1, end_dim = -1;
+};
+
 class Flatten : public UnaryModule {
  public:
-  explicit Flatten(int64_t start_dim = 1, int64_t end_dim = -1);
+  explicit Flatten(int64_t start_dim = FlattenOptions{}.start_dim,
+                   int64_t end_dim = FlattenOptions{}.end_dim);
   Var forward(const Var& x) override;  // [d0, ..., dn] -> axes start..end merged
   std::string describe() const override;
   int64_t start_dim, end_dim;

@@ -62,11 +62,11 @@ std::string LearnedEncoding::describe() const {
   return s.str();
 }
 
-std::shared_ptr<PositionalEncoding> make_positional(const std::string& kind, int64_t d_model,
+std::shared_ptr<PositionalEncoding> make_positional(PositionalKind kind, int64_t d_model,
                                                     int64_t max_len, Generator& gen) {
-  if (kind == "sinusoidal") return std::make_shared<SinusoidalEncoding>(d_model, max_len);
-  if (kind == "learned") return std::make_shared<LearnedEncoding>(d_model, max_len, gen);
-  fail("positional: unknown kind '", kind, "' (expected \"sinusoidal\" or \"learned\")");
+  if (kind == PositionalKind::learned)
+    return std::make_shared<LearnedEncoding>(d_model, max_len, gen);
+  return std::make_shared<SinusoidalEncoding>(d_model, max_len);
 }
 
 }  // namespace qkv

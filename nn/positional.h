@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "nn/enum_names.h"
 #include "nn/module.h"
 
 namespace qkv {
@@ -43,8 +44,14 @@ class LearnedEncoding : public PositionalEncoding {
   Var weight;  // [max_len,D]
 };
 
-// kind: "sinusoidal" | "learned" (Error otherwise, naming the choices).
-std::shared_ptr<PositionalEncoding> make_positional(const std::string& kind, int64_t d_model,
+enum class PositionalKind { sinusoidal, learned };
+inline constexpr EnumName<PositionalKind> kPositionalKindNames[] = {
+    {PositionalKind::sinusoidal, "sinusoidal"}, {PositionalKind::learned, "learned"}};
+constexpr std::span<const EnumName<PositionalKind>> enum_names(PositionalKind) {
+  return kPositionalKindNames;
+}
+
+std::shared_ptr<PositionalEncoding> make_positional(PositionalKind kind, int64_t d_model,
                                                     int64_t max_len, Generator& gen);
 
 }  // namespace qkv

@@ -21,8 +21,8 @@ struct BasicBlockOptions {
   int64_t out_channels = 0;
   int64_t stride = 1;
   bool cbam = false;
-  int64_t ratio = 16;        // CBAM channel reduction
-  int64_t kernel_size = 7;   // CBAM spatial kernel
+  int64_t ratio = CbamOptions{}.ratio;              // CBAM channel reduction
+  int64_t kernel_size = CbamOptions{}.kernel_size;  // CBAM spatial kernel
 };
 
 class BasicBlock : public UnaryModule {

@@ -10,6 +10,7 @@
 //   x: [T,B,I] ([B,T,I] batch_first)  ->  output: [T,B,D*H] ([B,T,D*H])
 //   h0, c0, h_n, c_n: [L*D,B,H]  (index = layer * D + direction)
 #pragma once
+#include "nn/enum_names.h"
 #include "nn/module.h"
 
 namespace qkv {
@@ -33,6 +34,9 @@ struct RNNOutput {
 };
 
 enum class RNNKind { lstm, gru };
+inline constexpr EnumName<RNNKind> kRnnKindNames[] = {{RNNKind::lstm, "lstm"},
+                                                      {RNNKind::gru, "gru"}};
+constexpr std::span<const EnumName<RNNKind>> enum_names(RNNKind) { return kRnnKindNames; }
 
 // Shared by LSTM and GRU: parameters, initialisation U(-1/sqrt(H), 1/sqrt(H)),
 // the layer/direction loop, lengths and dropout between layers.
@@ -77,9 +81,16 @@ struct CellState {
   Var c;  // [B,H], LSTM only
 };
 
+struct RNNCellOptions {
+  int64_t input_size = 0;
+  int64_t hidden_size = 0;
+  bool bias = true;
+};
+
 class LSTMCell : public Module {
  public:
-  LSTMCell(int64_t input_size, int64_t hidden_size, Generator& gen, bool bias = true);
+  LSTMCell(int64_t input_size, int64_t hidden_size, Generator& gen,
+           bool bias = RNNCellOptions{}.bias);
   CellState forward(const Var& x, const CellState& state = {});
   std::string describe() const override;
   // Named forward (nn/forward_io.h): input, hx, cx -> h_1, c_1.
@@ -90,7 +101,8 @@ class LSTMCell : public Module {
 
 class GRUCell : public Module {
  public:
-  GRUCell(int64_t input_size, int64_t hidden_size, Generator& gen, bool bias = true);
+  GRUCell(int64_t input_size, int64_t hidden_size, Generator& gen,
+          bool bias = RNNCellOptions{}.bias);
   Var forward(const Var& x, const Var& h = Var());
   std::string describe() const override;
   // Named forward (nn/forward_io.h): input, hx -> h_1.

@@ -16,14 +16,9 @@ namespace qkv {
 namespace {
 
 int64_t dirs(const Seq2SeqOptions& o) { return o.bidirectional ? 2 : 1; }
-bool is_lstm(const Seq2SeqOptions& o) { return o.rnn == "lstm"; }
+bool is_lstm(const Seq2SeqOptions& o) { return o.rnn == RNNKind::lstm; }
 
 void validate(const Seq2SeqOptions& o) {
-  check(o.rnn == "lstm" || o.rnn == "gru", "Seq2Seq: unknown rnn '", o.rnn,
-        "' (expected \"lstm\" or \"gru\")");
-  check(o.attention == "none" || o.attention == "luong" || o.attention == "bahdanau",
-        "Seq2Seq: unknown attention '", o.attention,
-        "' (expected \"none\", \"luong\" or \"bahdanau\")");
   check(o.src_vocab >= 1 && o.tgt_vocab >= 1, "Seq2Seq: src_vocab and tgt_vocab must be >= 1, got ",
         o.src_vocab, " and ", o.tgt_vocab);
   check(o.embed >= 1 && o.hidden >= 1 && o.layers >= 1,
@@ -33,11 +28,12 @@ void validate(const Seq2SeqOptions& o) {
     check(id >= 0 && id < o.tgt_vocab, "Seq2Seq: ", name, " id ", id, " out of range [0,",
           o.tgt_vocab, ")");
   check(o.pad < o.src_vocab, "Seq2Seq: pad id ", o.pad, " out of range of src_vocab ", o.src_vocab);
-  check(!o.peeky || o.attention == "none",
-        "Seq2Seq: peeky applies to attention \"none\" only, got attention '", o.attention, "'");
+  check(!o.peeky || o.attention == Seq2SeqAttention::none,
+        "Seq2Seq: peeky applies to attention \"none\" only, got attention '",
+        enum_name(o.attention), "'");
   const bool dotlike = o.score == Score::dot || o.score == Score::scaled_dot;
-  check(o.attention == "none" || !dotlike || dirs(o) == 1, "Seq2Seq: score ", score_name(o.score),
-        " needs query size == key size, but a ",
+  check(o.attention == Seq2SeqAttention::none || !dotlike || dirs(o) == 1, "Seq2Seq: score ",
+        score_name(o.score), " needs query size == key size, but a ",
         "bidirectional encoder gives keys of 2H = ", 2 * o.hidden, " vs decoder H = ", o.hidden,
         " (use general, concat or additive)");
 }
@@ -118,17 +114,17 @@ Seq2SeqDecoder::Seq2SeqDecoder(const Seq2SeqOptions& o, Generator& gen) : option
   embedding = register_module(
       "embedding", std::make_shared<Embedding>(EmbeddingOptions{o.tgt_vocab, o.embed, o.pad}, gen));
   int64_t in = o.embed;
-  if (o.attention == "luong" && o.input_feeding) in += H;  // h~_{t-1}
-  if (o.attention == "bahdanau") in += K;                  // context c_t
+  if (o.attention == Seq2SeqAttention::luong && o.input_feeding) in += H;  // h~_{t-1}
+  if (o.attention == Seq2SeqAttention::bahdanau) in += K;                  // context c_t
   if (o.peeky) in += K;                                    // encoder summary
   if (is_lstm(o))
     lstm = register_module("cell", std::make_shared<LSTMCell>(in, H, gen));
   else
     gru = register_module("cell", std::make_shared<GRUCell>(in, H, gen));
-  if (o.attention != "none")
+  if (o.attention != Seq2SeqAttention::none)
     attention = register_module(
         "attention", std::make_shared<Attention>(AttentionOptions{o.score, H, K, H, false}, gen));
-  if (o.attention == "luong")
+  if (o.attention == Seq2SeqAttention::luong)
     combine =
         register_module("combine", std::make_shared<Linear>(LinearOptions{K + H, H, false}, gen));
 }
@@ -147,7 +143,7 @@ DecoderStep Seq2SeqDecoder::step(const IntTensor& tokens, DecoderState& st,
   };
   Var emb = embedding->forward(tokens);  // [B,E]
   DecoderStep r;
-  if (options.attention == "luong") {
+  if (options.attention == Seq2SeqAttention::luong) {
     // Luong: step first, attend with the new h, h~ = tanh(W_c [c; h]), predict from h~.
     cell(options.input_feeding ? concat({emb, st.feed}, 1) : emb);
     AttentionResult a = attention->forward(st.h, mem.keys, mem.outputs);
@@ -155,7 +151,7 @@ DecoderStep Seq2SeqDecoder::step(const IntTensor& tokens, DecoderState& st,
     st.feed = ht;
     r.logits = out.forward(ht);
     r.weights = a.weights;
-  } else if (options.attention == "bahdanau") {
+  } else if (options.attention == Seq2SeqAttention::bahdanau) {
     // Bahdanau: attend from the previous state s_{t-1}, feed [y; c], predict from [s_t; c].
     AttentionResult a = attention->forward(st.h, mem.keys, mem.outputs);
     cell(concat({emb, a.context}, 1));
@@ -169,7 +165,7 @@ DecoderStep Seq2SeqDecoder::step(const IntTensor& tokens, DecoderState& st,
 }
 
 std::string Seq2SeqDecoder::describe() const {
-  return "Seq2SeqDecoder(attention=" + options.attention + ")";
+  return std::string("Seq2SeqDecoder(attention=") + enum_name(options.attention) + ")";
 }
 
 // ---- the model --------------------------------------------------------------------
@@ -183,7 +179,7 @@ Seq2Seq::Seq2Seq(const Seq2SeqOptions& opt, Generator& gen) : options(opt) {
     bridge_c =
         register_module("bridge_c", std::make_shared<Linear>(LinearOptions{K, H, true}, gen));
   decoder = register_module("decoder", std::make_shared<Seq2SeqDecoder>(opt, gen));
-  const int64_t out_in = opt.attention == "bahdanau" ? H + K : H;
+  const int64_t out_in = opt.attention == Seq2SeqAttention::bahdanau ? H + K : H;
   out = register_module("out",
                         std::make_shared<Linear>(LinearOptions{out_in, opt.tgt_vocab, true}, gen));
 }
@@ -195,7 +191,7 @@ EncoderMemory Seq2Seq::encode(const IntTensor& src_ids, const IntTensor& src_len
   EncoderOutput e = encoder->forward(ids, src_len);
   st.h = tanh(bridge_h->forward(e.h));
   if (bridge_c) st.c = bridge_c->forward(e.c);
-  if (options.attention == "luong" && options.input_feeding)
+  if (options.attention == Seq2SeqAttention::luong && options.input_feeding)
     st.feed = Var(Tensor::zeros({src_ids.size(0), options.hidden}));
   EncoderMemory m;
   m.outputs = e.outputs;
@@ -337,12 +333,13 @@ float Seq2Seq::sequence_score(const IntTensor& src_ids, const std::vector<int32_
 
 std::string Seq2Seq::describe() const {
   const auto& o = options;
-  std::string s = "Seq2Seq(rnn=" + o.rnn + ", embed=" + std::to_string(o.embed) +
-                  ", hidden=" + std::to_string(o.hidden) + ", layers=" + std::to_string(o.layers) +
+  std::string s = std::string("Seq2Seq(rnn=") + enum_name(o.rnn) +
+                  ", embed=" + std::to_string(o.embed) + ", hidden=" + std::to_string(o.hidden) +
+                  ", layers=" + std::to_string(o.layers) +
                   ", bidirectional=" + (o.bidirectional ? "true" : "false") +
-                  ", attention=" + o.attention;
-  if (o.attention != "none") s += std::string(", score=") + score_name(o.score);
-  if (o.attention == "luong")
+                  ", attention=" + enum_name(o.attention);
+  if (o.attention != Seq2SeqAttention::none) s += std::string(", score=") + score_name(o.score);
+  if (o.attention == Seq2SeqAttention::luong)
     s += std::string(", input_feeding=") + (o.input_feeding ? "true" : "false");
   if (o.peeky) s += ", peeky=true";
   if (o.reverse_source) s += ", reverse_source=true";
@@ -370,7 +367,7 @@ double Seq2Seq::flops_per_step(const Batch& b, std::string* how) const {
   const double dec =
       matrix_weights(*decoder) - matrix_weights(*decoder->embedding) + matrix_weights(*out);
   const double keys = double(options.hidden * (options.bidirectional ? 2 : 1));
-  const double attn = options.attention == "none" ? 0 : 2 * 2 * S * keys * tgt_tokens;
+  const double attn = options.attention == Seq2SeqAttention::none ? 0 : 2 * 2 * S * keys * tgt_tokens;
   if (how)
     *how = "6 x (" + human_count(enc) + " encoder weights x " + human_count(src_tokens) +
            " source tokens + " + human_count(dec) + " decoder weights x " +

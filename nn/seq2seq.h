@@ -28,16 +28,25 @@ namespace qkv {
 
 class Generator;
 
+enum class Seq2SeqAttention { none, luong, bahdanau };
+inline constexpr EnumName<Seq2SeqAttention> kSeq2SeqAttentionNames[] = {
+    {Seq2SeqAttention::none, "none"},
+    {Seq2SeqAttention::luong, "luong"},
+    {Seq2SeqAttention::bahdanau, "bahdanau"}};
+constexpr std::span<const EnumName<Seq2SeqAttention>> enum_names(Seq2SeqAttention) {
+  return kSeq2SeqAttentionNames;
+}
+
 struct Seq2SeqOptions {
   int64_t src_vocab = 0;
   int64_t tgt_vocab = 0;
   int64_t embed = 32;              // E, both embeddings
   int64_t hidden = 64;             // H, encoder (per direction) and decoder
-  std::string rnn = "lstm";        // "lstm" | "gru" (encoder and decoder)
+  RNNKind rnn = RNNKind::lstm;     // encoder and decoder
   int64_t layers = 1;              // encoder layers
   bool bidirectional = false;      // encoder only
-  std::string attention = "none";  // "none" | "luong" | "bahdanau"
-  Score score = Score::general;    // attention score (Bahdanau's own is additive)
+  Seq2SeqAttention attention = Seq2SeqAttention::none;
+  Score score = Score::general;    // attention score (JSON default for bahdanau: additive)
   bool input_feeding = true;       // Luong: h~_{t-1} joins the next step's input
   bool peeky = false;              // no attention: the encoder summary joins every step's input
   bool reverse_source = false;     // Sutskever: feed each source backwards (within its length)

@@ -19,8 +19,6 @@ void validate(const TransformerLayerOptions& o, const char* what) {
         ") must be a positive multiple of nhead (", o.nhead, ")");
   check(o.dim_feedforward >= 1, what, ": dim_feedforward must be >= 1, got ", o.dim_feedforward);
   check(o.dropout >= 0.f && o.dropout < 1.f, what, ": dropout must be in [0, 1), got ", o.dropout);
-  check(o.activation == "relu" || o.activation == "gelu", what, ": unknown activation '",
-        o.activation, "' (expected \"relu\" or \"gelu\")");
 }
 
 MultiheadAttentionOptions mha_options(const TransformerLayerOptions& o) {
@@ -39,10 +37,11 @@ MultiheadAttentionOptions mha_options(const TransformerLayerOptions& o) {
 Var position_wise(const TransformerLayerOptions& o, const Linear& l1, const Linear& l2,
                   const Var& x, bool use_dropout, bool training, Generator& gen) {
   const bool drops = use_dropout && training && o.dropout > 0.f;
-  if (o.activation == "relu" && !drops && l1.bias.defined() && l2.bias.defined())
+  if (o.activation == TransformerActivation::relu && !drops && l1.bias.defined() &&
+      l2.bias.defined())
     return feed_forward_relu(x, l1.weight, l1.bias, l2.weight, l2.bias);
-  Var h = o.activation == "gelu" ? gelu(linear(x, l1.weight, l1.bias))
-                                 : linear_relu(x, l1.weight, l1.bias);
+  Var h = o.activation == TransformerActivation::gelu ? gelu(linear(x, l1.weight, l1.bias))
+                                                      : linear_relu(x, l1.weight, l1.bias);
   if (use_dropout) h = dropout(h, o.dropout, training, gen);
   return linear(h, l2.weight, l2.bias);
 }
@@ -54,7 +53,8 @@ std::string layer_text(const char* name, const TransformerLayerOptions& o) {
   std::ostringstream s;
   s << name << "(d_model=" << o.d_model << ", nhead=" << o.nhead
     << ", dim_feedforward=" << o.dim_feedforward << ", dropout=" << o.dropout
-    << ", activation=" << o.activation << ", norm_first=" << (o.norm_first ? "true" : "false")
+    << ", activation=" << enum_name(o.activation)
+    << ", norm_first=" << (o.norm_first ? "true" : "false")
     << ", batch_first=" << (o.batch_first ? "true" : "false") << ")";
   return s.str();
 }
@@ -288,7 +288,7 @@ std::string TransformerDecoder::describe() const {
 namespace {
 
 TransformerLayerOptions layer_options(int64_t D, int64_t NH, int64_t FF, float dropout,
-                                      const std::string& act, bool norm_first) {
+                                      TransformerActivation act, bool norm_first) {
   TransformerLayerOptions l;
   l.d_model = D, l.nhead = NH, l.dim_feedforward = FF, l.dropout = dropout;
   l.activation = act, l.batch_first = true, l.norm_first = norm_first;
@@ -488,10 +488,11 @@ std::string Transformer::describe() const {
   const auto& o = options;
   std::ostringstream s;
   s << "Transformer(d_model=" << o.d_model << ", nhead=" << o.nhead
-    << ", num_encoder_layers=" << o.num_encoder_layers << ", num_decoder_layers=" << o.num_decoder_layers
-    << ", dim_feedforward=" << o.dim_feedforward << ", dropout=" << o.dropout
-    << ", activation=" << o.activation << ", norm_first=" << (o.norm_first ? "true" : "false")
-    << ", positional=" << o.positional << ")";
+    << ", num_encoder_layers=" << o.num_encoder_layers
+    << ", num_decoder_layers=" << o.num_decoder_layers << ", dim_feedforward=" << o.dim_feedforward
+    << ", dropout=" << o.dropout << ", activation=" << enum_name(o.activation)
+    << ", norm_first=" << (o.norm_first ? "true" : "false")
+    << ", positional=" << enum_name(o.positional) << ")";
   return s.str();
 }
 
@@ -584,8 +585,9 @@ std::string TransformerLM::describe() const {
   std::ostringstream s;
   s << "TransformerLM(vocab=" << o.vocab << ", d_model=" << o.d_model << ", nhead=" << o.nhead
     << ", num_layers=" << o.num_layers << ", dim_feedforward=" << o.dim_feedforward
-    << ", dropout=" << o.dropout << ", activation=" << o.activation
-    << ", norm_first=" << (o.norm_first ? "true" : "false") << ", positional=" << o.positional << ")";
+    << ", dropout=" << o.dropout << ", activation=" << enum_name(o.activation)
+    << ", norm_first=" << (o.norm_first ? "true" : "false")
+    << ", positional=" << enum_name(o.positional) << ")";
   return s.str();
 }
 

@@ -33,12 +33,20 @@ namespace qkv {
 
 class Generator;
 
+// The feed-forward block's activation.
+enum class TransformerActivation { relu, gelu };
+inline constexpr EnumName<TransformerActivation> kTransformerActivationNames[] = {
+    {TransformerActivation::relu, "relu"}, {TransformerActivation::gelu, "gelu"}};
+constexpr std::span<const EnumName<TransformerActivation>> enum_names(TransformerActivation) {
+  return kTransformerActivationNames;
+}
+
 struct TransformerLayerOptions {
   int64_t d_model = 0;
   int64_t nhead = 1;
   int64_t dim_feedforward = 2048;
   float dropout = 0.1f;
-  std::string activation = "relu";  // "relu" | "gelu"
+  TransformerActivation activation = TransformerActivation::relu;
   float layer_norm_eps = 1e-5f;
   bool batch_first = false;         // [B,T,D] (else [T,B,D], PyTorch's default)
   bool norm_first = false;
@@ -104,6 +112,12 @@ class TransformerDecoderLayer : public Module {
   Generator* gen_;
 };
 
+// The JSON options of transformer_encoder beyond its layer's.
+struct TransformerEncoderOptions {
+  int64_t num_layers = 6;   // PyTorch's nn.Transformer default
+  bool final_norm = false;  // "norm": a LayerNorm after the last layer
+};
+
 class TransformerEncoder : public Module {
  public:
   // num_layers copies of a layer with `opt` (independently initialised), then a final
@@ -145,9 +159,9 @@ struct TransformerOptions {
   int64_t num_encoder_layers = 2, num_decoder_layers = 2;
   int64_t dim_feedforward = 512;
   float dropout = 0.1f;
-  std::string activation = "relu";
+  TransformerActivation activation = TransformerActivation::relu;
   bool norm_first = false;
-  std::string positional = "sinusoidal";  // "sinusoidal" | "learned"
+  PositionalKind positional = PositionalKind::sinusoidal;
   int64_t max_len = 512;                  // longest source or target
   int32_t pad = 0, bos = 1, eos = 2;
 };
@@ -200,9 +214,9 @@ class Transformer : public SeqToSeqModel {
 struct TransformerLMOptions {
   int64_t vocab = 0, d_model = 128, nhead = 4, num_layers = 2, dim_feedforward = 512, max_len = 512;
   float dropout = 0.1f;
-  std::string activation = "relu";
+  TransformerActivation activation = TransformerActivation::relu;
   bool norm_first = false;
-  std::string positional = "sinusoidal";
+  PositionalKind positional = PositionalKind::sinusoidal;
   int32_t pad = 0;
 };
 

@@ -47,10 +47,10 @@ TEST_SUITE("nn/schedule") {
         {"exponential", Schedule::exponential(0.1, 0.9)},
         {"cosine", Schedule::cosine(0.1, 20, 0.001)},
         {"warmup_constant", Schedule::constant(0.1).with_warmup(8, 0.2)},
-        {"warmup_cosine", Schedule::cosine(0.1, 25).with_warmup(5, 0.1)},
+        {"warmup_cosine", Schedule::cosine(0.1, 25, 0).with_warmup(5, 0.1)},
         {"warmup_step", Schedule::step(0.1, 6, 0.5).with_warmup(4, 0.25)},
         {"inverse_sqrt", Schedule::inverse_sqrt(0.1, 8)},
-        {"warmup_inverse_sqrt", Schedule::inverse_sqrt(0.1, 8).with_warmup(8)},
+        {"warmup_inverse_sqrt", Schedule::inverse_sqrt(0.1, 8).with_warmup(8, 0)},
         {"noam", Schedule::noam(64, 10, 2.0)},
     };
     double worst = 0;
@@ -78,9 +78,9 @@ TEST_SUITE("nn/schedule") {
     CHECK(Schedule::step(1.0, 3, 0.1).lr_at(3) == doctest::Approx(0.1));
     CHECK(Schedule::cosine(0.1, 10, 0.01).lr_at(10) == doctest::Approx(0.01));
     CHECK(Schedule::cosine(0.1, 10, 0.01).lr_at(20) == doctest::Approx(0.1));  // periodic, as torch
-    CHECK(Schedule::cosine(0.1, 10).lr_at(5) == doctest::Approx(0.05));
+    CHECK(Schedule::cosine(0.1, 10, 0).lr_at(5) == doctest::Approx(0.05));
     // Noam: peak factor * (d_model * warmup)^-0.5 at t = warmup - 1 (step 1-based).
-    const Schedule noam = Schedule::noam(512, 4000);
+    const Schedule noam = Schedule::noam(512, 4000, 1);
     CHECK(noam.lr_at(3999) == doctest::Approx(std::pow(512.0 * 4000.0, -0.5)));
     CHECK(noam.lr_at(3998) < noam.lr_at(3999));
     CHECK(noam.lr_at(4000) < noam.lr_at(3999));
@@ -100,25 +100,26 @@ TEST_SUITE("nn/schedule") {
     auto e = [](const std::function<void()>& f) { return test::error_of(f); };
     CHECK(e([] { Schedule::constant(-1); }) ==
           "Schedule::constant: lr must be finite and >= 0, got -1");
-    CHECK(e([] { Schedule::step(0.1, 0); }) == "Schedule::step: step_size must be >= 1, got 0");
+    CHECK(e([] { Schedule::step(0.1, 0, 0.1); }) ==
+          "Schedule::step: step_size must be >= 1, got 0");
     CHECK(e([] { Schedule::step(0.1, 5, -0.5); }) ==
           "Schedule::step: gamma must be finite and >= 0, got -0.5");
     CHECK(e([] { Schedule::exponential(0.1, 0); }) ==
           "Schedule::exponential: gamma must be finite and > 0, got 0");
-    CHECK(e([] { Schedule::cosine(0.1, 0); }) == "Schedule::cosine: t_max must be >= 1, got 0");
+    CHECK(e([] { Schedule::cosine(0.1, 0, 0); }) == "Schedule::cosine: t_max must be >= 1, got 0");
     CHECK(e([] { Schedule::cosine(0.1, 10, -0.1); }) ==
           "Schedule::cosine: eta_min must be finite and >= 0, got -0.1");
     CHECK(e([] { Schedule::inverse_sqrt(0.1, 0); }) ==
           "Schedule::inverse_sqrt: timescale must be >= 1, got 0");
-    CHECK(e([] { Schedule::noam(0, 10); }) == "Schedule::noam: d_model must be >= 1, got 0");
-    CHECK(e([] { Schedule::noam(64, 0); }) == "Schedule::noam: warmup must be >= 1, got 0");
+    CHECK(e([] { Schedule::noam(0, 10, 1); }) == "Schedule::noam: d_model must be >= 1, got 0");
+    CHECK(e([] { Schedule::noam(64, 0, 1); }) == "Schedule::noam: warmup must be >= 1, got 0");
     CHECK(e([] { Schedule::noam(64, 10, 0); }) ==
           "Schedule::noam: factor must be finite and > 0, got 0");
-    CHECK(e([] { Schedule::constant(0.1).with_warmup(0); }) ==
+    CHECK(e([] { Schedule::constant(0.1).with_warmup(0, 0); }) ==
           "Schedule::with_warmup: warmup_steps must be >= 1, got 0");
     CHECK(e([] { Schedule::constant(0.1).with_warmup(5, 1.5); }) ==
           "Schedule::with_warmup: start_factor must be in [0, 1], got 1.5");
-    CHECK(e([] { Schedule::constant(0.1).with_warmup(5).with_warmup(5); }) ==
+    CHECK(e([] { Schedule::constant(0.1).with_warmup(5, 0).with_warmup(5, 0); }) ==
           "Schedule::with_warmup: constant(lr=0.1) after warmup(5, 0) already has a warmup");
     CHECK(e([] { Schedule::constant(0.1).lr_at(-1); }) ==
           "Schedule::lr_at: step must be >= 0, got -1");
@@ -127,7 +128,7 @@ TEST_SUITE("nn/schedule") {
   TEST_CASE("a schedule drives an optimizer by its step count") {
     std::vector<Var> ps = {Var(Tensor::zeros({3}), true)};
     SGD opt(ps, 1.0);
-    const Schedule s = Schedule::cosine(0.5, 4).with_warmup(2);
+    const Schedule s = Schedule::cosine(0.5, 4, 0).with_warmup(2, 0);
     std::vector<double> seen;
     for (int k = 0; k < 6; ++k) {
       opt.set_lr(s.lr_at(opt.step_count()));

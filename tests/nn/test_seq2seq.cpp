@@ -21,8 +21,8 @@ Seq2SeqOptions tiny(const std::string& attention, const std::string& rnn = "lstm
   o.tgt_vocab = 8;
   o.embed = 4;
   o.hidden = 5;
-  o.rnn = rnn;
-  o.attention = attention;
+  o.rnn = enum_parse<RNNKind>(rnn, "rnn");
+  o.attention = enum_parse<Seq2SeqAttention>(attention, "attention");
   o.score = attention == "bahdanau" ? Score::additive : Score::general;
   return o;
 }
@@ -121,7 +121,7 @@ TEST_SUITE("nn/seq2seq") {
       for (auto& name : c.absent) CHECK_MESSAGE(p.count(name) == 0, name);
       Seq2SeqOutput r = m.forward_teacher(b.src, b.len, b.tgt_in);
       CHECK(r.logits.shape() == Shape{2, 3, 8});
-      if (c.o.attention == "none") {
+      if (c.o.attention == Seq2SeqAttention::none) {
         CHECK(!r.attention.defined());
       } else {
         REQUIRE(r.attention.shape() == Shape{2, 3, 4});
@@ -238,7 +238,9 @@ TEST_SUITE("nn/seq2seq") {
         // Attention rows sum to 1 with attention, are zeros without.
         float total = 0;
         for (float w : gr.attention) total += w;
-        CHECK(std::abs(total - (o.attention == "none" ? 0.f : float(gr.tokens.size()))) < 1e-4f);
+        CHECK(std::abs(total -
+                       (o.attention == Seq2SeqAttention::none ? 0.f : float(gr.tokens.size()))) <
+              1e-4f);
       }
       MESSAGE(std::string(attn), ": beam 4 beat greedy on ", beam_better, " of 24 searches");
       CHECK(beam_better > 0);  // the comparison is not vacuous
@@ -289,7 +291,7 @@ TEST_SUITE("nn/seq2seq") {
       o.src_vocab = o.tgt_vocab = 13;
       o.embed = 16;
       o.hidden = 32;
-      o.attention = attn;
+      o.attention = enum_parse<Seq2SeqAttention>(attn, "attention");
       o.score = Score::general;
       Generator g(7), data(8), held(9);
       Seq2Seq m(o, g);
@@ -299,7 +301,7 @@ TEST_SUITE("nn/seq2seq") {
       ao.lr = 1e-2;
       ao.weight_decay = 0;
       AdamW opt(m.parameters(), ao);
-      const int steps = o.attention == "none" ? 600 : 250;
+      const int steps = o.attention == Seq2SeqAttention::none ? 600 : 250;
       for (int step = 0; step < steps; ++step) {
         CopyBatch c = copy_batch(32, data);
         opt.zero_grad();
@@ -312,7 +314,7 @@ TEST_SUITE("nn/seq2seq") {
       CHECK(before < 0.3);
       CHECK(after > 0.8);
       // Greedy decoding copies too (checked on one source).
-      if (o.attention == "luong") {
+      if (o.attention == Seq2SeqAttention::luong) {
         IntTensor src = IntTensor::from({1, 5}, {4, 9, 3, 12, 7});
         Decoded d = m.greedy(src, 10);
         CHECK(d.tokens == std::vector<int32_t>{4, 9, 3, 12, 7, 2});
@@ -329,12 +331,11 @@ TEST_SUITE("nn/seq2seq") {
         Seq2Seq m(o, g);
       };
     };
-    Seq2SeqOptions o = tiny("none");
-    o.rnn = "rnm";
-    CHECK(test::error_of(build(o)).find("unknown rnn 'rnm'") != std::string::npos);
-    o = tiny("luong2");
-    CHECK(test::error_of(build(o)).find("unknown attention 'luong2'") != std::string::npos);
-    o = tiny("luong");
+    CHECK(test::error_of([] { tiny("none", "rnm"); }) ==
+          "rnn: expected one of lstm, gru, got \"rnm\"");
+    CHECK(test::error_of([] { tiny("luong2"); }) ==
+          "attention: expected one of none, luong, bahdanau, got \"luong2\"");
+    Seq2SeqOptions o = tiny("luong");
     o.peeky = true;
     CHECK(test::error_of(build(o)).find("peeky applies to attention \"none\" only") !=
           std::string::npos);

@@ -25,8 +25,8 @@ void check_step(const std::string& kase) {
   o.tgt_vocab = cfg["tgt_vocab"];
   o.embed = cfg["embed"];
   o.hidden = cfg["hidden"];
-  o.rnn = cfg["rnn"];
-  o.attention = cfg["attention"];
+  o.rnn = enum_parse<RNNKind>(cfg["rnn"].get<std::string>(), "rnn");
+  o.attention = enum_parse<Seq2SeqAttention>(cfg["attention"].get<std::string>(), "attention");
   o.score = score_from_name(cfg["score"]);
   o.input_feeding = cfg["input_feeding"];
   Generator gen(1);

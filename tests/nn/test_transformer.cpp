@@ -32,7 +32,8 @@ TransformerLayerOptions layer_options(const nlohmann::json& cfg) {
   o.nhead = cfg["nhead"];
   o.dim_feedforward = cfg["dim_feedforward"];
   o.dropout = 0.f;
-  o.activation = cfg["activation"];
+  o.activation =
+      enum_parse<TransformerActivation>(cfg["activation"].get<std::string>(), "activation");
   o.norm_first = cfg["norm_first"];
   o.batch_first = cfg["batch_first"];
   return o;
@@ -161,7 +162,7 @@ TEST_SUITE("nn/transformer") {
     Generator gen(5);
     TransformerLMOptions o;
     o.vocab = 13, o.d_model = 16, o.nhead = 4, o.num_layers = 2, o.dim_feedforward = 24;
-    o.max_len = 40, o.dropout = 0.f, o.norm_first = true, o.positional = "learned";
+    o.max_len = 40, o.dropout = 0.f, o.norm_first = true, o.positional = PositionalKind::learned;
     TransformerLM lm(o, gen);
     lm.eval();
     const std::vector<int32_t> prefix = {3, 7, 1, 9};

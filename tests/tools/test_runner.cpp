@@ -211,7 +211,7 @@ TEST_SUITE("tools/runner") {
     CHECK(config_error(c) == "model: missing (required)");
     Json s = tiny_config("/tmp/unused");
     json_set_path(s, "train.optimizer.lr=0.5");
-    CHECK(tiny_experiment(s).cfg.train.optimizer.lr == 0.5);
+    CHECK(tiny_experiment(s).cfg.train.optimizer.lr() == 0.5);
     CHECK(test::error_of([&] {
             json_set_path(s, "train.optimizer.lr.x=1");
           }).find("train.optimizer.lr is not an object") != std::string::npos);

@@ -302,7 +302,7 @@ std::unique_ptr<Dataset> make_text_classification(const TextClassificationOption
 TextLmOptions text_lm_options(JsonReader& r) {
   TextLmOptions o;
   const Json files = r.get_raw("files");
-  o.dir = r.get_string("dir", "");
+  o.dir = r.get_string("dir", o.dir);
   check(files.is_null() != o.dir.empty(), r.path_of("files"),
         ": give either \"files\" (a list of text files) or \"dir\" (a folder of them)");
   if (!files.is_null()) {

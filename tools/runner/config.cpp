@@ -12,42 +12,69 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
+// Every reader passes the config struct's member as the default: the struct is
+// the one home of each default (tests/tools/test_config_defaults.cpp checks it).
+
+void parse_sgd(JsonReader& r, SgdOptions& o) {
+  o.lr = r.get_number("lr", o.lr, 0, kInf, /*lo_open=*/true);
+  o.momentum = r.get_number("momentum", o.momentum, 0, 1);
+  o.nesterov = r.get_bool("nesterov", o.nesterov);
+  o.weight_decay = r.get_number("weight_decay", o.weight_decay, 0);
+}
+
+template <class Options>  // AdamOptions or AdamWOptions
+void parse_adam(JsonReader& r, Options& o) {
+  o.lr = r.get_number("lr", o.lr, 0, kInf, /*lo_open=*/true);
+  o.beta1 = r.get_number("beta1", o.beta1, 0, 0.999999);
+  o.beta2 = r.get_number("beta2", o.beta2, 0, 0.999999);
+  o.eps = r.get_number("eps", o.eps, 0, kInf, true);
+  o.weight_decay = r.get_number("weight_decay", o.weight_decay, 0);
+}
+
 OptimizerConfig parse_optimizer(JsonReader& r) {
   OptimizerConfig o;
-  o.type = r.get_string("type", o.type, {"sgd", "adam", "adamw"});
-  o.lr = r.get_number("lr", o.type == "sgd" ? 0.01 : o.lr, 0, kInf, /*lo_open=*/true);
-  if (o.type == "sgd") {
-    o.momentum = r.get_number("momentum", 0, 0, 1);
-    o.nesterov = r.get_bool("nesterov", false);
-    o.weight_decay = r.get_number("weight_decay", 0, 0);
-  } else {
-    o.beta1 = r.get_number("beta1", o.beta1, 0, 0.999999);
-    o.beta2 = r.get_number("beta2", o.beta2, 0, 0.999999);
-    o.eps = r.get_number("eps", o.eps, 0, kInf, true);
-    o.weight_decay = r.get_number("weight_decay", o.type == "adamw" ? 1e-2 : 0, 0);
+  o.type = r.get_enum("type", o.type);
+  switch (o.type) {
+    case OptimizerType::sgd:
+      parse_sgd(r, o.sgd);
+      break;
+    case OptimizerType::adam:
+      parse_adam(r, o.adam);
+      break;
+    case OptimizerType::adamw:
+      parse_adam(r, o.adamw);
+      break;
   }
   return o;
 }
 
 ScheduleConfig parse_schedule(JsonReader& r) {
+  using K = ScheduleKind;
   ScheduleConfig s;
-  s.type = r.get_string("type", s.type,
-                        {"constant", "step", "exponential", "cosine", "inverse_sqrt", "noam"});
-  s.warmup = r.get_int("warmup", 0, 0);
-  s.warmup_start = r.get_number("warmup_start", 0, 0, 1);
-  if (s.type == "step") {
-    s.step_size = r.require_int("step_size", 1);
-    s.gamma = r.get_number("gamma", s.gamma, 0);
-  } else if (s.type == "exponential") {
-    s.gamma = r.get_number("gamma", 0.999, 0, kInf, true);
-  } else if (s.type == "cosine") {
-    s.t_max = r.get_int("t_max", 0, 0);
-    s.eta_min = r.get_number("eta_min", 0, 0);
-  } else if (s.type == "inverse_sqrt") {
-    s.timescale = r.get_int("timescale", 1000, 1);
-  } else if (s.type == "noam") {
-    s.d_model = r.require_int("d_model", 1);
-    s.factor = r.get_number("factor", 1, 0, kInf, true);
+  s.type = r.get_enum("type", s.type);
+  s.warmup = r.get_int("warmup", s.warmup, 0);
+  s.warmup_start = r.get_number("warmup_start", s.warmup_start, 0, 1);
+  switch (s.type) {
+    case K::constant:
+      break;
+    case K::step:
+      s.step_size = r.require_int("step_size", 1);
+      s.gamma = r.get_number("gamma", s.gamma, 0);
+      break;
+    case K::exponential:
+      s.gamma = r.require_number("gamma", 0, kInf, /*lo_open=*/true);
+      break;
+    case K::cosine:
+      s.t_max = r.get_int("t_max", s.t_max, 0);
+      s.eta_min = r.get_number("eta_min", s.eta_min, 0);
+      break;
+    case K::inverse_sqrt:
+      s.timescale = r.get_int("timescale", s.timescale, 1);
+      break;
+    case K::noam:
+      s.d_model = r.require_int("d_model", 1);
+      s.factor = r.get_number("factor", s.factor, 0, kInf, true);
+      break;
   }
   return s;
 }
@@ -62,23 +89,24 @@ TrainConfig parse_train(JsonReader& r) {
   t.schedule = parse_schedule(s);
   s.finish();
   r.set_child("schedule", s);
-  t.clip_norm = r.get_number("clip_norm", 0, 0);
+  t.clip_norm = r.get_number("clip_norm", t.clip_norm, 0);
   t.batch_size = r.get_int("batch_size", t.batch_size, 1, 1 << 20);
   const bool has_epochs = r.has("epochs"), has_steps = r.has("steps");
   check(!(has_epochs && has_steps), r.path_of("steps"),
         ": give train.epochs or train.steps, not both");
-  t.epochs = r.get_int("epochs", has_steps ? 0 : 10, has_steps ? 0 : 1, 1 << 20);
-  t.steps = r.get_int("steps", 0, has_steps ? 1 : 0);
-  t.eval_every = r.get_int("eval_every", 0, 0);
+  t.epochs = r.get_int("epochs", has_steps ? 0 : t.epochs, has_steps ? 0 : 1, 1 << 20);
+  t.steps = r.get_int("steps", t.steps, has_steps ? 1 : 0);
+  t.eval_every = r.get_int("eval_every", t.eval_every, 0);
   t.eval_samples = r.get_int("eval_samples", t.eval_samples, 0);
   JsonReader e = r.child("early_stopping");
-  t.early_stopping.metric = e.get_string("metric", "");
-  t.early_stopping.patience = e.get_int("patience", t.early_stopping.metric.empty() ? 0 : 5, 0);
+  EarlyStopping& es = t.early_stopping;
+  es.metric = e.get_string("metric", es.metric);
+  es.patience = e.get_int("patience", es.metric.empty() ? 0 : es.patience, 0);  // 0 when off
   e.finish();
   r.set_child("early_stopping", e);
   JsonReader g = r.child("target");
-  t.target.metric = g.get_string("metric", "");
-  if (!t.target.metric.empty()) t.target.value = g.get_number("value", 0);
+  t.target.metric = g.get_string("metric", t.target.metric);
+  if (!t.target.metric.empty()) t.target.value = g.get_number("value", t.target.value);
   g.finish();
   r.set_child("target", g);
   t.log_every = r.get_int("log_every", t.log_every, 1);
@@ -102,10 +130,10 @@ ExperimentConfig parse_config(const Json& root, const std::string& default_name)
   c.name = r.get_string("name", default_name);
   check(!c.name.empty() && c.name.find('/') == std::string::npos,
         "name: expected a non-empty name without '/', got \"", c.name, "\"");
-  c.comment = r.get_string("comment", "");
-  c.expected = r.get_string("expected", "");
-  c.seed = uint64_t(r.get_int("seed", 0, 0));
-  c.threads = r.get_int("threads", 0, 0, 1024);
+  c.comment = r.get_string("comment", c.comment);
+  c.expected = r.get_string("expected", c.expected);
+  c.seed = uint64_t(r.get_int("seed", int64_t(c.seed), 0));
+  c.threads = r.get_int("threads", c.threads, 0, 1024);
   c.output = r.get_string("output", "runs/" + c.name);
   c.data = require_object(r, "data");
   c.model = require_object(r, "model");
@@ -139,21 +167,42 @@ Json load_config_file(const std::string& path, const std::vector<std::string>& s
   return root;
 }
 
+double OptimizerConfig::lr() const {
+  switch (type) {
+    case OptimizerType::sgd:
+      return sgd.lr;
+    case OptimizerType::adam:
+      return adam.lr;
+    case OptimizerType::adamw:
+      return adamw.lr;
+  }
+  return adam.lr;
+}
+
 Schedule make_schedule(const ScheduleConfig& s, double lr, int64_t total_steps) {
+  using K = ScheduleKind;
   const int64_t body = std::max<int64_t>(1, total_steps - s.warmup);
   Schedule out = Schedule::constant(lr);
-  if (s.type == "step")
-    out = Schedule::step(lr, s.step_size, s.gamma);
-  else if (s.type == "exponential")
-    out = Schedule::exponential(lr, s.gamma);
-  else if (s.type == "cosine")
-    out = Schedule::cosine(lr, s.t_max ? s.t_max : body, s.eta_min);
-  else if (s.type == "inverse_sqrt")
-    out = Schedule::inverse_sqrt(lr, s.timescale);
-  else if (s.type == "noam")
-    out = Schedule::noam(s.d_model, std::max<int64_t>(1, s.warmup), s.factor);
-  // noam has its own warmup; the others get a linear one in front when asked.
-  if (s.warmup > 0 && s.type != "noam") out = out.with_warmup(s.warmup, s.warmup_start);
+  switch (s.type) {
+    case K::constant:
+      break;
+    case K::step:
+      out = Schedule::step(lr, s.step_size, s.gamma);
+      break;
+    case K::exponential:
+      out = Schedule::exponential(lr, s.gamma);
+      break;
+    case K::cosine:
+      out = Schedule::cosine(lr, s.t_max ? s.t_max : body, s.eta_min);
+      break;
+    case K::inverse_sqrt:
+      out = Schedule::inverse_sqrt(lr, s.timescale);
+      break;
+    // noam has its own warmup; the others get a linear one in front when asked.
+    case K::noam:
+      return Schedule::noam(s.d_model, std::max<int64_t>(1, s.warmup), s.factor);
+  }
+  if (s.warmup > 0) out = out.with_warmup(s.warmup, s.warmup_start);
   return out;
 }
 

@@ -9,39 +9,49 @@
 #include <vector>
 
 #include "nn/json_config.h"
+#include "nn/optim.h"
 #include "nn/schedule.h"
 
 namespace qkv::runner {
 
+enum class OptimizerType { sgd, adam, adamw };
+inline constexpr EnumName<OptimizerType> kOptimizerTypeNames[] = {
+    {OptimizerType::sgd, "sgd"}, {OptimizerType::adam, "adam"}, {OptimizerType::adamw, "adamw"}};
+constexpr std::span<const EnumName<OptimizerType>> enum_names(OptimizerType) {
+  return kOptimizerTypeNames;
+}
+
+// "optimizer": {"type": "adam", "lr": 0.003, ...}. The defaults are those of
+// the nn options structs (torch's); only the member of `type` is read and used.
 struct OptimizerConfig {
-  std::string type = "adam";  // sgd | adam | adamw
-  double lr = 1e-3;           // > 0
-  double beta1 = 0.9;         // adam/adamw, in [0, 1)
-  double beta2 = 0.999;       // adam/adamw, in [0, 1)
-  double eps = 1e-8;          // adam/adamw
-  double weight_decay = 0;    // L2 (sgd, adam) or decoupled (adamw; default 0.01 there)
-  double momentum = 0;        // sgd
-  bool nesterov = false;      // sgd
+  OptimizerType type = OptimizerType::adam;
+  SgdOptions sgd;      // keys lr, momentum, nesterov, weight_decay
+  AdamOptions adam;    // keys lr, beta1, beta2, eps, weight_decay
+  AdamWOptions adamw;  // the same keys
+  double lr() const;   // the type's lr
 };
 
-// "schedule": {"type": "cosine", "warmup": 100, ...}; keys per type as in nn/schedule.h.
+// "schedule": {"type": "cosine", "warmup": 100, ...}: the lr of each update,
+// from the optimizer's lr (see nn/schedule.h for the formulas). Each type reads
+// only its own keys; the README's Experiments section lists them.
 struct ScheduleConfig {
-  std::string type = "constant";  // constant | step | exponential | cosine | inverse_sqrt | noam
-  int64_t warmup = 0;             // linear warmup steps in front (0: none)
-  double warmup_start = 0;        // warmup's start factor, in [0, 1]
-  int64_t step_size = 1;          // step
-  double gamma = 0.1;             // step, exponential
-  int64_t t_max = 0;              // cosine (0: the run's step count)
-  double eta_min = 0;             // cosine
-  int64_t timescale = 1;          // inverse_sqrt
-  int64_t d_model = 0;            // noam (0: error)
-  double factor = 1;              // noam
+  ScheduleKind type = ScheduleKind::constant;
+  int64_t warmup = 0;        // linear warmup steps in front (0: none); noam: its own warmup
+  double warmup_start = 0;   // warmup's start factor, in [0, 1] (warmup from lr 0)
+  int64_t step_size = 0;     // step: required (as torch StepLR)
+  double gamma = 0.1;        // step: torch StepLR's; exponential: required (torch ExponentialLR
+                             //   has no default)
+  int64_t t_max = 0;         // cosine (0: the steps after warmup)
+  double eta_min = 0;        // cosine, torch CosineAnnealingLR's
+  int64_t timescale = 1000;  // inverse_sqrt: lr halves at t = 3 * timescale
+  int64_t d_model = 0;       // noam: required
+  double factor = 1;         // noam
 };
 
 // A metric of the valid split: "exact_match", "loss", ... ("" = off).
 struct EarlyStopping {
   std::string metric;    // "" = off
-  int64_t patience = 0;  // evaluations without improvement before stopping
+  int64_t patience = 5;  // evaluations without improvement before stopping (resolved 0 when off)
 };
 struct Target {
   std::string metric;  // "" = none; stop when valid metric reaches value
@@ -53,7 +63,7 @@ struct TrainConfig {
   ScheduleConfig schedule;
   double clip_norm = 0;  // max global grad norm (0: off)
   int64_t batch_size = 64;
-  int64_t epochs = 0;  // exactly one of epochs / steps; neither: 10 epochs
+  int64_t epochs = 10;  // at most one of epochs / steps; with steps, epochs is 0
   int64_t steps = 0;
   int64_t eval_every = 0;       // steps between evaluations (0: once per epoch)
   int64_t eval_samples = 1000;  // valid examples per periodic evaluation (0: all)

@@ -226,7 +226,7 @@ TrainResult Trainer::run() {
   best_metric_ = !tc_.early_stopping.metric.empty() ? tc_.early_stopping.metric
                  : !tc_.target.metric.empty()       ? tc_.target.metric
                                                     : "loss";
-  const Schedule schedule = make_schedule(tc_.schedule, tc_.optimizer.lr, total_);
+  const Schedule schedule = make_schedule(tc_.schedule, tc_.optimizer.lr(), total_);
   std::vector<Var> params = ex_.model->parameters();
   optim_ = make_optimizer(tc_.optimizer, params);
   progress_ = std::make_unique<Progress>(opt_.tty, total_, tc_.log_every);
@@ -371,25 +371,16 @@ std::atomic<bool>& stop_flag() {
   return flag;
 }
 
-// AdamOptions and AdamWOptions share these fields (their weight_decay defaults
-// differ, but the config always sets it).
-template <class Options>
-Options adam_options(const OptimizerConfig& c) {
-  Options o;
-  o.lr = c.lr;
-  o.beta1 = c.beta1;
-  o.beta2 = c.beta2;
-  o.eps = c.eps;
-  o.weight_decay = c.weight_decay;
-  return o;
-}
-
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& c, std::vector<Var> params) {
-  if (c.type == "sgd")
-    return std::make_unique<SGD>(std::move(params), c.lr, c.momentum, 0.0, c.weight_decay,
-                                 c.nesterov);
-  if (c.type == "adam") return std::make_unique<Adam>(std::move(params), adam_options<AdamOptions>(c));
-  return std::make_unique<AdamW>(std::move(params), adam_options<AdamWOptions>(c));
+  switch (c.type) {
+    case OptimizerType::sgd:
+      return std::make_unique<SGD>(std::move(params), c.sgd);
+    case OptimizerType::adam:
+      return std::make_unique<Adam>(std::move(params), c.adam);
+    case OptimizerType::adamw:
+      return std::make_unique<AdamW>(std::move(params), c.adamw);
+  }
+  fail("make_optimizer: unknown optimizer type ", int(c.type));
 }
 
 TrainResult train(Experiment& ex, const RunOptions& opt) { return Trainer(ex, opt).run(); }

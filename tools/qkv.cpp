@@ -281,14 +281,15 @@ void check_extras(const CLI::App& cmd) {
 // CLI11's message, or ours where it names a missing piece better.
 std::string usage_message(const CLI::App& app, const CLI::ParseError& e) {
   const CLI::App& cmd = app.get_subcommands().empty() ? app : *app.get_subcommands().front();
-  if (dynamic_cast<const CLI::RequiredError*>(&e)) {
+  // CLI11 names each error's class (e.get_name()), so no cast is needed to tell them apart.
+  if (e.get_name() == "RequiredError") {
     for (const CLI::Option* o : cmd.get_options())
       if (o->get_required() && o->count() == 0)
         return cmd.get_name() + ": missing " + o->get_name() + see_help(cmd);
   }
   const std::string m = e.what();
   // "--threads: 1 required N missing": the flag was last, with no value.
-  if (dynamic_cast<const CLI::ArgumentMismatch*>(&e) && m.find(" required ") != std::string::npos)
+  if (e.get_name() == "ArgumentMismatch" && m.find(" required ") != std::string::npos)
     return m.substr(0, m.find(':')) + ": missing value";
   return m;
 }

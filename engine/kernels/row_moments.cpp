@@ -80,4 +80,29 @@ Moments centred(const float* p, int64_t n, const float* next) {
   return {mean0, simd::hsum(a0 + a1), simd::hsum((q0 + q1) + (q2 + q3))};
 }
 
+// ---- scalar references ---------------------------------------------------------
+
+double sum_ref(const float* p, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += double(p[i]);
+  return s;
+}
+
+double dot_ref(const float* a, const float* b, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += double(a[i]) * double(b[i]);
+  return s;
+}
+
+MomentsRef centred_ref(const float* p, int64_t n) {
+  const double mean0 = sum_ref(p, n) / double(n);
+  double d1 = 0, d2 = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = double(p[i]) - mean0;
+    d1 += d;
+    d2 += d * d;
+  }
+  return {mean0, d1, d2};
+}
+
 }  // namespace qkv::rows

@@ -24,4 +24,13 @@ struct Moments {
 // L1 and would otherwise leave DRAM idle (the next row's pass 1 then hits cache).
 Moments centred(const float* p, int64_t n, const float* next = nullptr);
 
+// ---- scalar references (the tests' oracles): plain loops accumulated in double
+double sum_ref(const float* p, int64_t n);
+double dot_ref(const float* a, const float* b, int64_t n);
+// mean0 as sum_ref / n; sum_d and sum_d2 about that mean, in double.
+struct MomentsRef {
+  double mean0, sum_d, sum_d2;
+};
+MomentsRef centred_ref(const float* p, int64_t n);
+
 }  // namespace qkv::rows

@@ -138,6 +138,12 @@ class Trainer {
   void log_line(const std::string& s) {
     if (!opt_.quiet) progress_->line(s);
   }
+  void show_progress(int64_t epoch, double loss, double lr, double examples_per_s) {
+    if (!opt_.quiet) progress_->update(st_.step, epoch, loss, lr, examples_per_s, elapsed());
+  }
+  void end_progress() {
+    if (!opt_.quiet) progress_->finish();
+  }
   void write_record(const Json& rec) { log_.write(rec); }
   void save(const std::string& file);
   void write_curves();
@@ -273,7 +279,7 @@ void Trainer::fail_non_finite(double loss) const {
 void Trainer::log_step(int64_t epoch, double loss, double lr, double examples_per_s) {
   st_.loss_sum += loss;
   st_.loss_n += 1;
-  if (!opt_.quiet) progress_->update(st_.step, epoch, loss, lr, examples_per_s, elapsed());
+  show_progress(epoch, loss, lr, examples_per_s);
   if (st_.step % tc_.log_every != 0 && st_.step != total_) return;
   write_record({{"step", st_.step},
                 {"epoch", epoch},
@@ -340,7 +346,7 @@ bool Trainer::evaluate_now() {
 }
 
 void Trainer::close_loop() {
-  if (!opt_.quiet) progress_->finish();
+  end_progress();
   res_.train_seconds = elapsed();
   res_.steps = st_.step;
   if (saved_step_ != st_.step) {

@@ -146,7 +146,8 @@ Var bce_with_logits(const Var& logits, const Var& target, Reduction reduction = 
 
 // ---- fused attention (ops_attention.cpp) ----------------------------------------
 // softmax(Q K^T * scale + mask) V over q: [B,NH,T,HD], k, v: [B,NH,S,HD] -> [B,NH,T,HD].
-// causal: query t sees keys <= t (+ S - T offset when S > T, as PyTorch's is_causal with T == S only; require T == S when causal).
+// causal: query t sees keys j <= t + S - T (PyTorch's bottom-right alignment; with T > S the first T - S rows see
+// no key, which is an Error like any fully masked row).
 // key_lengths: [B] (keys >= length masked) or null; attn_mask: undefined or an additive float mask broadcastable to [B,NH,T,S].
 // scale <= 0 means 1/sqrt(HD). Streams over key blocks with an online softmax: the T x S score matrix is never stored
 // (only the per-row log-sum-exp, for the backward, which recomputes the scores block by block).
@@ -172,23 +173,23 @@ Var scaled_dot_product_attention_packed(const Var& qkv, int64_t num_heads, bool 
 
 // ---- convolution and pooling (ops_conv.cpp), NCHW ----------------------------------
 struct Conv2dParams { int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1, groups = 1; };
-// x: [N,C,H,W], w: [O, C/groups, KH, KW], b: [O] or undefined -> [N,O,HO,WO]
+// x: [N,C,IH,IW], w: [O, C/groups, KH, KW], b: [O] or undefined -> [N,O,OH,OW]
 Var conv2d(const Var& x, const Var& w, const Var& b, const Conv2dParams& p = {});
 struct Pool2dParams { int64_t kh = 2, kw = 2, stride_h = 2, stride_w = 2, pad_h = 0, pad_w = 0; };
 Var max_pool2d(const Var& x, const Pool2dParams& p);   // ties: first max in window order; padding never wins
 Var avg_pool2d(const Var& x, const Pool2dParams& p);   // count_include_pad = true (PyTorch default)
-// x: [N,C,H,W] -> [N,C,OH,OW] with PyTorch's adaptive windows
+// x: [N,C,IH,IW] -> [N,C,OH,OW] with PyTorch's adaptive windows
 // [floor(o*I/O), ceil((o+1)*I/O)); OH = OW = 1 is global pooling (SIMD one pass).
 Var adaptive_avg_pool2d(const Var& x, int64_t OH, int64_t OW);
 Var adaptive_max_pool2d(const Var& x, int64_t OH, int64_t OW);  // ties: first max
-// Over the channels of x: [N,C,H,W] -> [N,1,H,W]; max's gradient goes to the
+// Over the channels of x: [N,C,IH,IW] -> [N,1,IH,IW]; max's gradient goes to the
 // first maximal channel. channel_pool is both in one pass, concatenated as
-// [N,2,H,W] = [mean, max] (CBAM's spatial-attention input).
+// [N,2,IH,IW] = [mean, max] (CBAM's spatial-attention input).
 Var channel_mean(const Var& x);
 Var channel_max(const Var& x);
 Var channel_pool(const Var& x);
 // CBAM's gates without the product tensors (engine/kernels/gate.h), for
-// x [N,C,H,W], a channel gate s [N,C,1,1] and a spatial gate m [N,1,H,W]:
+// x [N,C,IH,IW], a channel gate s [N,C,1,1] and a spatial gate m [N,1,IH,IW]:
 // channel_pool_scaled(x, s) = channel_pool(x * s), gate(x, s, m) = x * s * m.
 Var channel_pool_scaled(const Var& x, const Var& s);
 Var gate(const Var& x, const Var& s, const Var& m);

@@ -100,14 +100,14 @@ Tensor expand_to(const Tensor& t, const Shape& s) {
     expand_block(src, dst, gs, 1, dstep, sstep);
   }
   const int64_t first = top.bcast ? 1 : 0;
-#pragma omp parallel for schedule(static) num_threads(num_threads())
-  for (int64_t i = first; i < top.size; ++i) {
+  parallel_for(top.size - first, out.numel(), [&](int64_t j) {
+    const int64_t i = first + j;
     if (top.bcast) {
       std::memcpy(dst + i * dstep[0], dst, size_t(dstep[0]) * sizeof(float));
     } else {
       expand_block(src + i * sstep[0], dst + i * dstep[0], gs, 1, dstep, sstep);
     }
-  }
+  });
   return out;
 }
 
@@ -132,12 +132,7 @@ Tensor pow_tensor(const Tensor& x, float p) {
   float* py = y.data();
   const int64_t n = x.numel();
   // powf is ~20x a copy: threads pay off from ~2K elements.
-  if (worth_threads(n * 16) && num_threads() > 1) {
-#pragma omp parallel for schedule(static) num_threads(num_threads())
-    for (int64_t i = 0; i < n; ++i) py[i] = std::pow(px[i], p);
-  } else {
-    for (int64_t i = 0; i < n; ++i) py[i] = std::pow(px[i], p);
-  }
+  parallel_for(n, n * 16, [&](int64_t i) { py[i] = std::pow(px[i], p); });
   return y;
 }
 

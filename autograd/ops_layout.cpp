@@ -125,9 +125,7 @@ Var index_select(const Var& x, const IntTensor& ids, int64_t padding_idx) {
                   // Columns are independent: split them over threads, so the
                   // order of the sums (and the result) is the same for any count.
                   const int64_t chunk = 64, n_chunks = (row + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static) if (worth_threads(n * row) && n_chunks > 1) \
-    num_threads(num_threads())
-                  for (int64_t c = 0; c < n_chunks; ++c) {
+                  parallel_for(n_chunks, n_chunks > 1 ? n * row : 0, [&](int64_t c) {
                     const int64_t j0 = c * chunk, j1 = std::min(row, j0 + chunk);
                     for (int64_t i = 0; i < n; ++i) {
                       if (id[i] == padding_idx) continue;
@@ -135,7 +133,7 @@ Var index_select(const Var& x, const IntTensor& ids, int64_t padding_idx) {
                       const float* s = g.data() + i * row;
                       for (int64_t j = j0; j < j1; ++j) d[j] += s[j];
                     }
-                  }
+                  });
                   return std::vector<Tensor>{dx};
                 });
 }

@@ -10,9 +10,9 @@
 #include <string>
 
 #include "autograd/ops.h"
+#include "engine/kernels/loss.h"
 #include "engine/kernels/reduce.h"
 #include "engine/kernels/softmax.h"
-#include "engine/threads.h"
 
 namespace qkv {
 namespace {
@@ -138,23 +138,15 @@ Var mse_loss(const Var& pred, const Var& target, Reduction reduction) {
   check(pred.shape() == target.shape(), "mse_loss: pred has shape ", pred.shape(),
         ", target has shape ", target.shape(), " (they must match)");
   const int64_t n = pred.numel();
-  Tensor d = sub(pred.value(), target.value()), sq(pred.shape());
-  const float* pd = d.data();
-  float* ps = sq.data();
-#pragma omp parallel for simd schedule(static) if (worth_threads(n)) num_threads(num_threads())
-  for (int64_t i = 0; i < n; ++i) ps[i] = pd[i] * pd[i];
+  Tensor d(pred.shape()), sq(pred.shape());
+  mse_forward(pred.value().data(), target.value().data(), d.data(), sq.data(), n);
   Tensor out = reduce_loss(sq, reduction, n);
   // loss_i = (p_i - t_i)^2:  dp_i = 2 (p_i - t_i) g_i,  dt_i = -dp_i
   return record("mse_loss", out, {pred, target},
                 [d, reduction, n](const Tensor& g, const std::vector<bool>& needs) {
                   const Upstream up = upstream_of(g, reduction, n);
                   Tensor dp(d.shape());
-                  const float* pd = d.data();
-                  float* o = dp.data();
-                  const float* pe = up.per_elem;
-                  const float s2 = 2.f * up.scale;
-#pragma omp parallel for simd schedule(static) if (worth_threads(n)) num_threads(num_threads())
-                  for (int64_t i = 0; i < n; ++i) o[i] = pe ? 2.f * pd[i] * pe[i] : s2 * pd[i];
+                  mse_backward(d.data(), up.per_elem, up.scale, dp.data(), n);
                   std::vector<Tensor> gs(2);
                   if (needs[1]) gs[1] = unary(UnaryOp::neg, dp);
                   if (needs[0]) gs[0] = dp;
@@ -172,35 +164,18 @@ Var bce_with_logits(const Var& logits, const Var& target, Reduction reduction) {
   const int64_t n = logits.numel();
   const Tensor &xv = logits.value(), &yv = target.value();
   Tensor loss(xv.shape());
-  const float *px = xv.data(), *py = yv.data();
-  float* pl = loss.data();
-  // max(x, 0) - x y + log(1 + exp(-|x|)): no exp of a positive number, and
-  // log1p keeps the tail accurate where exp(-|x|) is tiny.
-#pragma omp parallel for schedule(static) if (worth_threads(16 * n)) num_threads(num_threads())
-  for (int64_t i = 0; i < n; ++i)
-    pl[i] = std::max(px[i], 0.f) - px[i] * py[i] + std::log1p(std::exp(-std::fabs(px[i])));
+  bce_with_logits_forward(xv.data(), yv.data(), loss.data(), n);
   Tensor out = reduce_loss(loss, reduction, n);
   //   dx_i = (sigmoid(x_i) - y_i) g_i,   dy_i = -x_i g_i
   return record("bce_with_logits", out, {logits, target},
                 [xv, yv, reduction, n](const Tensor& g, const std::vector<bool>& needs) {
                   const Upstream up = upstream_of(g, reduction, n);
-                  const float *px = xv.data(), *py = yv.data(), *pe = up.per_elem;
                   std::vector<Tensor> gs(2);
-                  if (needs[0]) {
-                    gs[0] = Tensor(xv.shape());
-                    float* o = gs[0].data();
-#pragma omp parallel for schedule(static) if (worth_threads(16 * n)) num_threads(num_threads())
-                    for (int64_t i = 0; i < n; ++i) {
-                      const float e = std::exp(-std::fabs(px[i]));  // sigmoid without overflow
-                      const float sig = px[i] >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
-                      o[i] = (sig - py[i]) * (pe ? pe[i] : up.scale);
-                    }
-                  }
-                  if (needs[1]) {
-                    gs[1] = Tensor(yv.shape());
-                    float* o = gs[1].data();
-                    for (int64_t i = 0; i < n; ++i) o[i] = -px[i] * (pe ? pe[i] : up.scale);
-                  }
+                  if (needs[0]) gs[0] = Tensor(xv.shape());
+                  if (needs[1]) gs[1] = Tensor(yv.shape());
+                  bce_with_logits_backward(xv.data(), yv.data(), up.per_elem, up.scale,
+                                           needs[0] ? gs[0].data() : nullptr,
+                                           needs[1] ? gs[1].data() : nullptr, n);
                   return gs;
                 });
 }

@@ -85,7 +85,7 @@ void time_copy(const Options& opt, const std::string& suite, const std::string& 
 
 const std::vector<std::string>& suite_names() {
   static const std::vector<std::string> names = {"gemm", "softmax", "layernorm", "lstm", "attention",
-                                                   "transformer", "conv", "cbam"};
+                                                   "transformer", "conv", "cbam", "optim"};
   return names;
 }
 
@@ -98,6 +98,7 @@ std::vector<Result> run_suite(const std::string& name, const Options& opt) {
   if (name == "transformer") return suite_transformer(opt);
   if (name == "conv") return suite_conv(opt);
   if (name == "cbam") return suite_cbam(opt);
+  if (name == "optim") return suite_optim(opt);
   std::string known;
   for (const auto& n : suite_names()) known += (known.empty() ? "" : ", ") + n;
   fail("bench: unknown suite '", name, "' (known: ", known, ")");

@@ -65,6 +65,7 @@ std::vector<Result> suite_attention(const Options& opt);
 std::vector<Result> suite_transformer(const Options& opt);  // bench_transformer.cpp
 std::vector<Result> suite_conv(const Options& opt);         // bench_conv.cpp
 std::vector<Result> suite_cbam(const Options& opt);         // bench_conv.cpp
+std::vector<Result> suite_optim(const Options& opt);        // bench_optim.cpp
 
 // Names of all suites in order, and the runner `qkv bench` calls.
 const std::vector<std::string>& suite_names();

@@ -182,4 +182,15 @@ std::string Attention::describe() const {
   return s + ")";
 }
 
+// ---- named forward (nn/forward_io.h) ----------------------------------------------
+
+NamedOutputs Attention::forward_named(NamedInputs& in) {
+  // query: [B,Dq] or [B,T,Dq]; keys: [B,S,Dk]; values: [B,S,Dv] (default: the keys)
+  const Var q = in.tensor("query"), k = in.tensor("keys");
+  Var v = in.optional("values");
+  if (!v.defined()) v = k;
+  const AttentionResult r = forward(q, prepare(k, in.optional_ids("lengths")), v);
+  return {{"context", r.context}, {"weights", r.weights}};
+}
+
 }  // namespace qkv

@@ -67,6 +67,8 @@ class Attention : public Module {
   // values: [B,S,Dv].
   AttentionResult forward(const Var& query, const AttentionKeys& keys, const Var& values) const;
   std::string describe() const override;
+  // Named forward (nn/forward_io.h): query, keys, values, lengths -> context, weights.
+  NamedOutputs forward_named(NamedInputs& in) override;
 
   AttentionOptions options;
   // Submodules (PyTorch names "W.weight", "U.bias", "v.weight"); null when the

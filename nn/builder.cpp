@@ -114,11 +114,13 @@ MakerMap core_makers() {
          return std::make_shared<Dropout>(float(r.get_number("p", 0.5, 0.0, 0.999)), g);
        }},
   };
+  m["seq2seq"].data_fills = {{"src_vocab", "src_vocab"}, {"tgt_vocab", "tgt_vocab"}};
+  m["attn_classifier"].data_fills = {{"vocab", "src_vocab"}, {"classes", "classes"}};
   return m;
 }
 
-const MakerMap& makers() {
-  static const MakerMap m = [] {
+MakerMap& makers() {
+  static MakerMap m = [] {
     MakerMap all = core_makers();
     add_transformer_makers(all);
     add_vision_makers(all);
@@ -128,6 +130,34 @@ const MakerMap& makers() {
 }
 
 }  // namespace
+
+void register_module_type(const std::string& type, ModuleType t) {
+  check(!type.empty() && type != "sequential" && !makers().count(type), "register_module_type: '",
+        type, "' is ", type.empty() ? "empty" : "already a module type");
+  check(bool(t.make), "register_module_type: '", type, "' has no maker");
+  makers().emplace(type, std::move(t));
+}
+
+Json fill_data_facts(const Json& config, const Json& facts) {
+  if (!config.is_object() || !config.contains("type") || !config["type"].is_string()) return config;
+  const auto it = makers().find(config["type"].get<std::string>());
+  if (it == makers().end()) return config;
+  Json m = config;
+  for (const auto& [key, fact] : it->second.data_fills) {
+    if (m.contains(key) || !facts.contains(fact) || !facts[fact].is_number()) continue;
+    if (facts[fact].get<double>() > 0) m[key] = facts[fact];
+  }
+  return m;
+}
+
+BuiltModel build_model(const Json& config, Generator& gen, const std::string& path) {
+  Built b = build_module(config, gen, path);
+  auto model = std::dynamic_pointer_cast<Model>(b.module);
+  check(model != nullptr, path, ": a ", b.resolved["type"].get<std::string>(),
+        " is a module, not a model (no loss, metrics or prediction): use a model type such as "
+        "seq2seq, transformer, transformer_lm, attn_classifier or sequential");
+  return {model, b.resolved};
+}
 
 std::vector<std::string> module_types() {
   std::vector<std::string> t = {"sequential"};
@@ -162,7 +192,7 @@ Built build_module(const Json& config, Generator& gen, const std::string& path) 
     b.resolved["layers"] = resolved_layers;
     return b;
   }
-  b.module = makers().at(type)(r, gen);
+  b.module = makers().at(type).make(r, gen);
   r.finish();
   b.resolved = r.resolved();
   return b;

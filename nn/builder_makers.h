@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "nn/builder.h"
 #include "nn/json_config.h"
 #include "nn/module.h"
 
@@ -14,10 +15,8 @@ namespace qkv {
 
 class Generator;
 
-// Reads the module's options from r (r.finish() is called by the builder) and
-// makes it. Nested module configs may be built with build_module(r.get_raw(k), ...).
-using Maker = std::function<std::shared_ptr<Module>(JsonReader&, Generator&)>;
-using MakerMap = std::map<std::string, Maker>;
+// Maker and ModuleType: nn/builder.h (a maker converts to a ModuleType).
+using MakerMap = std::map<std::string, ModuleType>;
 
 void add_transformer_makers(MakerMap& m);  // builder_transformer.cpp
 void add_vision_makers(MakerMap& m);       // builder_vision.cpp

@@ -95,6 +95,8 @@ void add_transformer_makers(MakerMap& m) {
     o.pad = int32_t(r.get_int("pad", o.pad, 0, o.vocab - 1));
     return std::make_shared<TransformerLM>(o, g);
   };
+  m["transformer"].data_fills = {{"src_vocab", "src_vocab"}, {"tgt_vocab", "tgt_vocab"}};
+  m["transformer_lm"].data_fills = {{"vocab", "src_vocab"}};
 }
 
 }  // namespace qkv

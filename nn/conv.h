@@ -24,6 +24,10 @@ class Conv2d : public UnaryModule {
  public:
   Conv2d(const Conv2dOptions& opt, Generator& gen);
   Var forward(const Var& x) override;  // x: [B,in,H,W] -> [B,out,HO,WO]
+  // Each output element: in/groups x kh x kw multiply-adds.
+  double forward_macs(const Tensor&, const Tensor& y) const override {
+    return double(y.numel()) * double(weight.numel() / options.out_channels);
+  }
   std::string describe() const override;
 
   Conv2dOptions options;

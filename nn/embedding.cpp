@@ -33,4 +33,10 @@ std::string Embedding::describe() const {
   return s + ")";
 }
 
+// ---- named forward (nn/forward_io.h) ----------------------------------------------
+
+NamedOutputs Embedding::forward_named(NamedInputs& in) {
+  return {{"output", forward(in.ids("input"))}};
+}
+
 }  // namespace qkv

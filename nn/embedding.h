@@ -19,6 +19,8 @@ class Embedding : public Module {
   Embedding(const EmbeddingOptions& opt, Generator& gen);
   Var forward(const IntTensor& ids);  // ids: [...] -> [..., embedding_dim]
   std::string describe() const override;
+  // Named forward (nn/forward_io.h): input (ids) -> output.
+  NamedOutputs forward_named(NamedInputs& in) override;
 
   EmbeddingOptions options;
   Var weight;  // [num_embeddings, embedding_dim]

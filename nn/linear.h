@@ -18,6 +18,10 @@ class Linear : public UnaryModule {
  public:
   Linear(const LinearOptions& opt, Generator& gen);
   Var forward(const Var& x) override;  // x: [..., in] -> [..., out]
+  // Each output element: in multiply-adds.
+  double forward_macs(const Tensor&, const Tensor& y) const override {
+    return double(y.numel()) * double(options.in_features);
+  }
   std::string describe() const override;
 
   LinearOptions options;

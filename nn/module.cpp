@@ -192,4 +192,14 @@ LoadReport Module::load_state_dict(const std::map<std::string, Tensor>& tensors,
   return r;
 }
 
+// ---- named forward ----------------------------------------------------------------
+
+NamedOutputs Module::forward_named(NamedInputs&) {
+  fail("forward: ", describe(), " has no named forward");
+}
+
+NamedOutputs UnaryModule::forward_named(NamedInputs& in) {
+  return {{"output", forward(in.tensor("input"))}};
+}
+
 }  // namespace qkv

@@ -2,8 +2,10 @@
 // gradient) and child modules, with PyTorch's dotted names
 // ("encoder.rnn.weight_ih_l0"), so a state_dict saved by PyTorch loads here by
 // name. Forward signatures differ per module (an LSTM returns states), so the
-// base has none; UnaryModule is the Var -> Var kind that Sequential chains.
+// base has only the named forward (nn/forward_io.h); UnaryModule is the
+// Var -> Var kind that Sequential chains.
 #pragma once
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <string>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "autograd/var.h"
+#include "nn/forward_io.h"
 
 namespace qkv {
 
@@ -51,6 +54,11 @@ class Module {
   virtual std::string describe() const = 0;
   // The tree, one module per line, with parameter counts.
   std::string summary() const;
+
+  // Runs on inputs named as PyTorch's forward arguments and names every
+  // output (nn/forward_io.h; the table per module is in tools/runner/forward.h).
+  // The default is an Error "forward: <describe()> has no named forward".
+  virtual NamedOutputs forward_named(NamedInputs& in);
 
   // Parameters and float buffers by dotted name; the integer buffers apart.
   std::map<std::string, Tensor> state_dict() const;
@@ -95,10 +103,20 @@ class Module {
 };
 
 // A module mapping one Var to one Var (layers, activations, Sequential).
-class UnaryModule : public Module {
+// Module is a virtual base so that a Sequential can be a Model too.
+class UnaryModule : public virtual Module {
  public:
   virtual Var forward(const Var& x) = 0;
   Var operator()(const Var& x) { return forward(x); }
+  NamedOutputs forward_named(NamedInputs& in) override;  // input -> output
+  // Multiply-adds of one forward from x to y (for FLOPs estimates). Default: every
+  // parameter once per position of y (its elements over its channels, dim 1);
+  // Conv2d and Linear count exactly.
+  virtual double forward_macs(const Tensor& x, const Tensor& y) const {
+    (void)x;
+    const int64_t p = num_parameters();
+    return p > 0 ? double(p) * double(y.numel() / std::max<int64_t>(1, y.size(1))) : 0.0;
+  }
 };
 
 }  // namespace qkv

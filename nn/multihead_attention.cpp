@@ -267,4 +267,20 @@ std::string MultiheadAttention::describe() const {
   return s.str();
 }
 
+// ---- named forward (nn/forward_io.h) ----------------------------------------------
+
+NamedOutputs MultiheadAttention::forward_named(NamedInputs& in) {
+  // key and value default to the query (self-attention, one packed projection).
+  const Var q = in.tensor("query");
+  Var k = in.optional("key"), v = in.optional("value");
+  if (!k.defined()) k = q;
+  if (!v.defined()) v = k;
+  AttentionMasks masks;
+  masks.key_lengths = in.optional_ids("key_padding_mask");
+  masks.causal = in.flag("is_causal");
+  const bool average = in.flag("average_attn_weights", true);
+  const MultiheadAttentionOutput o = forward(q, k, v, masks, /*need_weights=*/true, average);
+  return {{"output", o.output}, {"weights", o.weights}};
+}
+
 }  // namespace qkv

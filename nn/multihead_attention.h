@@ -73,6 +73,8 @@ class MultiheadAttention : public Module {
                     Tensor* weights);
 
   std::string describe() const override;
+  // Named forward (nn/forward_io.h): query, key, value, key_padding_mask, is_causal -> output, weights.
+  NamedOutputs forward_named(NamedInputs& in) override;
 
   MultiheadAttentionOptions options;
   Var in_proj_weight;                              // [3D,D] (packed) or undefined

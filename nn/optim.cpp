@@ -1,14 +1,11 @@
-// SGD, Adam and AdamW: the shared step/state machinery, then one fused
-// element update per optimizer, written once as a template so the SIMD body and
-// the scalar tail (its reference form) execute the same operations.
+// SGD, Adam and AdamW: the shared step/state machinery, and per optimizer the
+// scalar coefficients of a step; the fused element updates are the kernels of
+// engine/kernels/optim.h.
 //
 // Bit-exactness with torch 1.13 (CPU capability AVX2, GCC) comes from copying
-// its op order: `a.add_(b, alpha=s)` is fma(b, s, a) (Vectorized fmadd);
-// `a.addcmul_(b, c, value=s)` is fma(s*b, c, a); `a.addcdiv_(b, c, value=s)` is
-// a + (s*b)/c; a `mul_` by a Python float is a separately rounded product; and
-// every Python-side scalar (1 - beta1, lr / bias_correction1, ...) is computed
-// in double and rounded to float once. The fma()s below are explicit, so
-// -ffp-contract cannot change which products are fused.
+// its op order (the kernels follow torch's fma/rounding per element) and from
+// computing every Python-side scalar (1 - beta1, lr / bias_correction1, ...) in
+// double, rounded to float once, as here.
 #include "nn/optim.h"
 
 #include <algorithm>
@@ -17,69 +14,12 @@
 #include <cstdlib>
 #include <set>
 
-#include "engine/simd.h"
+#include "engine/kernels/optim.h"
 #include "engine/threads.h"
 
 namespace qkv {
 
-using simd::VF;
-using simd::W;
-
 namespace {
-
-// ---- one vocabulary for float and VF, so each update is written once ---------
-
-// a*b + c rounded once. xsimd 8.1 has no AVX-512 fma kernel (its generic one is
-// x*y + z, which -ffp-contract may fuse either way), so name the instruction.
-inline float vfma(float a, float b, float c) { return std::fma(a, b, c); }
-inline VF vfma(VF a, VF b, VF c) {
-#if defined(__AVX512F__)
-  static_assert(W == 16);
-  return _mm512_fmadd_ps(a, b, c);
-#elif defined(__FMA__) && defined(__AVX2__)
-  static_assert(W == 8);
-  return _mm256_fmadd_ps(a, b, c);
-#else
-  // No FMA unit: lane by lane through std::fma (correctly rounded, slow), so
-  // the portable build computes exactly what torch and the scalar tail do.
-  alignas(64) float ta[W], tb[W], tc[W];
-  a.store_aligned(ta);
-  b.store_aligned(tb);
-  c.store_aligned(tc);
-  for (int k = 0; k < W; ++k) ta[k] = std::fma(ta[k], tb[k], tc[k]);
-  return VF::load_aligned(ta);
-#endif
-}
-// x, rounded here: an empty asm hides that x is a product, so -ffp-contract
-// cannot fuse it into a later add (torch stores such products, e.g. p * decay).
-inline float rounded(float x) {
-  asm("" : "+v"(x));
-  return x;
-}
-inline VF rounded(VF x) {
-  typename VF::register_type r = x;
-  asm("" : "+v"(r));
-  return r;
-}
-inline float vsqrt(float a) { return std::sqrt(a); }
-inline VF vsqrt(VF a) { return xsimd::sqrt(a); }
-// torch.maximum: NaN in either operand wins.
-inline float vmax_nan(float a, float b) { return std::isnan(a) || a > b ? a : b; }
-inline VF vmax_nan(VF a, VF b) { return xsimd::select(xsimd::isnan(a) || a > b, a, b); }
-
-template <class V> V ld(const float* p);
-template <> inline float ld<float>(const float* p) { return *p; }
-template <> inline VF ld<VF>(const float* p) { return VF::load_unaligned(p); }
-inline void st(float* p, float v) { *p = v; }
-inline void st(float* p, VF v) { v.store_unaligned(p); }
-
-// Runs body.template operator()<V>(i) over [begin, end): VF steps, then a float tail.
-template <class Body>
-void for_lanes(int64_t begin, int64_t end, const Body& body) {
-  int64_t i = begin;
-  for (; i + W <= end; i += W) body.template operator()<VF>(i);
-  for (; i < end; ++i) body.template operator()<float>(i);
-}
 
 // Elements per work item: 16K floats = 64 KB per stream, so Adam's four
 // streams of one chunk stay in the 1 MB L2 while it is updated.
@@ -186,10 +126,9 @@ void Optimizer::step() {
   ++step_;
   // Every element is updated by exactly one item, independently of the others:
   // the result is the same for any thread count.
-  const int nt = num_threads();
   const int64_t n_items = int64_t(items.size());
-#pragma omp parallel for schedule(static) if (nt > 1 && n_items > 1 && worth_threads(total)) num_threads(nt)
-  for (int64_t k = 0; k < n_items; ++k) update(items[k].param, items[k].begin, items[k].end);
+  parallel_for(n_items, n_items > 1 ? total : 0,
+               [&](int64_t k) { update(items[k].param, items[k].begin, items[k].end); });
 }
 
 std::string Optimizer::describe() const {
@@ -347,23 +286,16 @@ void SGD::prepare(size_t i) {
 // d = g + wd*p;  buf = first ? d : momentum*buf + (1-dampening)*d;
 // d = nesterov ? d + momentum*buf : buf;  p = p - lr*d.
 void SGD::update(size_t i, int64_t begin, int64_t end) {
-  float* p = params_[i].value_mut().data();
-  const float* g = params_[i].grad().data();
-  float* buf = opt_.momentum != 0 ? momentum_buffer_[i].data() : nullptr;
-  const float wd = float(opt_.weight_decay), mom = float(opt_.momentum);
-  const float one_minus_damp = float(1 - opt_.dampening), neg_lr = float(-lr_);
-  const bool first = param_steps_[i] == 1, nesterov = opt_.nesterov, decay = wd != 0;
-  for_lanes(begin, end, [&]<class V>(int64_t k) {
-    V pk = ld<V>(p + k);
-    V d = ld<V>(g + k);
-    if (decay) d = vfma(pk, V(wd), d);
-    if (buf) {
-      V b = first ? d : vfma(d, V(one_minus_damp), ld<V>(buf + k) * V(mom));
-      st(buf + k, b);
-      d = nesterov ? vfma(b, V(mom), d) : b;
-    }
-    st(p + k, vfma(d, V(neg_lr), pk));
-  });
+  SgdStep c;
+  c.weight_decay = float(opt_.weight_decay);
+  c.momentum = float(opt_.momentum);
+  c.one_minus_damp = float(1 - opt_.dampening);
+  c.neg_lr = float(-lr_);
+  c.first = param_steps_[i] == 1;
+  c.nesterov = opt_.nesterov;
+  float* buf = opt_.momentum != 0 ? momentum_buffer_[i].data() + begin : nullptr;
+  sgd_update(params_[i].value_mut().data() + begin, params_[i].grad().data() + begin, buf,
+             end - begin, c);
 }
 
 // ---- Adam / AdamW -----------------------------------------------------------------
@@ -456,38 +388,12 @@ void Adam::prepare(size_t i) {
   c.neg_step_size = float(-(lr_ / bias_correction1));
 }
 
-// torch 1.13 _single_tensor_adam(w), element by element:
-//   grad.add(param, alpha=wd)                 g = fma(p, wd, g)             (Adam)
-//   param.mul_(1 - lr*wd)                     p = p * decay                 (AdamW)
-//   exp_avg.mul_(b1).add_(g, alpha=1-b1)      m = fma(g, 1-b1, m*b1)
-//   exp_avg_sq.mul_(b2).addcmul_(g, g, 1-b2)  v = fma((1-b2)*g, g, v*b2)
-//   maximum(max_exp_avg_sq, v)                vmax = max(vmax, v)           (amsgrad)
-//   (v.sqrt() / bc2_sqrt).add_(eps)           denom = sqrt(v) / bc2_sqrt + eps
-//   param.addcdiv_(m, denom, -step_size)      p = p + (-step_size*m) / denom
+// The element update (torch's op order) is adam_update's (engine/kernels/optim.h).
 void Adam::update(size_t i, int64_t begin, int64_t end) {
-  const Coef c = coef_[i];
-  float* p = params_[i].value_mut().data();
-  const float* g = params_[i].grad().data();
-  float* m = exp_avg_[i].data();
-  float* v = exp_avg_sq_[i].data();
-  float* vmax = opt_.amsgrad ? max_exp_avg_sq_[i].data() : nullptr;
-  const bool l2 = c.weight_decay != 0, decay = c.decay != 1.f;
-  for_lanes(begin, end, [&]<class V>(int64_t k) {
-    V pk = ld<V>(p + k);
-    V gk = ld<V>(g + k);
-    if (l2) gk = vfma(pk, V(c.weight_decay), gk);
-    if (decay) pk = rounded(pk * V(c.decay));  // param.mul_(1 - lr*wd): its own rounding
-    const V mk = vfma(gk, V(c.one_minus_beta1), ld<V>(m + k) * V(c.beta1));
-    V vk = vfma(V(c.one_minus_beta2) * gk, gk, ld<V>(v + k) * V(c.beta2));
-    st(m + k, mk);
-    st(v + k, vk);
-    if (vmax) {
-      vk = vmax_nan(ld<V>(vmax + k), vk);
-      st(vmax + k, vk);
-    }
-    const V denom = vsqrt(vk) / V(c.bc2_sqrt) + V(c.eps);
-    st(p + k, pk + (V(c.neg_step_size) * mk) / denom);
-  });
+  float* vmax = opt_.amsgrad ? max_exp_avg_sq_[i].data() + begin : nullptr;
+  adam_update(params_[i].value_mut().data() + begin, params_[i].grad().data() + begin,
+              exp_avg_[i].data() + begin, exp_avg_sq_[i].data() + begin, vmax, end - begin,
+              coef_[i]);
 }
 
 }  // namespace qkv

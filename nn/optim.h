@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "autograd/var.h"
+#include "engine/kernels/optim.h"
 
 namespace qkv {
 
@@ -165,14 +166,7 @@ class Adam : public Optimizer {
 
  private:
   // This step's float coefficients for one parameter, rounded as torch rounds them.
-  struct Coef {
-    float beta1, one_minus_beta1, beta2, one_minus_beta2;
-    float weight_decay;   // L2 factor (Adam), 0 when off
-    float decay;          // AdamW: p *= decay; 1 when off
-    float bc2_sqrt;       // sqrt(1 - beta2^t)
-    float eps;
-    float neg_step_size;  // -lr / (1 - beta1^t)
-  };
+  using Coef = AdamStep;
 
   std::vector<Slot> slots() override;
   void prepare(size_t i) override;

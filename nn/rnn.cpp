@@ -166,4 +166,25 @@ std::string GRUCell::describe() const {
   return "GRUCell(" + std::to_string(input_size) + ", " + std::to_string(hidden_size) + ")";
 }
 
+// ---- named forward (nn/forward_io.h) ----------------------------------------------
+
+NamedOutputs RNNBase::forward_named(NamedInputs& in) {
+  // input: [T,B,I] or [B,T,I]; h0, c0: [L*ND,B,H]; lengths: [B]
+  const Var x = in.tensor("input"), h0 = in.optional("h0");
+  const Var c0 = kind == RNNKind::lstm ? in.optional("c0") : Var();
+  const RNNOutput o = forward(x, in.optional_ids("lengths"), h0, c0);
+  return {{"output", o.output}, {"h_n", o.h_n}, {"c_n", o.c_n}};
+}
+
+NamedOutputs LSTMCell::forward_named(NamedInputs& in) {
+  const Var x = in.tensor("input");
+  const CellState s = forward(x, {in.optional("hx"), in.optional("cx")});
+  return {{"h_1", s.h}, {"c_1", s.c}};
+}
+
+NamedOutputs GRUCell::forward_named(NamedInputs& in) {
+  const Var x = in.tensor("input");
+  return {{"h_1", forward(x, in.optional("hx"))}};
+}
+
 }  // namespace qkv

@@ -44,6 +44,8 @@ class RNNBase : public Module {
   RNNOutput forward(const Var& x, const IntTensor* lengths = nullptr, const Var& h0 = Var(),
                     const Var& c0 = Var());
   std::string describe() const override;
+  // Named forward (nn/forward_io.h): input, h0, c0, lengths -> output, h_n, c_n.
+  NamedOutputs forward_named(NamedInputs& in) override;
 
   RNNOptions options;
   RNNKind kind;
@@ -82,6 +84,8 @@ class LSTMCell : public Module {
   LSTMCell(int64_t input_size, int64_t hidden_size, Generator& gen, bool bias = true);
   CellState forward(const Var& x, const CellState& state = {});
   std::string describe() const override;
+  // Named forward (nn/forward_io.h): input, hx, cx -> h_1, c_1.
+  NamedOutputs forward_named(NamedInputs& in) override;
   int64_t input_size, hidden_size;
   Var weight_ih, weight_hh, bias_ih, bias_hh;
 };
@@ -91,6 +95,8 @@ class GRUCell : public Module {
   GRUCell(int64_t input_size, int64_t hidden_size, Generator& gen, bool bias = true);
   Var forward(const Var& x, const Var& h = Var());
   std::string describe() const override;
+  // Named forward (nn/forward_io.h): input, hx -> h_1.
+  NamedOutputs forward_named(NamedInputs& in) override;
   int64_t input_size, hidden_size;
   Var weight_ih, weight_hh, bias_ih, bias_hh;
 };

@@ -1,6 +1,6 @@
 // Seq2Seq encoder-decoder: the encoder, one decoder step for each variant
 // (none / peeky, Luong, Bahdanau), teacher forcing, greedy and beam search.
-// Legend: B batch, S source, T target, E embed, H hidden, D directions, V vocab.
+// Legend: B batch, S source, T target, E embed, H hidden, ND directions, V vocab.
 #include "nn/seq2seq.h"
 
 #include <algorithm>
@@ -92,15 +92,15 @@ Seq2SeqEncoder::Seq2SeqEncoder(const Seq2SeqOptions& o, Generator& gen) {
 }
 
 EncoderOutput Seq2SeqEncoder::forward(const IntTensor& ids, const IntTensor& lengths) {
-  // ids: [B,S] -> outputs [B,S,D*H], h/c [B,D*H]
+  // ids: [B,S] -> outputs [B,S,ND*H], h/c [B,ND*H]
   RNNOutput r = rnn->forward(embedding->forward(ids), &lengths);
-  const int64_t D = rnn->options.bidirectional ? 2 : 1, L = rnn->options.num_layers;
+  const int64_t ND = rnn->options.bidirectional ? 2 : 1, L = rnn->options.num_layers;
   const int64_t B = ids.size(0), H = rnn->options.hidden_size;
-  auto last_layer = [&](const Var& s) {  // [L*D,B,H] -> [B,D*H]
+  auto last_layer = [&](const Var& s) {  // [L*ND,B,H] -> [B,ND*H]
     std::vector<Var> parts;
-    for (int64_t d = 0; d < D; ++d)
-      parts.push_back(reshape(slice(s, 0, (L - 1) * D + d, (L - 1) * D + d + 1), {B, H}));
-    return D == 1 ? parts[0] : concat(parts, 1);
+    for (int64_t dir = 0; dir < ND; ++dir)
+      parts.push_back(reshape(slice(s, 0, (L - 1) * ND + dir, (L - 1) * ND + dir + 1), {B, H}));
+    return ND == 1 ? parts[0] : concat(parts, 1);
   };
   EncoderOutput e;
   e.outputs = r.output;
@@ -347,6 +347,35 @@ std::string Seq2Seq::describe() const {
   if (o.peeky) s += ", peeky=true";
   if (o.reverse_source) s += ", reverse_source=true";
   return s + ")";
+}
+
+// ---- named forward (nn/forward_io.h) ----------------------------------------------
+
+NamedOutputs Seq2Seq::forward_named(NamedInputs& in) {
+  const IntTensor &src = in.ids("src"), &len = in.ids("src_len"), &tgt = in.ids("tgt");
+  Seq2SeqOutput o = forward_teacher(src, len, tgt);
+  // The attention map is a plain tensor (for inspection): it carries no gradient.
+  return {{"logits", o.logits}, {"attention", o.attention.defined() ? Var(o.attention) : Var()}};
+}
+
+// ---- Model: FLOPs ---------------------------------------------------------------------
+
+double Seq2Seq::flops_per_step(const Batch& b, std::string* how) const {
+  // Embedding lookups cost nothing; bridges run once per example.
+  const double src_tokens = sum_lengths(b.src_len);
+  const double tgt_tokens = double(count_tokens(b.tgt_out, options.pad));
+  const double S = b.src.defined() ? double(b.src.size(1)) : 0;
+  const double enc = matrix_weights(*encoder) - matrix_weights(*encoder->embedding);
+  const double bridge = matrix_weights(*bridge_h) + (bridge_c ? matrix_weights(*bridge_c) : 0);
+  const double dec =
+      matrix_weights(*decoder) - matrix_weights(*decoder->embedding) + matrix_weights(*out);
+  const double keys = double(options.hidden * (options.bidirectional ? 2 : 1));
+  const double attn = options.attention == "none" ? 0 : 2 * 2 * S * keys * tgt_tokens;
+  if (how)
+    *how = "6 x (" + human_count(enc) + " encoder weights x " + human_count(src_tokens) +
+           " source tokens + " + human_count(dec) + " decoder weights x " +
+           human_count(tgt_tokens) + " target tokens) + 3 x attention";
+  return 6 * (enc * src_tokens + dec * tgt_tokens + bridge * double(b.size)) + 3 * attn;
 }
 
 }  // namespace qkv

@@ -4,13 +4,13 @@
 //
 // Encoder: Embedding + LSTM/GRU (batch_first, lengths, optionally
 // bidirectional); the last layer's final states of both directions are
-// concatenated ([B,D*H]) and bridged to the decoder's initial state.
+// concatenated ([B,ND*H]) and bridged to the decoder's initial state.
 // Decoder: Embedding + one LSTMCell/GRUCell, stepped one token at a time
 // (a single decoder layer, deliberately). Not here: multi-layer decoders,
 // dropout, coverage, scheduled sampling, batched decoding of several sources.
 //
 // Legend: B batch, S source time, T target time, E embed, H hidden,
-// D = 2 if bidirectional else 1, V target vocabulary.
+// ND = 2 directions if bidirectional else 1, V target vocabulary.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -47,9 +47,9 @@ struct Seq2SeqOptions {
 // The encoder: Embedding + LSTM/GRU ("encoder.embedding.weight",
 // "encoder.rnn.weight_ih_l0", ...).
 struct EncoderOutput {
-  Var outputs;  // [B,S,D*H], zero at padded steps
-  Var h;        // [B,D*H] last layer's final h, directions concatenated
-  Var c;        // [B,D*H] the same for the LSTM cell state (undefined for GRU)
+  Var outputs;  // [B,S,ND*H], zero at padded steps
+  Var h;        // [B,ND*H] last layer's final h, directions concatenated
+  Var c;        // [B,ND*H] the same for the LSTM cell state (undefined for GRU)
 };
 
 class Seq2SeqEncoder : public Module {
@@ -72,8 +72,8 @@ struct DecoderState {
 
 // Encoder results the decoder reads at every step.
 struct EncoderMemory {
-  Var outputs;         // [B,S,D*H]
-  Var summary;         // [B,D*H] final encoder state (peeky context)
+  Var outputs;         // [B,S,ND*H]
+  Var summary;         // [B,ND*H] final encoder state (peeky context)
   AttentionKeys keys;  // prepared from outputs (attention variants only)
 };
 
@@ -97,7 +97,7 @@ class Seq2SeqDecoder : public Module {
   std::shared_ptr<LSTMCell> lstm;  // exactly one of lstm / gru, registered as "cell"
   std::shared_ptr<GRUCell> gru;
   std::shared_ptr<Attention> attention;  // luong / bahdanau
-  std::shared_ptr<Linear> combine;       // Luong W_c: [c; h] (D*H + H) -> H, no bias
+  std::shared_ptr<Linear> combine;       // Luong W_c: [c; h] (ND*H + H) -> H, no bias
 };
 
 class Seq2Seq : public SeqToSeqModel {
@@ -127,15 +127,21 @@ class Seq2Seq : public SeqToSeqModel {
   // src_ids [1,S]: log-prob sum / len^alpha, the score beam search maximises.
   float sequence_score(const IntTensor& src_ids, const std::vector<int32_t>& tokens,
                        float alpha = 0.f);
+  using SeqToSeqModel::loss;  // loss(const Batch&)
+  // 6 x (encoder weights x source tokens + decoder weights x target tokens +
+  // bridges x examples) + 3 x attention (scores and contexts, 2 x 2 S H' per target token).
+  double flops_per_step(const Batch& b, std::string* how) const override;
 
   std::string describe() const override;
+  // Named forward (nn/forward_io.h): src, src_len, tgt (ids) -> logits, attention.
+  NamedOutputs forward_named(NamedInputs& in) override;
 
   Seq2SeqOptions options;
   std::shared_ptr<Seq2SeqEncoder> encoder;
-  std::shared_ptr<Linear> bridge_h;  // D*H -> H, then tanh
-  std::shared_ptr<Linear> bridge_c;  // D*H -> H (LSTM only)
+  std::shared_ptr<Linear> bridge_h;  // ND*H -> H, then tanh
+  std::shared_ptr<Linear> bridge_c;  // ND*H -> H (LSTM only)
   std::shared_ptr<Seq2SeqDecoder> decoder;
-  std::shared_ptr<Linear> out;  // H (Bahdanau: H + D*H) -> V
+  std::shared_ptr<Linear> out;  // H (Bahdanau: H + ND*H) -> V
 
  private:
   // Encodes and returns the memory and the decoder's initial state.

@@ -1,6 +1,11 @@
 // SeqToSeqModel: what every source -> target sequence model offers (the RNN
-// Seq2Seq of nn/seq2seq.h, the Transformer of nn/transformer.h), so that the
-// experiment runner trains, evaluates and decodes any of them the same way.
+// Seq2Seq of nn/seq2seq.h, the Transformer of nn/transformer.h), and the Model
+// interface written once for all of them (seq_model.cpp): loss, evaluation
+// (token_accuracy; exact_match teacher-forced, or by beam search), prediction.
+// Greedy exact_match is computed teacher-forced, in one batched pass: greedy
+// decoding reproduces the target exactly iff every teacher-forced argmax (eos
+// included) equals the target token, since each step then sees the same input.
+// Beam search (beam > 1) decodes each example, so it is far slower.
 //
 // Legend: B batch, S source time, T target time, V target vocabulary, NH heads.
 #pragma once
@@ -8,7 +13,7 @@
 #include <vector>
 
 #include "autograd/var.h"
-#include "nn/module.h"
+#include "nn/model.h"
 
 namespace qkv {
 
@@ -24,8 +29,19 @@ struct Decoded {
   float score = 0.f;            // log-prob sum / len^alpha (greedy: alpha = 0)
 };
 
-class SeqToSeqModel : public Module {
+class SeqToSeqModel : public Model {
  public:
+  // ---- Model, for every sequence-to-sequence family ----
+  std::vector<TaskKind> tasks() const override { return {TaskKind::seq2seq}; }
+  Var loss(const Batch& b) override { return loss(b.src, b.src_len, b.tgt_in, b.tgt_out); }
+  int64_t loss_units(const Batch& b) const override { return count_tokens(b.tgt_out, pad_id()); }
+  void eval_batch(const Batch& b, EvalSums& s, const EvalOptions& o) override;
+  Metrics metrics(const EvalSums& s) const override;
+  std::vector<std::string> metric_names() const override;
+  // Greedy or beam decoding of one source, up to max(max_target_len, 2 S + 8) tokens.
+  Predicted predict(const Batch& one, const PredictParams& p) override;
+
+  // ---- the sequence-to-sequence model ----
   // src_ids: [B,S], src_len: [B] in [1,S], tgt_in: [B,T] (bos + target[:-1])
   virtual Seq2SeqOutput forward_teacher(const IntTensor& src_ids, const IntTensor& src_len,
                                         const IntTensor& tgt_in) = 0;

@@ -1,4 +1,7 @@
+// Sequential (see sequential.h).
 #include "nn/sequential.h"
+
+#include "engine/error.h"
 
 namespace qkv {
 
@@ -19,6 +22,31 @@ Var Sequential::forward(const Var& x) {
 
 std::string Sequential::describe() const {
   return "Sequential(" + std::to_string(layers_.size()) + " layers)";
+}
+
+// ---- Model ----------------------------------------------------------------------------
+
+Predicted Sequential::predict(const Batch& one, const PredictParams& p) {
+  check_no_generation(p);
+  check(one.images.defined(), "predict: the model ", describe(), " takes images [1,C,H,W]");
+  NoGrad no_grad;
+  return {{argmax_rows(forward(Var(one.images)).value())[0]}, Tensor()};
+}
+
+double Sequential::flops_per_step(const Batch& b, std::string* how) const {
+  if (!b.images.defined()) return Model::flops_per_step(b, how);
+  // Runs one image through the layers, counting 2 x multiply-adds of each.
+  NoGrad no_grad;
+  Var x(b.images.narrow_rows(0, 1));  // [1,C,H,W]
+  double fwd = 0;
+  for (const auto& layer : layers_) {
+    Var y = layer->forward(x);
+    fwd += 2.0 * layer->forward_macs(x.value(), y.value());
+    x = y;
+  }
+  if (how)
+    *how = "3 x forward (" + human_count(fwd) + " per image, conv and linear layers exact) x batch";
+  return 3 * fwd * double(b.size);
 }
 
 }  // namespace qkv

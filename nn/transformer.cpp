@@ -589,4 +589,41 @@ std::string TransformerLM::describe() const {
   return s.str();
 }
 
+// ---- named forward (nn/forward_io.h) ----------------------------------------------
+
+NamedOutputs TransformerEncoderLayer::forward_named(NamedInputs& in) {
+  const Var src = in.tensor("src");
+  const IntTensor* len = in.optional_ids("src_key_padding_mask");
+  return {{"output", forward(src, {len, Tensor(), in.flag("is_causal")})}};
+}
+
+NamedOutputs TransformerDecoderLayer::forward_named(NamedInputs& in) {
+  const Var tgt = in.tensor("tgt"), memory = in.tensor("memory");
+  const AttentionMasks tgt_masks{in.optional_ids("tgt_key_padding_mask"), Tensor(),
+                                 in.flag("tgt_is_causal")};
+  const AttentionMasks memory_masks{in.optional_ids("memory_key_padding_mask"), Tensor(), false};
+  return {{"output", forward(tgt, memory, tgt_masks, memory_masks)}};
+}
+
+NamedOutputs TransformerEncoder::forward_named(NamedInputs& in) {
+  const Var src = in.tensor("src");
+  const IntTensor* len = in.optional_ids("src_key_padding_mask");
+  return {{"output", forward(src, {len, Tensor(), in.flag("is_causal")})}};
+}
+
+NamedOutputs Transformer::forward_named(NamedInputs& in) {
+  const IntTensor &src = in.ids("src"), &len = in.ids("src_len"), &tgt = in.ids("tgt");
+  Seq2SeqOutput o = forward_teacher(src, len, tgt);
+  if (!o.attention.defined()) {  // forward_teacher skips the map while gradients are on
+    NoGrad no_grad;
+    o.attention = forward_teacher(src, len, tgt).attention;
+  }
+  // The attention map is a plain tensor (for inspection): it carries no gradient.
+  return {{"logits", o.logits}, {"attention", Var(o.attention)}};
+}
+
+NamedOutputs TransformerLM::forward_named(NamedInputs& in) {
+  return {{"logits", forward(in.ids("input"))}};
+}
+
 }  // namespace qkv

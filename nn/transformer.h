@@ -60,6 +60,8 @@ class TransformerEncoderLayer : public Module {
   // One causal step: x [K,D], cache of this layer's self-attention -> [K,D]. Under NoGrad.
   Tensor step(const Tensor& x, KVCache& cache);
   std::string describe() const override;
+  // Named forward (nn/forward_io.h): src, src_key_padding_mask, is_causal -> output.
+  NamedOutputs forward_named(NamedInputs& in) override;
 
   TransformerLayerOptions options;
   std::shared_ptr<MultiheadAttention> self_attn;
@@ -87,6 +89,8 @@ class TransformerDecoderLayer : public Module {
   Tensor step(const Tensor& x, KVCache& cache, const KVCache& mem,
               const IntTensor* memory_lengths, Tensor* cross_weights);
   std::string describe() const override;
+  // Named forward (nn/forward_io.h): tgt, memory, tgt_key_padding_mask, memory_key_padding_mask, tgt_is_causal -> output.
+  NamedOutputs forward_named(NamedInputs& in) override;
 
   TransformerLayerOptions options;
   std::shared_ptr<MultiheadAttention> self_attn, multihead_attn;
@@ -109,6 +113,8 @@ class TransformerEncoder : public Module {
   Var forward(const Var& src, const AttentionMasks& masks = {});  // as the layer
   Var forward_bf(const Var& x, const AttentionMasks& masks);
   std::string describe() const override;
+  // Named forward (nn/forward_io.h): src, src_key_padding_mask, is_causal -> output.
+  NamedOutputs forward_named(NamedInputs& in) override;
 
   TransformerLayerOptions options;
   std::vector<std::shared_ptr<TransformerEncoderLayer>> layer;  // registered as layers.N
@@ -166,8 +172,13 @@ class Transformer : public SeqToSeqModel {
   // A decoding state of K copies of src_ids [1,S]: with the key/value cache (cached) or
   // recomputing the whole prefix at every step (the cache's oracle).
   std::unique_ptr<DecodeState> start_decoding(const IntTensor& src_ids, int64_t K, bool cached);
+  using SeqToSeqModel::loss;  // loss(const Batch&)
+  // Weights by the tokens they multiply, plus attention over the padded S and T.
+  double flops_per_step(const Batch& b, std::string* how) const override;
 
   std::string describe() const override;
+  // Named forward (nn/forward_io.h): src, src_len, tgt (ids) -> logits, attention.
+  NamedOutputs forward_named(NamedInputs& in) override;
 
   TransformerOptions options;
   std::shared_ptr<Embedding> src_embedding, tgt_embedding;
@@ -195,7 +206,7 @@ struct TransformerLMOptions {
   int32_t pad = 0;
 };
 
-class TransformerLM : public Module {
+class TransformerLM : public Model {
  public:
   TransformerLM(const TransformerLMOptions& opt, Generator& gen);
   Var forward(const IntTensor& ids);                         // ids: [B,T] -> logits [B,T,V], causal
@@ -204,7 +215,20 @@ class TransformerLM : public Module {
   // gen == nullptr: greedy (argmax, first maximum on ties).
   std::vector<int32_t> generate(const std::vector<int32_t>& prefix, int64_t n,
                                 float temperature = 0.f, Generator* gen = nullptr);
+  // ---- Model (transformer_model.cpp): language_model; loss, token_accuracy, perplexity ----
+  std::vector<TaskKind> tasks() const override { return {TaskKind::language_model}; }
+  Var loss(const Batch& b) override { return loss(b.src, b.tgt_out); }
+  int64_t loss_units(const Batch& b) const override { return count_tokens(b.tgt_out, options.pad); }
+  void eval_batch(const Batch& b, EvalSums& s, const EvalOptions& o) override;
+  Metrics metrics(const EvalSums& s) const override;
+  std::vector<std::string> metric_names() const override;
+  // Continues one input by p.length tokens (0: as many as max_len allows, at most 200).
+  Predicted predict(const Batch& one, const PredictParams& p) override;
+  // 6 x weights x tokens + 3 x causal attention over the padded length.
+  double flops_per_step(const Batch& b, std::string* how) const override;
   std::string describe() const override;
+  // Named forward (nn/forward_io.h): input (ids) -> logits.
+  NamedOutputs forward_named(NamedInputs& in) override;
 
   TransformerLMOptions options;
   std::shared_ptr<Embedding> embedding;

@@ -1,16 +1,16 @@
 // qkv: the command-line program: experiments (train / eval / predict),
 // the interop door (forward), model summaries (inspect) and micro-benchmarks.
-// Every command has the same shape: parse flags, load and validate the config,
-// build, run. Exit codes: 0 ok, 1 runtime failure, 2 usage or config error,
-// 130 interrupted (Ctrl-C; train saves a checkpoint first).
+// Each command and flag is declared once (CLI11): its type, range, default and
+// help line come from that one declaration. Exit codes: 0 ok, 1 runtime
+// failure, 2 usage or config error, 130 interrupted (Ctrl-C; train saves first).
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
-#include <map>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -34,211 +34,273 @@ struct UsageError : qkv::Error {
   using qkv::Error::Error;
 };
 
-const char* kHelp =
-    "qkv " QKV_VERSION
-    " - a from-scratch engine for attention models\n"
-    "\n"
-    "usage: qkv [COMMAND] [ARGS]\n"
-    "\n"
-    "commands:\n"
-    "  (none)            the main job: print version, SIMD and threads, train\n"
-    "                    configs/dates_luong.json (to 99% exact match), then predict one\n"
-    "                    date and write runs/dates_luong/attention.svg\n"
-    "  train CONFIG      train an experiment described in JSON\n"
-    "  eval CONFIG       evaluate a checkpoint on the valid or test split\n"
-    "  predict CONFIG    decode one input with a checkpoint (and draw its attention)\n"
-    "  forward MODULE    run one module from JSON on named tensors (parity with PyTorch)\n"
-    "  inspect CONFIG    model summary: layers, parameters per module, FLOPs per step\n"
-    "  data CONFIG       export the experiment's data splits as TSV (for peer scripts)\n"
-    "  info              print version, SIMD architecture and thread count\n"
-    "  bench [SUITE...]  run micro-benchmarks (see 'qkv bench --help')\n"
-    "\n"
-    "options:\n"
-    "  --help            this text ('qkv COMMAND --help' for a command)\n"
-    "  --version         print the version\n"
-    "\n"
-    "environment:\n"
-    "  QKV_THREADS       thread count (else OMP_NUM_THREADS, else all cores)\n";
-
-const char* kBenchHelp =
-    "usage: qkv bench [SUITE ...] [--json] [--threads N] [--quick]\n"
-    "\n"
-    "Runs micro-benchmark suites (default: all). Each case is first checked against\n"
-    "the scalar reference, then timed; the median of repeats is reported.\n"
-    "\n"
-    "suites: gemm softmax layernorm lstm attention transformer conv cbam\n"
-    "\n"
-    "options:\n"
-    "  --json         one JSON object per line: suite, case, threads, ms, gflops, gbps\n"
-    "                 (default: off, an aligned table)\n"
-    "  --threads N    threads to run at (default: QKV_THREADS, else OMP_NUM_THREADS,\n"
-    "                 else all cores)\n"
-    "  --quick        small sizes and few repeats, for smoke tests (default: off)\n";
-
-const char* kTrainHelp =
-    "usage: qkv train CONFIG.json [--set path=value ...] [--out DIR] [--resume]\n"
-    "\n"
-    "Trains the experiment: progress on stderr (a bar on a terminal), DIR/config.json,\n"
-    "DIR/metrics.jsonl, DIR/model.safetensors (last), DIR/best.safetensors,\n"
-    "DIR/curves.svg, then a one-line JSON summary on stdout. Ctrl-C saves a\n"
-    "checkpoint and exits with 130.\n"
-    "\n"
-    "options:\n"
-    "  --set path=value  override a config field, e.g. train.optimizer.lr=0.003\n"
-    "                    (repeatable; value parsed as JSON, else a string; default: none)\n"
-    "  --out DIR         run directory (default: the config's output, else runs/NAME)\n"
-    "  --resume          continue from DIR/model.safetensors exactly where it stopped\n"
-    "                    (default: off, start afresh)\n";
-
-const char* kEvalHelp =
-    "usage: qkv eval CONFIG.json --checkpoint FILE [--split valid|test] [--set path=value ...]\n"
-    "\n"
-    "Evaluates a checkpoint on a whole split and prints one JSON line of metrics.\n"
-    "\n"
-    "options:\n"
-    "  --checkpoint FILE  model weights (a qkv checkpoint or a PyTorch state_dict\n"
-    "                     as safetensors; required)\n"
-    "  --split S          valid or test (default: test)\n"
-    "  --set path=value   override a config field (repeatable; default: none)\n";
-
-const char* kPredictHelp =
-    "usage: qkv predict CONFIG.json --checkpoint FILE --input TEXT [--attention OUT.svg]\n"
-    "                   [--beam K] [--length N] [--temperature T] [--set path=value ...]\n"
-    "\n"
-    "Decodes one input and prints the prediction; on a terminal also the attention\n"
-    "matrix as shaded characters.\n"
-    "\n"
-    "options:\n"
-    "  --checkpoint FILE  model weights (required)\n"
-    "  --input TEXT       the source, as the data set's examples are written (required)\n"
-    "  --attention FILE   write the attention heatmap as SVG (default: none)\n"
-    "  --beam K           beam width, 1 = greedy (default: 1)\n"
-    "  --length N         language models: tokens to add (default: as many as the\n"
-    "                     context allows, at most 200)\n"
-    "  --temperature T    language models: 0 = greedy, > 0 samples softmax(logits/T)\n"
-    "                     with the config's seed (default: 0)\n"
-    "  --set path=value   override a config field (repeatable; default: none)\n";
-
-const char* kForwardHelp =
-    "usage: qkv forward MODULE.json --weights W.safetensors --input X.safetensors\n"
-    "                   --output Y.safetensors [--grad]\n"
-    "\n"
-    "Builds one module from JSON, loads its weights by PyTorch name (strict), runs it\n"
-    "on the named input tensors and writes its outputs:\n"
-    "  one-tensor modules: input -> output\n"
-    "  lstm / gru: input [, h0, c0, lengths] -> output, h_n [, c_n]\n"
-    "  multihead_attention: query [, key, value, key_lengths] -> output, weights\n"
-    "\n"
-    "options:\n"
-    "  --weights FILE  parameters (default: none, the module's seeded initialisation)\n"
-    "  --input FILE    input tensors (required)\n"
-    "  --output FILE   where to write the outputs (required)\n"
-    "  --grad          also write the gradients of sum(output * grad_output) (upstreams\n"
-    "                  from the input file: grad_output, grad_h_n, ...) w.r.t. every\n"
-    "                  input (grad.NAME) and parameter (its name) (default: off)\n";
-
-const char* kInspectHelp =
-    "usage: qkv inspect CONFIG.json|MODULE.json [--set path=value ...]\n"
-    "\n"
-    "Prints the model: one module per line with its parameter count, the total and,\n"
-    "for an experiment config, an estimate of the FLOPs of one training step.\n"
-    "\n"
-    "options:\n"
-    "  --set path=value  override a config field (repeatable; default: none)\n";
-
-const char* kDataHelp =
-    "usage: qkv data CONFIG.json --out DIR [--set path=value ...]\n"
-    "\n"
-    "Writes DIR/train.tsv, DIR/valid.tsv and DIR/test.tsv (\"source<TAB>target\" per line)\n"
-    "from the experiment's data set, exactly as qkv trains on it, so a peer script\n"
-    "(bench/peers/dates_torch.py) sees the same examples in the same splits.\n"
-    "\n"
-    "options:\n"
-    "  --out DIR         where to write the files (required)\n"
-    "  --set path=value  override a config field (repeatable; default: none)\n";
-
-// ---- command-line parsing ---------------------------------------------------------
-int parse_count(const std::string& flag, const char* v);
-
-// One positional argument (the config) and long flags; `valued` flags take the
-// next argument (or --flag=value), the others are switches.
-struct Args {
-  std::string positional;
-  std::map<std::string, std::string> values;
-  std::vector<std::string> sets;
-  std::map<std::string, bool> switches;
-
-  std::string get(const std::string& flag, const std::string& def = "") const {
-    auto it = values.find(flag);
-    return it == values.end() ? def : it->second;
+// ---- help lines and value checks ----------------------------------------------------
+// Help as "  --beam K   beam width, 1 = greedy (an integer in [1, 1024]; default: 1)":
+// the label, the range and the default all come from the option's declaration
+// (CLI11 joins a validator's description to the type name after a ':').
+class HelpFormatter : public CLI::Formatter {
+ public:
+  std::string make_option_opts(const CLI::Option* o) const override {
+    if (o->get_expected_max() == 0) return "";  // a switch
+    const std::string t = o->get_type_name(), label = t.substr(0, t.find(':'));
+    return label.empty() ? "" : " " + label;
   }
-  bool on(const std::string& flag) const { return switches.count(flag) > 0; }
+  std::string make_option_desc(const CLI::Option* o) const override {
+    std::vector<std::string> notes;
+    const std::string t = o->get_type_name();
+    if (const auto c = t.find(':'); c != std::string::npos) notes.push_back(t.substr(c + 1));
+    const std::string def = o->get_default_str();
+    if (o->get_required())
+      notes.push_back("required");
+    else if (!def.empty())
+      notes.push_back("default: " + def);
+    std::string d = o->get_description();
+    for (size_t i = 0; i < notes.size(); ++i) d += (i ? "; " : " (") + notes[i];
+    return notes.empty() ? d : d + ")";
+  }
 };
 
-// Returns false when --help was asked (help printed).
-bool parse_args(const std::string& cmd, const std::vector<std::string>& args,
-                const std::vector<std::string>& valued, const std::vector<std::string>& flags,
-                const char* help, Args& out) {
-  auto is = [](const std::vector<std::string>& v, const std::string& x) {
-    for (const auto& e : v)
-      if (e == x) return true;
-    return false;
-  };
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string a = args[i], value;
-    bool has_value = false;
-    if (a == "--help" || a == "-h") {
-      std::fputs(help, stdout);
-      return false;
-    }
-    if (a.rfind("--", 0) != 0) {
-      if (!out.positional.empty())
-        throw UsageError(cmd + ": unexpected argument '" + a + "' (see 'qkv " + cmd + " --help')");
-      out.positional = a;
-      continue;
-    }
-    if (const auto eq = a.find('='); eq != std::string::npos) {
-      value = a.substr(eq + 1);
-      a = a.substr(0, eq);
-      has_value = true;
-    }
-    if (a == "--set" || is(valued, a)) {
-      if (!has_value) {
-        if (i + 1 >= args.size()) throw UsageError(a + ": missing value");
-        value = args[++i];
-      }
-      if (a == "--set")
-        out.sets.push_back(value);
-      else
-        out.values[a] = value;
-    } else if (is(flags, a) && !has_value) {
-      out.switches[a] = true;
-    } else {
-      throw UsageError(cmd + ": unknown option '" + a + "' (see 'qkv " + cmd + " --help')");
-    }
+// Integers in [lo, hi] (hi = max: no upper bound); CLI11 prefixes the flag's name.
+CLI::Validator integer_in(long long lo, long long hi) {
+  const std::string range =
+      hi == std::numeric_limits<long long>::max()
+          ? "an integer >= " + std::to_string(lo)
+          : "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  return CLI::Validator(
+      [=](std::string& v) {
+        long long n = 0;
+        if (!CLI::detail::lexical_cast(v, n) || n < lo || n > hi)
+          return "expected " + range + ", got '" + v + "'";
+        return std::string();
+      },
+      range);
+}
+
+CLI::Validator number_at_least(double lo) {
+  const std::string range = "a number >= " + CLI::detail::to_string(lo);
+  return CLI::Validator(
+      [=](std::string& v) {
+        double x = 0;
+        if (!CLI::detail::lexical_cast(v, x) || !(x >= lo) || std::isinf(x))
+          return "expected " + range + ", got '" + v + "'";
+        return std::string();
+      },
+      range);
+}
+
+CLI::Validator one_of(const std::vector<std::string>& names, const std::string& what) {
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : " ") + n;
+  return CLI::Validator(
+      [=](std::string& v) {
+        for (const auto& n : names)
+          if (n == v) return std::string();
+        return "unknown " + what + " '" + v + "' (one of: " + list + ")";
+      },
+      "one of: " + list);
+}
+
+// A switch, its default shown from the variable it sets.
+CLI::Option* add_switch(CLI::App& cmd, const std::string& name, bool& on, const std::string& what) {
+  return cmd.add_flag(name, on, what)->default_str(on ? "on" : "off");
+}
+
+// ---- the commands' arguments --------------------------------------------------------
+struct ConfigArgs {
+  std::string path;               // CONFIG.json
+  std::vector<std::string> sets;  // --set path=value, in order
+};
+
+struct TrainArgs {
+  ConfigArgs cfg;
+  qkv::runner::RunOptions run;
+};
+
+struct EvalArgs {
+  ConfigArgs cfg;
+  std::string checkpoint;
+  std::string split = "test";
+};
+
+struct PredictArgs {
+  ConfigArgs cfg;
+  std::string checkpoint, input, attention;
+  qkv::runner::PredictOptions opt;
+};
+
+struct DataArgs {
+  ConfigArgs cfg;
+  std::string out;
+};
+
+struct BenchArgs {
+  std::vector<std::string> suites;  // empty: all
+  qkv::bench::Options opt;
+  CLI::Option* threads = nullptr;  // opt.threads comes from the environment unless given
+};
+
+void declare_config(CLI::App& cmd, ConfigArgs& a, const std::string& what) {
+  cmd.add_option("CONFIG.json", a.path, what)->type_name("")->required();
+  cmd.add_option("--set", a.sets,
+                 "override a config field, e.g. train.optimizer.lr=0.003 (repeatable; VALUE "
+                 "is parsed as JSON, else a string)")
+      ->type_name("PATH=VALUE")
+      ->allow_extra_args(false)
+      ->default_str("none");
+}
+
+CLI::App* declare_train(CLI::App& app, TrainArgs& a) {
+  CLI::App* c = app.add_subcommand("train", "train an experiment described in JSON");
+  c->footer(
+      "Progress goes to stderr (a bar on a terminal); DIR gets config.json, metrics.jsonl,\n"
+      "model.safetensors (last), best.safetensors and curves.svg, and a one-line JSON\n"
+      "summary goes to stdout. Ctrl-C saves a checkpoint and exits with 130.");
+  declare_config(*c, a.cfg, "the experiment");
+  c->add_option("--out", a.run.out_dir, "run directory")
+      ->type_name("DIR")
+      ->default_str("the config's output, else runs/NAME");
+  add_switch(*c, "--resume", a.run.resume,
+             "continue from DIR/model.safetensors exactly where it stopped");
+  return c;
+}
+
+CLI::App* declare_eval(CLI::App& app, EvalArgs& a) {
+  CLI::App* c =
+      app.add_subcommand("eval", "evaluate a checkpoint on a split; one JSON line of metrics");
+  declare_config(*c, a.cfg, "the experiment");
+  c->add_option("--checkpoint", a.checkpoint,
+                "model weights (a qkv checkpoint or a PyTorch state_dict as safetensors)")
+      ->type_name("FILE")
+      ->required();
+  c->add_option("--split", a.split, "the split to evaluate")
+      ->type_name("S")
+      ->check(one_of({"valid", "test"}, "split"));
+  return c;
+}
+
+CLI::App* declare_predict(CLI::App& app, PredictArgs& a) {
+  CLI::App* c =
+      app.add_subcommand("predict", "decode one input with a checkpoint (and draw its attention)");
+  c->footer("On a terminal the attention matrix is also printed as shaded characters.");
+  declare_config(*c, a.cfg, "the experiment");
+  c->add_option("--checkpoint", a.checkpoint, "model weights")->type_name("FILE")->required();
+  c->add_option("--input", a.input, "the source, as the data set's examples are written")
+      ->type_name("TEXT")
+      ->required();
+  c->add_option("--attention", a.attention, "write the attention heatmap as SVG")
+      ->type_name("FILE")
+      ->default_str("none");
+  c->add_option("--beam", a.opt.beam, "beam width, 1 = greedy")
+      ->type_name("K")
+      ->check(integer_in(1, 1024));
+  c->add_option("--length", a.opt.length,
+                "language models: tokens to add, 0 = what the context allows, at most 200")
+      ->type_name("N")
+      ->check(integer_in(0, std::numeric_limits<long long>::max()));
+  c->add_option("--temperature", a.opt.temperature,
+                "language models: 0 = greedy, > 0 samples softmax(logits/T), config's seed")
+      ->type_name("T")
+      ->check(number_at_least(0));
+  return c;
+}
+
+CLI::App* declare_forward(CLI::App& app, qkv::runner::ForwardOptions& o) {
+  CLI::App* c = app.add_subcommand(
+      "forward", "run one module from JSON on named tensors (parity with PyTorch)");
+  c->footer(
+      "Builds one module from JSON, loads its weights by PyTorch name (strict), runs it on\n"
+      "the input tensors named as PyTorch's forward arguments and writes its outputs.\n"
+      "With --grad, also the gradients of sum(output * grad_output) (upstreams from the\n"
+      "input file: grad_output, grad_h_n, ...) w.r.t. every input (grad.NAME) and\n"
+      "parameter (its name).");
+  c->add_option("MODULE.json", o.module_json, "the module")->type_name("")->required();
+  c->add_option("--weights", o.weights, "parameters")
+      ->type_name("FILE")
+      ->default_str("none, the module's seeded initialisation");
+  c->add_option("--input", o.input, "input tensors (safetensors)")->type_name("FILE")->required();
+  c->add_option("--output", o.output, "where to write the outputs")->type_name("FILE")->required();
+  add_switch(*c, "--grad", o.grad, "also write the gradients of every input and parameter");
+  return c;
+}
+
+CLI::App* declare_inspect(CLI::App& app, ConfigArgs& a) {
+  CLI::App* c =
+      app.add_subcommand("inspect", "model summary: layers, parameters per module, FLOPs per step");
+  declare_config(*c, a, "an experiment, or a module's JSON (then no FLOPs)");
+  return c;
+}
+
+CLI::App* declare_data(CLI::App& app, DataArgs& a) {
+  CLI::App* c =
+      app.add_subcommand("data", "export the experiment's data splits as TSV (for peer scripts)");
+  c->footer(
+      "Writes DIR/train.tsv, DIR/valid.tsv and DIR/test.tsv (\"source<TAB>target\" per line)\n"
+      "exactly as qkv trains on them, so a peer script sees the same examples and splits.");
+  declare_config(*c, a.cfg, "the experiment");
+  c->add_option("--out", a.out, "where to write the files")->type_name("DIR")->required();
+  return c;
+}
+
+CLI::App* declare_bench(CLI::App& app, BenchArgs& a) {
+  CLI::App* c = app.add_subcommand("bench", "run micro-benchmarks");
+  c->footer(
+      "Each case is first checked against the scalar reference, then timed; the median\n"
+      "of repeats is reported.");
+  c->add_option("SUITE", a.suites, "suites to run")
+      ->type_name("")
+      ->check(one_of(qkv::bench::suite_names(), "suite"))
+      ->default_str("all");
+  add_switch(*c, "--json", a.opt.json,
+             "one JSON object per line: suite, case, threads, ms, gflops, gbps");
+  a.threads = c->add_option("--threads", a.opt.threads, "threads to run at")
+                  ->type_name("N")
+                  ->check(integer_in(1, 1024))
+                  ->default_str("QKV_THREADS, else OMP_NUM_THREADS, else all cores");
+  add_switch(*c, "--quick", a.opt.quick, "small sizes and few repeats, for smoke tests");
+  return c;
+}
+
+// ---- usage errors: one line each, naming the command ------------------------------------
+std::string see_help(const CLI::App& cmd) {
+  return cmd.get_parent() ? " (see 'qkv " + cmd.get_name() + " --help')" : " (see 'qkv --help')";
+}
+
+// Arguments no command declares (CLI11 keeps them when extras are allowed).
+void check_extras(const CLI::App& cmd) {
+  for (const std::string& a : cmd.remaining()) {
+    const std::string what = a.rfind("-", 0) == 0 ? "option"
+                             : cmd.get_parent()   ? "argument"
+                                                  : "command";
+    const std::string name = a.substr(0, a.find('='));
+    const std::string prefix = cmd.get_parent() ? cmd.get_name() + ": " : "";
+    throw UsageError(prefix + (what == "argument" ? "unexpected " : "unknown ") + what + " '" +
+                     (what == "option" ? name : a) + "'" + see_help(cmd));
   }
-  return true;
 }
 
-std::string require(const Args& a, const std::string& cmd, const std::string& flag) {
-  const std::string v = flag.empty() ? a.positional : a.get(flag);
-  if (v.empty())
-    throw UsageError(cmd + ": missing " + (flag.empty() ? "CONFIG.json" : flag) + " (see 'qkv " +
-                     cmd + " --help')");
-  return v;
+// CLI11's message, or ours where it names a missing piece better.
+std::string usage_message(const CLI::App& app, const CLI::ParseError& e) {
+  const CLI::App& cmd = app.get_subcommands().empty() ? app : *app.get_subcommands().front();
+  if (dynamic_cast<const CLI::RequiredError*>(&e)) {
+    for (const CLI::Option* o : cmd.get_options())
+      if (o->get_required() && o->count() == 0)
+        return cmd.get_name() + ": missing " + o->get_name() + see_help(cmd);
+  }
+  const std::string m = e.what();
+  // "--threads: 1 required N missing": the flag was last, with no value.
+  if (dynamic_cast<const CLI::ArgumentMismatch*>(&e) && m.find(" required ") != std::string::npos)
+    return m.substr(0, m.find(':')) + ": missing value";
+  return m;
 }
 
-// Loads and builds an experiment; everything that goes wrong here is a config
-// error (exit 2): unreadable or invalid JSON, bad --set, unknown keys, bad
-// values, missing data files.
-qkv::runner::Experiment load_experiment(const Args& a, const std::string& cmd) {
-  const std::string path = require(a, cmd, "");
+// ---- loading an experiment ---------------------------------------------------------------
+// Everything that goes wrong here is a config error (exit 2): unreadable or
+// invalid JSON, bad --set, unknown keys, bad values, missing data files.
+qkv::runner::Experiment load_experiment(const ConfigArgs& a) {
   try {
-    qkv::Json root = qkv::runner::load_config_file(path, a.sets);
+    qkv::Json root = qkv::runner::load_config_file(a.path, a.sets);
     return qkv::runner::make_experiment(
-        qkv::runner::parse_config(root, std::filesystem::path(path).stem().string()));
-  } catch (const UsageError&) {
-    throw;
+        qkv::runner::parse_config(root, std::filesystem::path(a.path).stem().string()));
   } catch (const qkv::Error& e) {
     throw UsageError(e.what());
   }
@@ -247,19 +309,14 @@ qkv::runner::Experiment load_experiment(const Args& a, const std::string& cmd) {
 // ---- commands -------------------------------------------------------------------------
 void on_sigint(int) { qkv::runner::stop_flag().store(true); }
 
-int cmd_train(const std::vector<std::string>& args) {
-  Args a;
-  if (!parse_args("train", args, {"--out"}, {"--resume"}, kTrainHelp, a)) return 0;
-  qkv::runner::Experiment ex = load_experiment(a, "train");
-  qkv::runner::RunOptions opt;
-  opt.out_dir = a.get("--out");
-  opt.resume = a.on("--resume");
-  opt.tty = isatty(2);
+int cmd_train(TrainArgs a) {
+  qkv::runner::Experiment ex = load_experiment(a.cfg);
+  a.run.tty = isatty(2);
   struct sigaction sa = {};
   sa.sa_handler = on_sigint;
   sa.sa_flags = SA_RESETHAND;  // a second Ctrl-C kills at once
   sigaction(SIGINT, &sa, nullptr);
-  const qkv::runner::TrainResult r = qkv::runner::train(ex, opt);
+  const qkv::runner::TrainResult r = qkv::runner::train(ex, a.run);
   std::printf("%s\n", r.summary.dump().c_str());
   std::fflush(stdout);
   if (r.interrupted) {
@@ -270,100 +327,59 @@ int cmd_train(const std::vector<std::string>& args) {
   return 0;
 }
 
-int cmd_eval(const std::vector<std::string>& args) {
-  Args a;
-  if (!parse_args("eval", args, {"--checkpoint", "--split"}, {}, kEvalHelp, a)) return 0;
-  const std::string split = a.get("--split", "test");
-  if (split != "valid" && split != "test")
-    throw UsageError("--split: expected valid or test, got '" + split + "'");
-  const std::string ckpt = require(a, "eval", "--checkpoint");
-  qkv::runner::Experiment ex = load_experiment(a, "eval");
-  qkv::runner::load_model(ex, ckpt);
-  const auto s = split == "valid" ? qkv::data::Split::valid : qkv::data::Split::test;
+int cmd_eval(const EvalArgs& a) {
+  qkv::runner::Experiment ex = load_experiment(a.cfg);
+  qkv::runner::load_model(ex, a.checkpoint);
+  const auto s = a.split == "valid" ? qkv::data::Split::valid : qkv::data::Split::test;
   const qkv::runner::Metrics m =
       qkv::runner::evaluate(*ex.task, *ex.model, *ex.data, s, 0, ex.cfg.train.batch_size);
-  qkv::Json out = {{"name", ex.cfg.name}, {"checkpoint", ckpt}, {"split", split}};
+  qkv::Json out = {{"name", ex.cfg.name}, {"checkpoint", a.checkpoint}, {"split", a.split}};
   out["metrics"] = qkv::runner::metrics_json(m);
   std::printf("%s\n", out.dump().c_str());
   return 0;
 }
 
-int cmd_predict(const std::vector<std::string>& args) {
-  Args a;
-  if (!parse_args("predict", args,
-                  {"--checkpoint", "--input", "--attention", "--beam", "--length", "--temperature"},
-                  {}, kPredictHelp, a))
-    return 0;
-  qkv::runner::PredictOptions po;
-  po.beam = parse_count("--beam", a.get("--beam", "1").c_str());
-  if (!a.get("--length").empty()) po.length = parse_count("--length", a.get("--length").c_str());
-  if (!a.get("--temperature").empty()) {
-    const std::string t = a.get("--temperature");
-    char* end = nullptr;
-    po.temperature = std::strtof(t.c_str(), &end);
-    if (end == t.c_str() || *end || !(po.temperature >= 0.f) || std::isinf(po.temperature))
-      throw UsageError("--temperature: expected a number >= 0, got '" + t + "'");
-  }
-  const std::string ckpt = require(a, "predict", "--checkpoint");
-  const std::string input = require(a, "predict", "--input");
-  qkv::runner::Experiment ex = load_experiment(a, "predict");
-  qkv::runner::load_model(ex, ckpt);
-  const qkv::runner::Prediction p = qkv::runner::predict(ex, input, po);
+// Prints the prediction; the attention as text on a terminal, as SVG into `svg` if given.
+void show_prediction(const qkv::runner::Prediction& p, const std::string& input,
+                     const std::string& svg) {
   std::printf("%s\n", p.text.c_str());
-  if (p.attention.defined()) {
-    if (isatty(1) && p.attention.dim() >= 2) {
-      qkv::Tensor w =
-          p.attention.dim() == 3
-              ? p.attention.narrow_rows(0, 1).reshape({p.attention.size(1), p.attention.size(2)})
-              : p.attention;
-      std::fputs(qkv::plot::attention_text(w, p.src_tokens, p.out_tokens).c_str(), stdout);
-    }
-    const std::string svg = a.get("--attention");
-    if (!svg.empty())
-      qkv::plot::write_file(svg, qkv::plot::attention_svg(p.attention, p.src_tokens, p.out_tokens,
-                                                          input + " -> " + p.text));
-  } else if (!a.get("--attention").empty()) {
-    throw qkv::Error("predict: the model has no attention to draw");
+  if (!p.attention.defined()) {
+    if (!svg.empty()) throw qkv::Error("predict: the model has no attention to draw");
+    return;
   }
+  if (isatty(1) && p.attention.dim() >= 2) {
+    qkv::Tensor w =
+        p.attention.dim() == 3
+            ? p.attention.narrow_rows(0, 1).reshape({p.attention.size(1), p.attention.size(2)})
+            : p.attention;
+    std::fputs(qkv::plot::attention_text(w, p.src_tokens, p.out_tokens).c_str(), stdout);
+  }
+  if (!svg.empty())
+    qkv::plot::write_file(svg, qkv::plot::attention_svg(p.attention, p.src_tokens, p.out_tokens,
+                                                        input + " -> " + p.text));
+}
+
+int cmd_predict(const PredictArgs& a) {
+  qkv::runner::Experiment ex = load_experiment(a.cfg);
+  qkv::runner::load_model(ex, a.checkpoint);
+  show_prediction(qkv::runner::predict(ex, a.input, a.opt), a.input, a.attention);
   return 0;
 }
 
-int cmd_forward(const std::vector<std::string>& args) {
-  Args a;
-  if (!parse_args("forward", args, {"--weights", "--input", "--output"}, {"--grad"}, kForwardHelp,
-                  a))
-    return 0;
-  if (!a.sets.empty()) throw UsageError("forward: unknown option '--set'");
-  qkv::runner::ForwardOptions o;
-  o.module_json = require(a, "forward", "");
-  o.weights = a.get("--weights");
-  o.input = require(a, "forward", "--input");
-  o.output = require(a, "forward", "--output");
-  o.grad = a.on("--grad");
-  qkv::runner::run_forward(o);
-  return 0;
-}
-
-int cmd_data(const std::vector<std::string>& args) {
-  Args a;
-  if (!parse_args("data", args, {"--out"}, {}, kDataHelp, a)) return 0;
-  const std::string out = require(a, "data", "--out");
-  const qkv::runner::Experiment ex = load_experiment(a, "data");
-  std::filesystem::create_directories(out);
+int cmd_data(const DataArgs& a) {
+  const qkv::runner::Experiment ex = load_experiment(a.cfg);
+  std::filesystem::create_directories(a.out);
   for (auto s : {qkv::data::Split::train, qkv::data::Split::valid, qkv::data::Split::test})
     qkv::data::export_tsv(
         *ex.data, s,
-        (std::filesystem::path(out) / (std::string(qkv::data::split_name(s)) + ".tsv")).string());
+        (std::filesystem::path(a.out) / (std::string(qkv::data::split_name(s)) + ".tsv")).string());
   return 0;
 }
 
-int cmd_inspect(const std::vector<std::string>& args) {
-  Args a;
-  if (!parse_args("inspect", args, {}, {}, kInspectHelp, a)) return 0;
-  const std::string path = require(a, "inspect", "");
+int cmd_inspect(const ConfigArgs& a) {
   qkv::Json root;
   try {
-    root = qkv::runner::load_config_file(path, a.sets);
+    root = qkv::runner::load_config_file(a.path, a.sets);
   } catch (const qkv::Error& e) {
     throw UsageError(e.what());
   }
@@ -378,7 +394,7 @@ int cmd_inspect(const std::vector<std::string>& args) {
     std::fputs(qkv::runner::inspect_text(*b.module).c_str(), stdout);
     return 0;
   }
-  const qkv::runner::Experiment ex = load_experiment(a, "inspect");
+  const qkv::runner::Experiment ex = load_experiment(a);
   std::fputs(qkv::runner::inspect_text(ex).c_str(), stdout);
   return 0;
 }
@@ -390,59 +406,25 @@ void print_info() {
   std::fflush(stdout);
 }
 
-int parse_count(const std::string& flag, const char* v) {
-  char* end = nullptr;
-  long n = std::strtol(v, &end, 10);
-  if (end == v || *end || n < 1 || n > 1024)
-    throw UsageError(flag + ": expected a count >= 1, got '" + v + "'");
-  return int(n);
-}
-
-int cmd_bench(const std::vector<std::string>& args) {
-  qkv::bench::Options opt;
-  opt.threads = qkv::num_threads();
-  std::vector<std::string> suites;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--help" || a == "-h") {
-      std::fputs(kBenchHelp, stdout);
-      return 0;
-    } else if (a == "--json") {
-      opt.json = true;
-    } else if (a == "--quick") {
-      opt.quick = true;
-    } else if (a == "--threads") {
-      if (i + 1 >= args.size()) throw UsageError("--threads: missing value");
-      opt.threads = parse_count(a, args[++i].c_str());
-    } else if (a.rfind("--threads=", 0) == 0) {
-      opt.threads = parse_count("--threads", a.c_str() + 10);
-    } else if (a.rfind("--", 0) == 0) {
-      throw UsageError("bench: unknown option '" + a + "' (see 'qkv bench --help')");
-    } else {
-      bool known = false;
-      for (const auto& n : qkv::bench::suite_names()) known |= (n == a);
-      if (!known) throw UsageError("bench: unknown suite '" + a + "' (see 'qkv bench --help')");
-      suites.push_back(a);
-    }
-  }
-  if (suites.empty()) suites = qkv::bench::suite_names();
-  qkv::set_num_threads(opt.threads);
-  for (const auto& s : suites) qkv::bench::run_suite(s, opt);
+int cmd_bench(BenchArgs a) {
+  if (a.suites.empty()) a.suites = qkv::bench::suite_names();
+  if (a.threads->count() == 0) a.opt.threads = qkv::num_threads();
+  qkv::set_num_threads(a.opt.threads);
+  for (const auto& s : a.suites) qkv::bench::run_suite(s, a.opt);
   return 0;
 }
 
 // The main job: the default experiment end to end, from the repository root.
 int cmd_main() {
   print_info();
-  const std::string config = "configs/dates_luong.json";
-  if (!std::filesystem::exists(config))
-    throw UsageError(config +
+  TrainArgs train;
+  train.cfg.path = "configs/dates_luong.json";
+  if (!std::filesystem::exists(train.cfg.path))
+    throw UsageError(train.cfg.path +
                      ": not found (run qkv from the repository root, or see 'qkv --help')");
-  const int rc = cmd_train({config});
+  const int rc = cmd_train(train);
   if (rc != 0) return rc;
-  Args a;
-  a.positional = config;
-  qkv::runner::Experiment ex = load_experiment(a, "predict");
+  qkv::runner::Experiment ex = load_experiment(train.cfg);
   const std::string dir = ex.cfg.output;
   qkv::runner::load_model(ex, dir + "/best.safetensors");
   const std::string input = "Tue 27 Sep 1994", svg = dir + "/attention.svg";
@@ -456,37 +438,70 @@ int cmd_main() {
   return 0;
 }
 
-int run(const std::vector<std::string>& args) {
-  if (args.empty()) return cmd_main();
-  const std::string& cmd = args[0];
-  std::vector<std::string> rest(args.begin() + 1, args.end());
-  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
-    std::fputs(kHelp, stdout);
-    return 0;
+// ---- the command line ------------------------------------------------------------------
+int run(int argc, char** argv) {
+  CLI::App app("qkv " QKV_VERSION
+               " - a from-scratch engine for attention models\n\n"
+               "With no command, runs the main job: prints version, SIMD and threads, trains\n"
+               "configs/dates_luong.json (to 99% exact match), then predicts one date and\n"
+               "writes runs/dates_luong/attention.svg.",
+               "qkv");
+  app.formatter(std::make_shared<HelpFormatter>());
+  app.option_defaults()->always_capture_default();  // every default shown from its variable
+  app.set_help_flag("-h,--help", "this text ('qkv COMMAND --help' for a command)");
+  app.set_version_flag("--version", std::string("qkv ") + QKV_VERSION, "print the version");
+  app.allow_extras();  // unknown arguments are reported by check_extras, in our words
+  app.require_subcommand(0, 1);
+  app.footer("environment:\n  QKV_THREADS  thread count (else OMP_NUM_THREADS, else all cores)");
+
+  TrainArgs train;
+  EvalArgs eval;
+  PredictArgs predict;
+  qkv::runner::ForwardOptions forward;
+  ConfigArgs inspect;
+  DataArgs data;
+  BenchArgs bench;
+  CLI::App* train_cmd = declare_train(app, train);
+  CLI::App* eval_cmd = declare_eval(app, eval);
+  CLI::App* predict_cmd = declare_predict(app, predict);
+  CLI::App* forward_cmd = declare_forward(app, forward);
+  CLI::App* inspect_cmd = declare_inspect(app, inspect);
+  CLI::App* data_cmd = declare_data(app, data);
+  CLI::App* info_cmd = app.add_subcommand("info", "print version, SIMD architecture and threads");
+  CLI::App* bench_cmd = declare_bench(app, bench);
+  CLI::App* help_cmd = app.add_subcommand("help", "this text");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {  // --help, --version
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    throw UsageError(usage_message(app, e));
   }
-  if (cmd == "--version") {
-    std::printf("qkv %s\n", QKV_VERSION);
-    return 0;
-  }
-  if (cmd == "info") {
-    print_info();
-    return 0;
-  }
-  if (cmd == "bench") return cmd_bench(rest);
-  if (cmd == "train") return cmd_train(rest);
-  if (cmd == "eval") return cmd_eval(rest);
-  if (cmd == "predict") return cmd_predict(rest);
-  if (cmd == "forward") return cmd_forward(rest);
-  if (cmd == "inspect") return cmd_inspect(rest);
-  if (cmd == "data") return cmd_data(rest);
-  throw UsageError("unknown command '" + cmd + "' (see 'qkv --help')");
+  check_extras(app);
+  for (const CLI::App* c : app.get_subcommands()) check_extras(*c);
+
+  if (*train_cmd) return cmd_train(train);
+  if (*eval_cmd) return cmd_eval(eval);
+  if (*predict_cmd) return cmd_predict(predict);
+  if (*forward_cmd) return qkv::runner::run_forward(forward), 0;
+  if (*inspect_cmd) return cmd_inspect(inspect);
+  if (*data_cmd) return cmd_data(data);
+  if (*bench_cmd) return cmd_bench(bench);
+  if (*info_cmd) return print_info(), 0;
+  if (*help_cmd)
+    return std::fputs(
+               app.get_formatter()->make_help(&app, "qkv", CLI::AppFormatMode::Normal).c_str(),
+               stdout),
+           0;
+  return cmd_main();
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
-    return run(std::vector<std::string>(argv + 1, argv + argc));
+    return run(argc, argv);
   } catch (const UsageError& e) {
     std::fprintf(stderr, "qkv: %s\n", e.what());
     return 2;

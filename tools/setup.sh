@@ -2,13 +2,16 @@
 # Installs the Debian packages qkv builds with (only the missing ones, through
 # sudo when not root), then configures and builds it. Idempotent: with
 # everything present it only runs an incremental build.
+#   tools/setup.sh [TARGET ...]   build only these ninja targets (default: all),
+#                                 e.g. 'tools/setup.sh qkv' for the program alone
 #   QKV_BUILD_DIR   build directory (default: build)
 #   QKV_MESON_ARGS  extra 'meson setup' arguments, e.g. -Dnative=false
 #   QKV_EXTRA_PKGS  more packages to ensure
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(g++ meson ninja-build pkg-config libxsimd-dev doctest-dev nlohmann-json3-dev zlib1g-dev)
+pkgs=(g++ meson ninja-build pkg-config libxsimd-dev libcli11-dev doctest-dev nlohmann-json3-dev
+  zlib1g-dev)
 # The Fashion-MNIST experiments read its gzip'd IDX files from /usr/share/datasets/fashion-mnist/.
 pkgs+=(dataset-fashion-mnist)
 # shellcheck disable=SC2206
@@ -31,4 +34,4 @@ if [ ! -f "$build/build.ninja" ]; then
   # shellcheck disable=SC2086
   meson setup "$build" ${QKV_MESON_ARGS:-} >&2
 fi
-ninja -C "$build" >&2
+ninja -C "$build" "$@" >&2

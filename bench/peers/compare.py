@@ -3,8 +3,11 @@
 interleaved in one run so that they share machine conditions, and prints one
 Markdown table per suite.
 
-usage: python3 bench/peers/compare.py [--qkv PATH] [--threads 1 2]
+usage: python3 bench/peers/compare.py [--qkv PATH] [--qkv-before PATH] [--threads 1 2]
            [--suites gemm softmax] [--rounds R] [--json-out FILE] [--timeout S]
+
+--qkv-before runs a second qkv binary (an earlier build) as one more peer,
+named "before", so a change is measured before and after in the same run.
 
 For each round, thread count and suite, qkv runs first, then the peers (the
 order rotates between rounds). Every tool gets the same thread count through
@@ -305,6 +308,9 @@ def main():
     ap.add_argument("--qkv", default="build/qkv",
                     help="the qkv binary (default: build/qkv; relative to the current "
                          "directory, else to the repository root)")
+    ap.add_argument("--qkv-before", metavar="PATH",
+                    help="an earlier qkv binary, run as the peer 'before' (same cases, "
+                         "same run: a change's before and after side by side)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], metavar="N",
                     help="thread counts (default: 1 2)")
     ap.add_argument("--suites", nargs="+", default=["gemm", "softmax"], choices=SUITES,
@@ -341,6 +347,13 @@ def main():
     tools = [Tool("qkv", lambda s, t: [str(qkv), "bench", s, "--json", "--threads", str(t)],
                   required=True)]
     notes = []
+    if args.qkv_before:
+        before = Path(args.qkv_before).resolve()
+        if not before.exists():
+            log(f"compare: --qkv-before binary '{args.qkv_before}' not found")
+            return 2
+        tools.append(Tool("before", lambda s, t: [str(before), "bench", s, "--json",
+                                                  "--threads", str(t)]))
     if args.no_openblas:
         notes.append("openblas: skipped (--no-openblas)")
     elif "gemm" in suites:

@@ -1,4 +1,4 @@
-// Batch normalisation over the channel axis of x: [N,C,S] (S = H*W for
+// Batch normalisation over the channel axis of x: [N,C,S] (S = IH*IW for
 // BatchNorm2d, 1 for BatchNorm1d on [N,C]), per-channel statistics over N*S
 // values, fused: training computes mean and biased variance (two passes: mean,
 // then centred squares — one-pass sum/sumsq loses everything on data with a

@@ -5,20 +5,20 @@
 // rows, threaded over output planes (forward), input planes (dx) and weight
 // entries (dw); no col buffer.
 // conv2d_forward: per batch of images and group, im2col the batch side by side
-// into col [Cg*KH*KW, images*HO*WO], one GEMM out[Og, images*HO*WO] =
+// into col [Cg*KH*KW, images*OH*OW], one GEMM out[Og, images*OH*OW] =
 // W_g[Og, Cg*KH*KW] * col, then out scattered into NCHW (+ bias); one image per
 // GEMM writes NCHW in place, and a 1x1 / stride 1 / pad 0 convolution uses the
 // image itself as col. conv2d_images_per_gemm sizes the batches (one GEMM per
 // image of 14x14 ran at 81 GFLOP/s). Threaded over batches (the GEMM runs
 // serial inside the region; a single batch gets the threads in its GEMM).
 // conv2d_backward: dW^T = sum over batches of col dY_g^T (dY_g gathered to
-// [Og, images*HO*WO]), accumulated over a fixed partition of the images (up to
+// [Og, images*OH*OW]), accumulated over a fixed partition of the images (up to
 // 8 blocks by N, each split into batches by geometry only) summed in block
 // order, so the bits do not depend on the thread count. dX: for stride 1 and
 // Og <= Cg, the forward conv of dY with the kernel flipped and transposed (pad
 // dil*(K-1) - pad), batched like the forward; otherwise col2im(W_g^T dY_g) per
 // batch.
-// db = sum of dY over N, HO, WO.
+// db = sum of dY over N, OH, OW.
 // Pooling: max (argmax index kept for the backward; ties go to the first
 // maximum in window order; padding never wins) and average
 // (count_include_pad = true). No ceil_mode. Each kernel has a plain-loop
@@ -34,7 +34,7 @@ struct Conv2dSpec {
 
 // Everything the loops need, derived and validated from x, w (and b) shapes.
 struct Conv2dGeom {
-  int64_t N, C, H, W, O, KH, KW, HO, WO, G, Cg, Og;
+  int64_t N, C, IH, IW, O, KH, KW, OH, OW, G, Cg, Og;
   Conv2dSpec s;
 };
 // Throws qkv::Error naming `op` and the shapes: rank, channel/group mismatch,
@@ -51,7 +51,7 @@ bool conv2d_uses_direct(const Conv2dGeom& g);
 // conv (each image is its own col). Depends on the geometry only.
 int64_t conv2d_images_per_gemm(const Conv2dGeom& g);
 
-// x: [N,C,H,W], w: [O,C/groups,KH,KW], b: [O] or undefined -> [N,O,HO,WO]
+// x: [N,C,IH,IW], w: [O,C/groups,KH,KW], b: [O] or undefined -> [N,O,OH,OW]
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dSpec& s);
 Tensor conv2d_forward_ref(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dSpec& s);
 
@@ -67,13 +67,13 @@ Conv2dGrads conv2d_backward_ref(const Tensor& x, const Tensor& w, const Tensor& 
 struct Pool2dSpec {
   int64_t kh = 2, kw = 2, stride_h = 2, stride_w = 2, pad_h = 0, pad_w = 0;
 };
-// Validates x: [N,C,H,W] and the spec (positive kernel and stride, 0 <= pad <=
-// kernel/2, kernel fits the padded input); returns {HO, WO}.
+// Validates x: [N,C,IH,IW] and the spec (positive kernel and stride, 0 <= pad <=
+// kernel/2, kernel fits the padded input); returns {OH, OW}.
 std::pair<int64_t, int64_t> pool2d_out_hw(const Shape& x, const Pool2dSpec& p, const char* op);
 
 struct MaxPool2dResult {
-  Tensor y;      // [N,C,HO,WO]
-  IntTensor idx; // [N,C,HO,WO]: argmax as h*W + w inside its (n,c) plane
+  Tensor y;      // [N,C,OH,OW]
+  IntTensor idx; // [N,C,OH,OW]: argmax as h*IW + w inside its (n,c) plane
 };
 MaxPool2dResult max_pool2d_forward(const Tensor& x, const Pool2dSpec& p);
 MaxPool2dResult max_pool2d_forward_ref(const Tensor& x, const Pool2dSpec& p);

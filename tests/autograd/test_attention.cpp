@@ -75,7 +75,7 @@ Tensor full_mask(const Cfg& c, const Tensor& attn_mask) {
     for (int64_t h = 0; h < c.NH; ++h)
       for (int64_t t = 0; t < c.T; ++t)
         for (int64_t s = 0; s < c.S; ++s) {
-          bool masked = (!c.lengths.empty() && s >= c.lengths[b]) || (c.causal && s > t);
+          bool masked = (!c.lengths.empty() && s >= c.lengths[b]) || (c.causal && s > t + c.S - c.T);
           if (masked) p[((b * c.NH + h) * c.T + t) * c.S + s] = -kInf;
         }
   return m;
@@ -143,6 +143,8 @@ std::vector<Cfg> configs() {
       {2, 2, 7, 7, 17},
       {2, 2, 7, 7, 8, true},
       {1, 2, 150, 150, 17, true},                // causal across query and key blocks
+      {2, 2, 5, 9, 8, true},                     // causal, T < S (bottom-right aligned)
+      {1, 2, 70, 200, 17, true, {200}},          // the same across blocks, with a length
       {3, 2, 6, 9, 8, false, {9, 4, 1}},          // key lengths, S != T
       {2, 1, 70, 300, 8, false, {300, 131}},      // lengths across key blocks
       {2, 2, 5, 5, 8, false, {}, {5, 5}},         // [T,S] float mask
@@ -264,8 +266,10 @@ TEST_SUITE("autograd/sdpa") {
     CHECK(e.find("scaled_dot_product_attention_weights") != std::string::npos);
     CHECK(e.find("every key masked") != std::string::npos);
     tape_clear();
-    CHECK(test::error_of([&] { scaled_dot_product_attention(q, k, v, true); }).find("T == S") !=
-          std::string::npos);
+    // causal with T > S: the first T - S queries see no key (bottom-right alignment)
+    e = test::error_of([&] { scaled_dot_product_attention(k, q, q, true); });
+    CHECK(e.find("query row 0 of batch 0") != std::string::npos);
+    CHECK(e.find("every key masked") != std::string::npos);
     CHECK(test::error_of([&] { scaled_dot_product_attention(q, k, v, false, nullptr, Tensor::zeros({3, 4})); })
               .find("broadcast") != std::string::npos);
     CHECK(test::error_of([&] { scaled_dot_product_attention(q, Var(Tensor::zeros({2, 1, 5, 3})), v); })

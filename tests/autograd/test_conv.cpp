@@ -221,7 +221,7 @@ TEST_SUITE("autograd/conv") {
     CHECK(test::error_of([&] { adaptive_avg_pool2d(x, 0, 2); }) ==
           "adaptive_avg_pool2d: output size must be >= 1, got 0x2");
     CHECK(test::error_of([&] { channel_max(Var(zeros({3, 5, 5}))); }) ==
-          "channel_max: expected x of shape [N,C,H,W], got [3,5,5]");
+          "channel_max: expected x of shape [N,C,IH,IW], got [3,5,5]");
     CHECK(test::error_of([&] { batch_norm(x, Var(zeros({2})), Var(), Tensor(), Tensor(), true); }) ==
           "batch_norm: weight has shape [2], expected [3] (x [1,3,5,5])");
     CHECK(test::error_of([&] { batch_norm(x, Var(), Var(), Tensor(), Tensor(), false); }) ==

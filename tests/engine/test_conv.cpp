@@ -112,12 +112,12 @@ TEST_SUITE("engine/conv") {
       const Tensor x = rand_tensor({c.N, c.C, c.H, c.W}, seed++);
       const Tensor w = rand_tensor({c.O, c.C / c.s.groups, c.KH, c.KW}, seed++);
       const Conv2dGeom g = conv2d_geom(x.shape(), w.shape(), nullptr, c.s);
-      const Tensor dy = rand_tensor({c.N, c.O, g.HO, g.WO}, seed++);
+      const Tensor dy = rand_tensor({c.N, c.O, g.OH, g.OW}, seed++);
       const Conv2dGrads got = conv2d_backward(x, w, dy, c.s, true, true, true);
       const Conv2dGrads want = conv2d_backward_ref(x, w, dy, c.s, true, true, true);
       expect_close(got.dx, want.dx, tol_for(c.O / c.s.groups * c.KH * c.KW), name_of(c) + " dx");
-      expect_close(got.dw, want.dw, tol_for(c.N * g.HO * g.WO), name_of(c) + " dw");
-      expect_close(got.db, want.db, tol_for(c.N * g.HO * g.WO), name_of(c) + " db");
+      expect_close(got.dw, want.dw, tol_for(c.N * g.OH * g.OW), name_of(c) + " dw");
+      expect_close(got.db, want.db, tol_for(c.N * g.OH * g.OW), name_of(c) + " db");
       // Partial requests give the same values and leave the rest undefined.
       const Conv2dGrads only_w = conv2d_backward(x, w, dy, c.s, false, true, false);
       CHECK(!only_w.dx.defined());
@@ -172,7 +172,7 @@ TEST_SUITE("engine/conv") {
       const Tensor b = rand_tensor({c.O}, seed++);
       const Conv2dGeom g = conv2d_geom(x.shape(), w.shape(), nullptr, c.s);
       REQUIRE(conv2d_images_per_gemm(g) > 1);
-      const Tensor dy = rand_tensor({c.N, c.O, g.HO, g.WO}, seed++);
+      const Tensor dy = rand_tensor({c.N, c.O, g.OH, g.OW}, seed++);
       std::vector<std::vector<float>> res[2];
       for (int t : {1, 2}) {
         set_num_threads(t);
@@ -256,7 +256,7 @@ TEST_SUITE("engine/conv") {
     CHECK(err([&] { conv2d_forward(x, zeros({2, 3, 3, 3}), zeros({3}), {}); }) ==
           "conv2d: bias has shape [3], expected [2] (w [2,3,3,3])");
     CHECK(err([&] { conv2d_forward(zeros({3, 5, 5}), zeros({2, 3, 3, 3}), Tensor(), {}); }) ==
-          "conv2d: expected x of shape [N,C,H,W], got [3,5,5]");
+          "conv2d: expected x of shape [N,C,IH,IW], got [3,5,5]");
     CHECK(err([&] { conv2d_backward(x, zeros({2, 3, 3, 3}), zeros({1, 2, 4, 4}), {}, 1, 1, 1); }) ==
           "conv2d_backward: dy has shape [1,2,4,4], expected [1,2,3,3]");
     CHECK(err([&] { max_pool2d_forward(x, {2, 2, 0, 2, 0, 0}); }) ==

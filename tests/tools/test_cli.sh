@@ -23,7 +23,7 @@ expect 0 '' -- --help
 expect 0 '' -- bench --help
 expect 2 "unknown command 'frobnicate'" -- frobnicate
 expect 2 "unknown suite 'nope'" -- bench nope
-expect 2 "--threads: expected a count >= 1, got '0'" -- bench gemm --threads 0
+expect 2 "--threads: expected an integer in [1, 1024], got '0'" -- bench gemm --threads 0
 expect 2 "--threads: missing value" -- bench gemm --threads
 expect 2 "unknown option '--jsn'" -- bench --jsn
 QKV_THREADS=abc expect 1 "QKV_THREADS: expected a thread count >= 1, got 'abc'" -- info
@@ -66,6 +66,27 @@ expect 2 "$tmp/nope.json: cannot open the config file" -- train "$tmp/nope.json"
 expect 2 "train: unknown option '--frob'" -- train "$tmp/tiny.json" --frob
 expect 2 "train: missing CONFIG.json" -- train
 expect 2 "eval: missing --checkpoint" -- eval "$tmp/tiny.json"
+expect 2 "train: unexpected argument 'b.json'" -- train "$tmp/tiny.json" b.json
+expect 2 "unknown option '--frob' (see 'qkv --help')" -- --frob
+expect 2 "--threads: expected an integer in [1, 1024], got 'abc'" -- bench gemm --threads abc
+expect 2 "--split: unknown split 'train' (one of: valid test)" -- eval "$tmp/tiny.json" --checkpoint x --split train
+expect 2 "--beam: expected an integer in [1, 1024], got '0'" -- predict "$tmp/tiny.json" --checkpoint x --input a --beam 0
+expect 2 "--out: missing value" -- data "$tmp/tiny.json" --out
+expect 2 "forward: unknown option '--set'" -- forward m.json --set a=1 --input x --output y
+
+# ---- help: one declaration per flag, so every flag's line shows its default (or 'required') ----
+"$qkv" help | grep -q -- 'bench' || { echo "FAIL: qkv help lists no commands"; fails=$((fails + 1)); }
+for cmd in train eval predict forward inspect data bench; do
+  bad=$("$qkv" $cmd --help | grep -E '^  -' | grep -v -- '--help' | grep -vE '\((.*; )?(default: [^)]+|required)\)$')
+  [ -z "$bad" ] || { echo "FAIL: $cmd --help: a flag without its default: $bad"; fails=$((fails + 1)); }
+done
+"$qkv" predict --help | grep -qE -- '--beam K +.*\(an integer in \[1, 1024\]; default: 1\)' || { echo "FAIL: predict --help: --beam's range and default"; fails=$((fails + 1)); }
+# --set is repeatable, in either spelling, before or after the config
+p1=$("$qkv" inspect "$tmp/tiny.json" | grep '^parameters:')
+p2=$("$qkv" inspect --set model.hidden=8 --set=model.embed=4 "$tmp/tiny.json" | grep '^parameters:')
+p3=$("$qkv" inspect "$tmp/tiny.json" --set model.hidden=8 | grep '^parameters:')
+[[ -n "$p1" && -n "$p2" && -n "$p3" && "$p1" != "$p2" && "$p2" != "$p3" && "$p1" != "$p3" ]] \
+  || { echo "FAIL: repeated --set: '$p1' / '$p2' / '$p3'"; fails=$((fails + 1)); }
 
 # ---- train, eval, predict, inspect ----------------------------------------------
 summary=$("$qkv" train "$tmp/tiny.json" 2>"$tmp/train.log"); rc=$?

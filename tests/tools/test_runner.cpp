@@ -364,6 +364,37 @@ TEST_SUITE("tools/runner") {
     CHECK(std::fabs(runner::metric_value(mb, "exact_match") - em) <= 0.25);
   }
 
+  TEST_CASE("evaluation sums and loss units split over slices add up to the whole") {
+    // What data-parallel training relies on: sums of two slices added name by
+    // name give the whole batch's metrics, and the mean loss scaled by each
+    // slice's share of the loss units gives the whole batch's mean loss.
+    runner::Experiment ex = tiny_experiment(tiny_config("/tmp/unused"));
+    ex.model->eval();
+    NoGrad ng;
+    std::vector<int64_t> all(16), first(7), second(9);
+    for (int64_t i = 0; i < 16; ++i) all[size_t(i)] = i;
+    std::copy(all.begin(), all.begin() + 7, first.begin());
+    std::copy(all.begin() + 7, all.end(), second.begin());
+    const Batch b = ex.data->batch(Split::valid, all), b1 = ex.data->batch(Split::valid, first),
+                b2 = ex.data->batch(Split::valid, second);
+    EvalSums whole, s1, s2;
+    ex.task->eval_batch(b, whole);
+    ex.task->eval_batch(b1, s1);
+    ex.task->eval_batch(b2, s2);
+    for (const auto& [name, v] : s2) s1[name] += v;
+    const runner::Metrics mw = ex.task->metrics(whole), ms = ex.task->metrics(s1);
+    REQUIRE(mw.size() == 3);
+    for (size_t i = 0; i < mw.size(); ++i) CHECK(ms[i].second == doctest::Approx(mw[i].second));
+    const int64_t u = ex.model->loss_units(b), u1 = ex.model->loss_units(b1),
+                  u2 = ex.model->loss_units(b2);
+    CHECK(u == u1 + u2);
+    CHECK(u1 != 7);  // tokens, not examples
+    const double lw = ex.model->loss(b).item(), l1 = ex.model->loss(b1).item(),
+                 l2 = ex.model->loss(b2).item();
+    CHECK(l1 * double(u1) / double(u) + l2 * double(u2) / double(u) ==
+          doctest::Approx(lw).epsilon(1e-5));
+  }
+
   TEST_CASE("inspect's FLOPs per step for a Transformer, from its dimensions") {
     // 1 encoder and 2 decoder layers; the count rebuilt from d_model, FF,
     // the vocabulary and the first batch, not from the parameter list.

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/tensor.h"
+#include "nn/batch.h"
 #include "nn/json_config.h"
 
 namespace qkv::data {
@@ -18,12 +19,7 @@ namespace qkv::data {
 enum class Split { train, valid, test };
 const char* split_name(Split s);  // "train", "valid", "test"
 
-enum class Task {
-  seq2seq,               // src text -> tgt text (dates, addition, sequence)
-  text_classification,   // text -> class
-  image_classification,  // image -> class (fashion-mnist)
-  language_model,        // text -> next tokens (text-lm)
-};
+using Task = qkv::TaskKind;  // seq2seq, text_classification, image_classification, language_model
 
 // A token vocabulary. Ids 0..3 are the specials, in this order; the tokens
 // follow, sorted, so a vocabulary rebuilt from the same config gets the same ids.
@@ -49,16 +45,7 @@ class Vocab {
   std::unordered_map<std::string, int32_t> ids_;  // token -> id, specials included
 };
 
-// One padded mini-batch. Only the fields of the data set's task are defined.
-struct Batch {
-  int64_t size = 0;   // B
-  IntTensor src;      // [B,S] token ids, pad-filled (seq2seq, text classification, LM input)
-  IntTensor src_len;  // [B] lengths in [1,S]
-  IntTensor tgt_in;   // [B,T] bos + target, pad-filled (seq2seq)
-  IntTensor tgt_out;  // [B,T] target + eos, pad-filled (seq2seq); LM: [B,S] next tokens, pad-filled
-  IntTensor labels;   // [B] class ids (classification)
-  Tensor images;      // [B,C,H,W] floats, normalised (image classification)
-};
+using Batch = qkv::Batch;  // nn/batch.h
 
 class Dataset {
  public:
@@ -83,6 +70,16 @@ class Dataset {
   const std::vector<std::string>& class_names() const { return class_names_; }
   std::vector<int64_t> image_shape() const { return image_shape_; }  // {C,H,W} or empty
   int64_t max_target_len() const { return max_target_len_; }         // decode limit, eos included
+  // The same as named facts for a model config ({"src_vocab": 40, "tgt_vocab": 14,
+  // "classes": 2}; only the known ones, > 0; tgt_vocab is src_vocab when there is one
+  // vocabulary): a model type's registration says which config key takes which fact.
+  Json facts() const;
+  // A model's prediction (ids: decoded tokens, a class id, or an LM's added tokens) as
+  // text, for the input it was made from, by this data set's task: the target text,
+  // the class name, or the input continued. tokens (if not null) receives the output
+  // labels one per id (the class name; nothing for a language model).
+  std::string output_text(const std::string& input, const std::vector<int32_t>& ids,
+                          std::vector<std::string>* tokens = nullptr) const;
 
  protected:
   Vocab src_vocab_, tgt_vocab_;  // the LM uses src_vocab_ for both

@@ -7,24 +7,7 @@
 namespace qkv::runner {
 
 Json fill_model_config(const Json& model, const data::Dataset& d) {
-  Json m = model;
-  if (!m.is_object() || !m.contains("type") || !m["type"].is_string()) return m;
-  const std::string type = m["type"].get<std::string>();
-  auto fill = [&](const char* key, int64_t value) {
-    if (!m.contains(key) && value > 0) m[key] = value;
-  };
-  const int64_t src_v = d.src_vocab() ? d.src_vocab()->size() : 0;
-  const int64_t tgt_v = d.tgt_vocab() ? d.tgt_vocab()->size() : src_v;
-  if (type == "seq2seq" || type == "transformer") {
-    fill("src_vocab", src_v);
-    fill("tgt_vocab", tgt_v);
-  } else if (type == "transformer_lm") {
-    fill("vocab", src_v);
-  } else if (type == "attn_classifier") {
-    fill("vocab", src_v);
-    fill("classes", int64_t(d.class_names().size()));
-  }
-  return m;
+  return fill_data_facts(model, d.facts());
 }
 
 Experiment make_experiment(ExperimentConfig cfg, std::unique_ptr<data::Dataset> d) {
@@ -32,8 +15,8 @@ Experiment make_experiment(ExperimentConfig cfg, std::unique_ptr<data::Dataset> 
   if (cfg.threads > 0) set_num_threads(int(cfg.threads));
   ex.data = std::move(d);
   ex.gen = std::make_unique<Generator>(cfg.seed);
-  Built b = build_module(fill_model_config(cfg.model, *ex.data), *ex.gen, "model");
-  ex.model = b.module;
+  BuiltModel b = build_model(fill_model_config(cfg.model, *ex.data), *ex.gen, "model");
+  ex.model = b.model;
   cfg.resolved["model"] = b.resolved;
   ex.task = make_task(*ex.data, ex.model, cfg.train.beam);
   const auto names = ex.task->metric_names();

@@ -1,14 +1,15 @@
-// qkv forward: the interop and parity door (see forward.h).
+// qkv forward: the interop and parity door (see forward.h). The module names
+// its own inputs and outputs (Module::forward_named); this file only moves
+// tensors between files and the module, and runs the backward.
 #include "tools/runner/forward.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
 #include "autograd/ops.h"
 #include "engine/rng.h"
 #include "nn/builder.h"
-#include "nn/multihead_attention.h"
-#include "nn/rnn.h"
 #include "nn/safetensors.h"
 
 namespace qkv::runner {
@@ -24,51 +25,58 @@ Json read_json_file(const std::string& path) {
   return j;
 }
 
-// The named inputs as Vars that require a gradient (when asked).
-struct Inputs {
-  const TensorFile& file;
-  const std::string& path;
-  bool grad;
-  std::map<std::string, Var> vars;
+bool is_upstream(const std::string& name) { return name.rfind("grad_", 0) == 0; }
 
-  Var get(const std::string& name, bool required) {
-    auto it = file.floats.find(name);
-    check(it != file.floats.end() || !required, path, ": missing float tensor '", name, "'");
-    if (it == file.floats.end()) return Var();
-    Var v(it->second.clone(), grad);
-    vars[name] = v;
-    return v;
-  }
-  const IntTensor* ints(const std::string& name) const {
-    auto it = file.ints.find(name);
-    return it == file.ints.end() ? nullptr : &it->second;
-  }
-};
+std::string join(const std::vector<std::string>& names) {
+  std::string s;
+  for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
+  return s.empty() ? "nothing" : s;
+}
 
-// Runs the module; returns its named outputs.
-std::vector<std::pair<std::string, Var>> run_module(Module& m, Inputs& in) {
-  if (auto* u = dynamic_cast<UnaryModule*>(&m))
-    return {{"output", u->forward(in.get("input", true))}};
-  if (auto* r = dynamic_cast<RNNBase*>(&m)) {
-    const Var x = in.get("input", true), h0 = in.get("h0", false);
-    const Var c0 = r->kind == RNNKind::lstm ? in.get("c0", false) : Var();
-    const RNNOutput o = r->forward(x, in.ints("lengths"), h0, c0);
-    std::vector<std::pair<std::string, Var>> out = {{"output", o.output}, {"h_n", o.h_n}};
-    if (o.c_n.defined()) out.emplace_back("c_n", o.c_n);
-    return out;
+// The file's tensors as named inputs: floats become leaves (requiring a
+// gradient under --grad), except the upstream gradients "grad_<output>".
+NamedInputs named_inputs(const TensorFile& x, const std::string& path, bool grad) {
+  std::map<std::string, Var> floats;
+  for (const auto& [name, t] : x.floats)
+    if (!is_upstream(name)) floats[name] = Var(t.clone(), grad);
+  return NamedInputs(std::move(floats), x.ints, path);
+}
+
+// Every tensor in the file must be read by the module or be the upstream of
+// one of its outputs: a misspelt name would otherwise be silently ignored.
+void check_all_used(const Module& m, const NamedInputs& in, const TensorFile& x,
+                    const NamedOutputs& outs, const std::string& path) {
+  for (const auto& name : in.unread())
+    if (!is_upstream(name))
+      fail(path, ": '", name, "' is not an input of ", m.describe(), " (it read ", join(in.read()),
+           ")");
+  std::vector<std::string> have;
+  for (const auto& [name, v] : outs)
+    if (v.defined()) have.push_back(name);
+  for (const auto& [name, _] : x.floats) {
+    if (!is_upstream(name)) continue;
+    const std::string out = name.substr(5);
+    check(std::find(have.begin(), have.end(), out) != have.end(), path, ": upstream '", name,
+          "' matches no output (", m.describe(), " gives ", join(have), ")");
   }
-  if (auto* a = dynamic_cast<MultiheadAttention*>(&m)) {
-    const Var q = in.get("query", true);
-    Var k = in.get("key", false), v = in.get("value", false);
-    if (!k.defined()) k = q;
-    if (!v.defined()) v = k;
-    AttentionMasks masks;
-    masks.key_lengths = in.ints("key_lengths");
-    const MultiheadAttentionOutput o = a->forward(q, k, v, masks, /*need_weights=*/true);
-    return {{"output", o.output}, {"weights", o.weights}};
+}
+
+// L = sum_o sum(o * upstream_o): one scalar, one backward.
+void run_backward(const NamedOutputs& outs, const TensorFile& x, const std::string& path) {
+  Var total;
+  for (const auto& [name, v] : outs) {
+    auto it = x.floats.find("grad_" + name);
+    if (!v.defined() || it == x.floats.end()) continue;
+    check(it->second.shape() == v.shape(), path, ": grad_", name, " has shape ",
+          shape_str(it->second.shape()), ", the output ", name, " has ", shape_str(v.shape()));
+    check(v.requires_grad(), path, ": grad_", name, " given, but the output ", name,
+          " carries no gradient");
+    const Var term = sum(mul(v, Var(it->second)));
+    total = total.defined() ? add(total, term) : term;
   }
-  fail("forward: a ", m.describe(),
-       " is not supported (any one-tensor module, lstm, gru, multihead_attention)");
+  check(total.defined(), path, ": --grad needs an upstream gradient 'grad_<output>' for one of ",
+        "the outputs");
+  backward(total);
 }
 
 }  // namespace
@@ -87,33 +95,22 @@ void run_forward(const ForwardOptions& opt) {
     }
   }
   const TensorFile x = load_safetensors(opt.input);
-  Inputs in{x, opt.input, opt.grad, {}};
+  NamedInputs in = named_inputs(x, opt.input, opt.grad);
   for (auto& p : m.parameters()) p.zero_grad();
-  std::vector<std::pair<std::string, Var>> outs;
+  NamedOutputs outs;
   if (opt.grad) {
-    outs = run_module(m, in);
+    outs = m.forward_named(in);
   } else {
     NoGrad no_grad;
-    outs = run_module(m, in);
+    outs = m.forward_named(in);
   }
+  check_all_used(m, in, x, outs, opt.input);
   TensorFile y;
   for (const auto& [name, v] : outs)
     if (v.defined()) y.floats[name] = v.value();
   if (opt.grad) {
-    // L = sum_o sum(o * upstream_o): one scalar, one backward.
-    Var total;
-    for (const auto& [name, v] : outs) {
-      const std::string key = name == "output" ? "grad_output" : "grad_" + name;
-      auto it = x.floats.find(key);
-      if (!v.defined() || it == x.floats.end()) continue;
-      check(it->second.shape() == v.shape(), opt.input, ": ", key, " has shape ",
-            shape_str(it->second.shape()), ", the output ", name, " has ", shape_str(v.shape()));
-      const Var term = sum(mul(v, Var(it->second)));
-      total = total.defined() ? add(total, term) : term;
-    }
-    check(total.defined(), opt.input, ": --grad needs an upstream gradient 'grad_output'");
-    backward(total);
-    for (const auto& [name, v] : in.vars)
+    run_backward(outs, x, opt.input);
+    for (const auto& [name, v] : in.floats())
       y.floats["grad." + name] = v.has_grad() ? v.grad() : zeros(v.shape());
     for (const auto& [name, p] : m.named_parameters())
       y.floats[name] = p.has_grad() ? p.grad() : zeros(p.shape());

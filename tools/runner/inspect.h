@@ -2,8 +2,9 @@
 // module) and, for an experiment config, a FLOPs-per-training-step estimate:
 // 6 x (weights used per token) x (tokens per step) -- 2 for the forward
 // multiply-add, 4 for the backward (Kaplan et al. 2020) -- plus the attention
-// scores and contexts. Embedding lookups cost nothing here. Image models get
-// no estimate (it needs per-layer spatial sizes).
+// scores and contexts; image classifiers run one image through their layers.
+// Embedding lookups cost nothing here. Each model counts its own
+// (Model::flops_per_step); this file only picks the batch.
 #pragma once
 #include <string>
 

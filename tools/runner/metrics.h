@@ -9,10 +9,11 @@
 #include <vector>
 
 #include "nn/json_config.h"
+#include "nn/model.h"
 
 namespace qkv::runner {
 
-using Metrics = std::vector<std::pair<std::string, double>>;
+using Metrics = qkv::Metrics;  // nn/model.h: named values in a fixed order
 
 // The value of `name` in m; NaN when absent.
 double metric_value(const Metrics& m, const std::string& name);

@@ -109,8 +109,8 @@ Var layer_norm(const Var& x, const Var& gamma, const Var& beta, float eps = 1e-5
 Var dropout(const Var& x, float p, bool training, Generator& gen);
 
 // ---- recurrent layers (ops_rnn.cpp): one layer, one direction, whole sequence ----
-// x: [T,B,I]; h0, c0: [B,H] (undefined = zeros); w_ih: [G*H,I], w_hh: [G*H,H],
-// biases [G*H] (undefined = none), G = 4 (LSTM, gates i,f,g,o) or 3 (GRU,
+// x: [T,B,I]; h0, c0: [B,H] (undefined = zeros); w_ih: [G,I], w_hh: [G,H],
+// biases [G] (undefined = none), G = 4H (LSTM, gates i,f,g,o) or 3H (GRU,
 // r,z,n); lengths: [B] in [1,T] or null; reverse: run from each sequence's
 // last step back to 0. Returns {output [T,B,H], h_n [B,H], c_n [B,H]} for the
 // LSTM and {output, h_n} for the GRU; output is zero at padded steps.

@@ -29,9 +29,10 @@ std::vector<uint8_t> active_mask(const IntTensor* lengths, int64_t T, int64_t B,
   check(lengths->dim() == 1 && lengths->numel() == B, op, ": lengths has shape ",
         lengths->shape(), ", expected [", B, "]");
   for (int64_t b = 0; b < B; ++b) {
-    const int32_t L = lengths->data()[b];
-    check(L >= 1 && L <= T, op, ": length ", L, " of sequence ", b, " out of range [1,", T, "]");
-    for (int64_t t = L; t < T; ++t) m[size_t(t * B + b)] = 0;
+    const int32_t len = lengths->data()[b];
+    check(len >= 1 && len <= T, op, ": length ", len, " of sequence ", b, " out of range [1,", T,
+          "]");
+    for (int64_t t = len; t < T; ++t) m[size_t(t * B + b)] = 0;
   }
   return m;
 }

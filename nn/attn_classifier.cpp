@@ -1,5 +1,5 @@
-// AttnClassifier (see attn_classifier.h). Shapes: B batch, T tokens, D
-// directions, H hidden size per direction.
+// AttnClassifier (see attn_classifier.h). Shapes: B batch, T tokens, ND
+// directions, H hidden size per direction, K = ND*H key size.
 #include "nn/attn_classifier.h"
 
 #include <cmath>
@@ -15,7 +15,7 @@ AttnClassifier::AttnClassifier(const AttnClassifierOptions& opt, Generator& gen)
   check(opt.vocab >= 1 && opt.embed >= 1 && opt.hidden >= 1 && opt.classes >= 1,
         "AttnClassifier: vocab, embed, hidden and classes must be >= 1, got ", opt.vocab, ", ",
         opt.embed, ", ", opt.hidden, ", ", opt.classes);
-  const int64_t DH = (opt.bidirectional ? 2 : 1) * opt.hidden;
+  const int64_t K = (opt.bidirectional ? 2 : 1) * opt.hidden;
   embedding = register_module(
       "embedding", std::make_shared<Embedding>(
                        EmbeddingOptions{opt.vocab, opt.embed, opt.padding_idx}, gen));
@@ -25,24 +25,24 @@ AttnClassifier::AttnClassifier(const AttnClassifierOptions& opt, Generator& gen)
   r.batch_first   = true;
   r.bidirectional = opt.bidirectional;
   lstm = register_module("lstm", std::make_shared<LSTM>(r, gen));
-  // As a Linear(DH -> 1) row: U(-1/sqrt(DH), 1/sqrt(DH)).
-  Tensor q({DH});
-  const float bound = 1.f / std::sqrt(float(DH));
+  // As a Linear(K -> 1) row: U(-1/sqrt(K), 1/sqrt(K)).
+  Tensor q({K});
+  const float bound = 1.f / std::sqrt(float(K));
   init::uniform(q, -bound, bound, gen);
   query = register_parameter("query", q);
-  head = register_module("head", std::make_shared<Linear>(LinearOptions{DH, opt.classes, true}, gen));
+  head = register_module("head", std::make_shared<Linear>(LinearOptions{K, opt.classes, true}, gen));
 }
 
 // ids: [B,T], lengths: [B] -> logits [B,classes], weights [B,T]
 ClassifierOutput AttnClassifier::forward(const IntTensor& ids, const IntTensor& lengths) {
   check(ids.dim() == 2, "AttnClassifier: ids must be [B,T], got ", ids.shape());
-  const int64_t B = ids.size(0), T = ids.size(1), DH = query.size(0);
+  const int64_t B = ids.size(0), T = ids.size(1), K = query.size(0);
   Tensor mask = attention_mask(lengths, B, T, "AttnClassifier");       // [B,T]
-  Var keys = lstm->forward(embedding->forward(ids), &lengths).output;  // [B,T,DH]
-  Var scores = matmul(keys, reshape(query, {DH, 1}));                   // [B,T,1]
-  scores = reshape(scores, {B, T}) * (1.f / std::sqrt(float(DH))) + Var(mask);
+  Var keys = lstm->forward(embedding->forward(ids), &lengths).output;  // [B,T,K]
+  Var scores = matmul(keys, reshape(query, {K, 1}));                   // [B,T,1]
+  scores = reshape(scores, {B, T}) * (1.f / std::sqrt(float(K))) + Var(mask);
   Var weights = softmax(scores);                                        // [B,T]
-  Var context = reshape(matmul(reshape(weights, {B, 1, T}), keys), {B, DH});
+  Var context = reshape(matmul(reshape(weights, {B, 1, T}), keys), {B, K});
   return {head->forward(context), weights};
 }
 

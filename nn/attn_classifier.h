@@ -1,8 +1,8 @@
 // AttnClassifier: the attention-pooled LSTM text classifier of "Understanding
 // Attention for Text Classification" (Sun & Lu, ACL 2020):
-//   ids [B,T] -> Embedding [B,T,E] -> LSTM (batch_first, lengths) -> keys [B,T,D*H]
-//   scores = keys . query / sqrt(D*H), query a learned [D*H] vector, length-masked
-//   weights = softmax(scores) [B,T], context = weights @ keys [B,D*H]
+//   ids [B,T] -> Embedding [B,T,E] -> LSTM (batch_first, lengths) -> keys [B,T,ND*H]
+//   scores = keys . query / sqrt(ND*H), query a learned [ND*H] vector, length-masked
+//   weights = softmax(scores) [B,T], context = weights @ keys [B,ND*H]
 //   logits = head(context) [B,classes]
 // Parameters: embedding.weight, lstm.*, query, head.weight, head.bias.
 // Not here: dropout, pretrained embeddings, multiple layers.
@@ -24,7 +24,7 @@ struct AttnClassifierOptions {
   int64_t embed = 0;          // E
   int64_t hidden = 0;         // H per direction
   int64_t classes = 0;
-  bool bidirectional = true;  // D = 2
+  bool bidirectional = true;  // ND = 2 directions
   int64_t padding_idx = 0;    // embedding row that stays zero (-1: none)
 };
 
@@ -57,7 +57,7 @@ class AttnClassifier : public Model {
   AttnClassifierOptions options;
   std::shared_ptr<Embedding> embedding;
   std::shared_ptr<LSTM> lstm;
-  Var query;  // [D*H]
+  Var query;  // [ND*H]
   std::shared_ptr<Linear> head;
 };
 

@@ -21,7 +21,7 @@ Tensor uniform_init(Shape s, int64_t hidden, Generator& gen) {
   return t;
 }
 
-// Entry `i` of the first axis of a [L*D,B,H] state, as [B,H].
+// Entry `i` of the first axis of a [L*ND,B,H] state, as [B,H].
 Var state_at(const Var& s, int64_t i) {
   if (!s.defined()) return Var();
   return reshape(slice(s, 0, i, i + 1), {s.size(1), s.size(2)});
@@ -37,12 +37,12 @@ RNNBase::RNNBase(RNNKind k, const RNNOptions& opt, Generator& gen)
         opt.hidden_size, ", ", opt.num_layers);
   check(opt.dropout >= 0.f && opt.dropout < 1.f, nm, ": dropout must be in [0,1), got ",
         opt.dropout);
-  const int64_t D = opt.bidirectional ? 2 : 1, G = gates_of(k) * opt.hidden_size,
+  const int64_t ND = opt.bidirectional ? 2 : 1, G = gates_of(k) * opt.hidden_size,
                 H = opt.hidden_size;
   for (int64_t l = 0; l < opt.num_layers; ++l)
-    for (int64_t d = 0; d < D; ++d) {
-      const std::string sfx = "_l" + std::to_string(l) + (d ? "_reverse" : "");
-      const int64_t in = l == 0 ? opt.input_size : D * H;
+    for (int64_t dir = 0; dir < ND; ++dir) {
+      const std::string sfx = "_l" + std::to_string(l) + (dir ? "_reverse" : "");
+      const int64_t in = l == 0 ? opt.input_size : ND * H;
       Weights w;
       w.w_ih = register_parameter("weight_ih" + sfx, uniform_init({G, in}, H, gen));
       w.w_hh = register_parameter("weight_hh" + sfx, uniform_init({G, H}, H, gen));
@@ -61,8 +61,8 @@ RNNOutput RNNBase::forward(const Var& x_in, const IntTensor* lengths, const Var&
   check(x_in.dim() == 3 && x_in.size(2) == o.input_size, nm, ": input has shape ", x_in.shape(),
         ", expected [", o.batch_first ? "B,T," : "T,B,", o.input_size, "]");
   const Var x = o.batch_first ? transpose(x_in, 0, 1) : x_in;  // [T,B,I]
-  const int64_t B = x.size(1), D = o.bidirectional ? 2 : 1, H = o.hidden_size;
-  const Shape state_shape = {o.num_layers * D, B, H};
+  const int64_t B = x.size(1), ND = o.bidirectional ? 2 : 1, H = o.hidden_size;
+  const Shape state_shape = {o.num_layers * ND, B, H};
   if (h0.defined())
     check(h0.shape() == state_shape, nm, ": h0 has shape ", h0.shape(), ", expected ",
           state_shape);
@@ -75,20 +75,20 @@ RNNOutput RNNBase::forward(const Var& x_in, const IntTensor* lengths, const Var&
   std::vector<Var> hs, cs;
   for (int64_t l = 0; l < o.num_layers; ++l) {
     std::vector<Var> outs;
-    for (int64_t d = 0; d < D; ++d) {
-      const Weights& w = weights_[size_t(l * D + d)];
-      const int64_t idx = l * D + d;
+    for (int64_t dir = 0; dir < ND; ++dir) {
+      const Weights& w = weights_[size_t(l * ND + dir)];
+      const int64_t idx = l * ND + dir;
       std::vector<Var> r =
           kind == RNNKind::lstm
               ? lstm_layer(layer_in, state_at(h0, idx), state_at(c0, idx), w.w_ih, w.w_hh, w.b_ih,
-                           w.b_hh, lengths, d == 1)
+                           w.b_hh, lengths, dir == 1)
               : gru_layer(layer_in, state_at(h0, idx), w.w_ih, w.w_hh, w.b_ih, w.b_hh, lengths,
-                          d == 1);
+                          dir == 1);
       outs.push_back(r[0]);
       hs.push_back(r[1]);
       if (kind == RNNKind::lstm) cs.push_back(r[2]);
     }
-    layer_in = D == 2 ? concat(outs, -1) : outs[0];
+    layer_in = ND == 2 ? concat(outs, -1) : outs[0];
     if (l + 1 < o.num_layers && o.dropout > 0.f)
       layer_in = dropout(layer_in, o.dropout, training(), *gen_);
   }
@@ -169,7 +169,7 @@ std::string GRUCell::describe() const {
 // ---- named forward (nn/forward_io.h) ----------------------------------------------
 
 NamedOutputs RNNBase::forward_named(NamedInputs& in) {
-  // input: [T,B,I] or [B,T,I]; h0, c0: [L*D,B,H]; lengths: [B]
+  // input: [T,B,I] or [B,T,I]; h0, c0: [L*ND,B,H]; lengths: [B]
   const Var x = in.tensor("input"), h0 = in.optional("h0");
   const Var c0 = kind == RNNKind::lstm ? in.optional("c0") : Var();
   const RNNOutput o = forward(x, in.optional_ids("lengths"), h0, c0);

@@ -6,9 +6,10 @@
 // pack_padded_sequence(enforce_sorted=False) -> pad_packed_sequence: outputs at
 // padded steps are zero, h_n / c_n are the states at each sequence's last
 // valid step (the reverse direction starts there), and padding receives no
-// gradient. Shapes (D = 2 if bidirectional else 1, L = num_layers):
-//   x: [T,B,I] ([B,T,I] batch_first)  ->  output: [T,B,D*H] ([B,T,D*H])
-//   h0, c0, h_n, c_n: [L*D,B,H]  (index = layer * D + direction)
+// gradient. Shapes (ND = 2 directions if bidirectional else 1, L = num_layers,
+// I = input_size, H = hidden_size):
+//   x: [T,B,I] ([B,T,I] batch_first)  ->  output: [T,B,ND*H] ([B,T,ND*H])
+//   h0, c0, h_n, c_n: [L*ND,B,H]  (index = layer * ND + direction)
 #pragma once
 #include "nn/enum_names.h"
 #include "nn/module.h"
@@ -28,9 +29,9 @@ struct RNNOptions {
 };
 
 struct RNNOutput {
-  Var output;  // [T,B,D*H] or [B,T,D*H]
-  Var h_n;     // [L*D,B,H]
-  Var c_n;     // [L*D,B,H], LSTM only (undefined for GRU)
+  Var output;  // [T,B,ND*H] or [B,T,ND*H]
+  Var h_n;     // [L*ND,B,H]
+  Var c_n;     // [L*ND,B,H], LSTM only (undefined for GRU)
 };
 
 enum class RNNKind { lstm, gru };
@@ -53,9 +54,10 @@ class RNNBase : public Module {
   RNNOptions options;
   RNNKind kind;
 
-  // Per (layer, direction): the four parameters, in weights()[layer*D + dir].
+  // Per (layer, direction): the four parameters, in weights()[layer * ND + dir].
+  // G gate rows: 4H (LSTM: i, f, g, o) or 3H (GRU: r, z, n); in = I, or ND*H above layer 0.
   struct Weights {
-    Var w_ih, w_hh, b_ih, b_hh;  // [G*H, in], [G*H, H], [G*H], [G*H]; G = 4 (LSTM) or 3 (GRU)
+    Var w_ih, w_hh, b_ih, b_hh;  // [G,in], [G,H], [G], [G]
   };
   const std::vector<Weights>& weights() const { return weights_; }
 

@@ -1,6 +1,6 @@
 // Seq2Seq encoder-decoder: the encoder, one decoder step for each variant
 // (none / peeky, Luong, Bahdanau), teacher forcing, greedy and beam search.
-// Legend: B batch, S source, T target, E embed, H hidden, D directions, V vocab.
+// Legend: B batch, S source, T target, E embed, H hidden, ND directions, V vocab.
 #include "nn/seq2seq.h"
 
 #include <algorithm>
@@ -88,15 +88,15 @@ Seq2SeqEncoder::Seq2SeqEncoder(const Seq2SeqOptions& o, Generator& gen) {
 }
 
 EncoderOutput Seq2SeqEncoder::forward(const IntTensor& ids, const IntTensor& lengths) {
-  // ids: [B,S] -> outputs [B,S,D*H], h/c [B,D*H]
+  // ids: [B,S] -> outputs [B,S,ND*H], h/c [B,ND*H]
   RNNOutput r = rnn->forward(embedding->forward(ids), &lengths);
-  const int64_t D = rnn->options.bidirectional ? 2 : 1, L = rnn->options.num_layers;
+  const int64_t ND = rnn->options.bidirectional ? 2 : 1, L = rnn->options.num_layers;
   const int64_t B = ids.size(0), H = rnn->options.hidden_size;
-  auto last_layer = [&](const Var& s) {  // [L*D,B,H] -> [B,D*H]
+  auto last_layer = [&](const Var& s) {  // [L*ND,B,H] -> [B,ND*H]
     std::vector<Var> parts;
-    for (int64_t d = 0; d < D; ++d)
-      parts.push_back(reshape(slice(s, 0, (L - 1) * D + d, (L - 1) * D + d + 1), {B, H}));
-    return D == 1 ? parts[0] : concat(parts, 1);
+    for (int64_t dir = 0; dir < ND; ++dir)
+      parts.push_back(reshape(slice(s, 0, (L - 1) * ND + dir, (L - 1) * ND + dir + 1), {B, H}));
+    return ND == 1 ? parts[0] : concat(parts, 1);
   };
   EncoderOutput e;
   e.outputs = r.output;

@@ -4,13 +4,13 @@
 //
 // Encoder: Embedding + LSTM/GRU (batch_first, lengths, optionally
 // bidirectional); the last layer's final states of both directions are
-// concatenated ([B,D*H]) and bridged to the decoder's initial state.
+// concatenated ([B,ND*H]) and bridged to the decoder's initial state.
 // Decoder: Embedding + one LSTMCell/GRUCell, stepped one token at a time
 // (a single decoder layer, deliberately). Not here: multi-layer decoders,
 // dropout, coverage, scheduled sampling, batched decoding of several sources.
 //
 // Legend: B batch, S source time, T target time, E embed, H hidden,
-// D = 2 if bidirectional else 1, V target vocabulary.
+// ND = 2 directions if bidirectional else 1, V target vocabulary.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -56,9 +56,9 @@ struct Seq2SeqOptions {
 // The encoder: Embedding + LSTM/GRU ("encoder.embedding.weight",
 // "encoder.rnn.weight_ih_l0", ...).
 struct EncoderOutput {
-  Var outputs;  // [B,S,D*H], zero at padded steps
-  Var h;        // [B,D*H] last layer's final h, directions concatenated
-  Var c;        // [B,D*H] the same for the LSTM cell state (undefined for GRU)
+  Var outputs;  // [B,S,ND*H], zero at padded steps
+  Var h;        // [B,ND*H] last layer's final h, directions concatenated
+  Var c;        // [B,ND*H] the same for the LSTM cell state (undefined for GRU)
 };
 
 class Seq2SeqEncoder : public Module {
@@ -81,8 +81,8 @@ struct DecoderState {
 
 // Encoder results the decoder reads at every step.
 struct EncoderMemory {
-  Var outputs;         // [B,S,D*H]
-  Var summary;         // [B,D*H] final encoder state (peeky context)
+  Var outputs;         // [B,S,ND*H]
+  Var summary;         // [B,ND*H] final encoder state (peeky context)
   AttentionKeys keys;  // prepared from outputs (attention variants only)
 };
 
@@ -106,7 +106,7 @@ class Seq2SeqDecoder : public Module {
   std::shared_ptr<LSTMCell> lstm;  // exactly one of lstm / gru, registered as "cell"
   std::shared_ptr<GRUCell> gru;
   std::shared_ptr<Attention> attention;  // luong / bahdanau
-  std::shared_ptr<Linear> combine;       // Luong W_c: [c; h] (D*H + H) -> H, no bias
+  std::shared_ptr<Linear> combine;       // Luong W_c: [c; h] (ND*H + H) -> H, no bias
 };
 
 class Seq2Seq : public SeqToSeqModel {
@@ -147,10 +147,10 @@ class Seq2Seq : public SeqToSeqModel {
 
   Seq2SeqOptions options;
   std::shared_ptr<Seq2SeqEncoder> encoder;
-  std::shared_ptr<Linear> bridge_h;  // D*H -> H, then tanh
-  std::shared_ptr<Linear> bridge_c;  // D*H -> H (LSTM only)
+  std::shared_ptr<Linear> bridge_h;  // ND*H -> H, then tanh
+  std::shared_ptr<Linear> bridge_c;  // ND*H -> H (LSTM only)
   std::shared_ptr<Seq2SeqDecoder> decoder;
-  std::shared_ptr<Linear> out;  // H (Bahdanau: H + D*H) -> V
+  std::shared_ptr<Linear> out;  // H (Bahdanau: H + ND*H) -> V
 
  private:
   // Encodes and returns the memory and the decoder's initial state.

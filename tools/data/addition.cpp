@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "tools/data/registry.h"
+
 namespace qkv::data {
 
 AdditionOptions addition_options(JsonReader& r) {
@@ -40,5 +42,12 @@ std::unique_ptr<Dataset> make_addition(const AdditionOptions& o, uint64_t seed) 
   return std::make_unique<PairDataset>("addition", std::move(splits), "+0123456789", "0123456789",
                                        o.reverse_source);
 }
+
+namespace {
+const DatasetRegistrar registered("addition", [](JsonReader& r, uint64_t seed) {
+  const AdditionOptions o = addition_options(r);
+  return DatasetRecipe{[o, seed] { return make_addition(o, seed); }};
+});
+}  // namespace
 
 }  // namespace qkv::data

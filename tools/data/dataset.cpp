@@ -1,14 +1,12 @@
-// Shared pieces of the data sets: split names, make_dataset's dispatch on
-// "name", and the TSV export a peer script trains on.
+// Shared pieces of the data sets: split names, the registry of data sets by
+// name with make_dataset's lookup in it, and the TSV export a peer script
+// trains on.
 #include "tools/data/dataset.h"
 
 #include <fstream>
+#include <map>
 
-#include "tools/data/addition.h"
-#include "tools/data/dates.h"
-#include "tools/data/fashion_mnist.h"
-#include "tools/data/sequence.h"
-#include "tools/data/text.h"
+#include "tools/data/registry.h"
 
 namespace qkv::data {
 
@@ -21,46 +19,46 @@ const char* split_name(Split s) {
   return "?";
 }
 
+// ---- registry -------------------------------------------------------------------
+
+namespace {
+
+// Function-local: filled by registrars during static initialisation, in any order.
+std::map<std::string, DatasetReader>& registry() {
+  static std::map<std::string, DatasetReader> readers;
+  return readers;
+}
+
+}  // namespace
+
+void register_dataset(const std::string& name, DatasetReader read) {
+  check(!name.empty(), "register_dataset: empty data set name");
+  check(read != nullptr, "register_dataset: data set '", name, "' has no options reader");
+  const bool added = registry().emplace(name, std::move(read)).second;
+  check(added, "register_dataset: data set '", name, "' is already registered");
+}
+
+void unregister_dataset(const std::string& name) { registry().erase(name); }
+
 std::vector<std::string> dataset_names() {
-  return {"addition", "dates", "fashion-mnist", "sequence", "text-classification", "text-lm"};
+  std::vector<std::string> names;
+  for (const auto& [name, _] : registry()) names.push_back(name);  // a std::map: sorted
+  return names;
 }
 
 Made make_dataset(const Json& cfg, uint64_t seed, const std::string& path) {
   JsonReader r(cfg, path);
   const std::string name = r.require_string("name", dataset_names());
-  // Each branch reads its options, then finish() rejects unknown keys before
-  // any generation or file reading starts.
+  const auto it = registry().find(name);
+  check(it != registry().end(), r.path_of("name"), ": no data set is registered under \"", name,
+        "\"");  // only when none is: require_string lists them otherwise
+  DatasetRecipe recipe = it->second(r, seed);
+  r.finish();  // unknown keys fail here, before any generation or file reading
   Made m;
-  Json extra = Json::object();
-  if (name == "dates") {
-    DatesOptions o = dates_options(r);
-    r.finish();
-    extra = o.extra;
-    m.dataset = make_dates(o, seed);
-  } else if (name == "addition") {
-    AdditionOptions o = addition_options(r);
-    r.finish();
-    m.dataset = make_addition(o, seed);
-  } else if (name == "sequence") {
-    SequenceOptions o = sequence_options(r);
-    r.finish();
-    m.dataset = make_sequence(o, seed);
-  } else if (name == "fashion-mnist") {
-    FashionMnistOptions o = fashion_mnist_options(r);
-    r.finish();
-    m.dataset = make_fashion_mnist(o, seed);
-  } else if (name == "text-classification") {
-    TextClassificationOptions o = text_classification_options(r);
-    r.finish();
-    m.dataset = make_text_classification(o, seed);
-  } else {
-    TextLmOptions o = text_lm_options(r);
-    r.finish();
-    extra = o.extra;
-    m.dataset = make_text_lm(o);
-  }
+  m.dataset = recipe.make();
   m.resolved = r.resolved();
-  for (auto it = extra.begin(); it != extra.end(); ++it) m.resolved[it.key()] = it.value();
+  for (auto it = recipe.extra.begin(); it != recipe.extra.end(); ++it)
+    m.resolved[it.key()] = it.value();
   return m;
 }
 

@@ -96,10 +96,11 @@ struct Made {
 // cfg: the experiment's "data" object ({"name": "dates", "train": 20000, ...});
 // path names it in errors ("data"). Unknown keys and bad values throw
 // qkv::Error naming the JSON path; missing or corrupt files name the file.
-// seed fixes generation and the split of loaded data.
+// seed fixes generation and the split of loaded data. "name" is looked up
+// among the registered data sets (tools/data/registry.h).
 Made make_dataset(const Json& cfg, uint64_t seed, const std::string& path = "data");
 
-// The data set names make_dataset knows, sorted.
+// The registered data set names (those make_dataset knows), sorted.
 std::vector<std::string> dataset_names();
 
 // Writes split s as "source<TAB>target" lines (so a peer script can train on

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "engine/error.h"
+#include "tools/data/registry.h"
 
 namespace qkv::data {
 
@@ -241,5 +242,12 @@ std::unique_ptr<Dataset> make_dates(const DatesOptions& o, uint64_t seed) {
   return std::make_unique<PairDataset>("dates", std::move(splits), source_alphabet(formats),
                                        "-0123456789", /*reverse_source=*/false);
 }
+
+namespace {
+const DatasetRegistrar registered("dates", [](JsonReader& r, uint64_t seed) {
+  const DatesOptions o = dates_options(r);
+  return DatasetRecipe{[o, seed] { return make_dates(o, seed); }, o.extra};
+});
+}  // namespace
 
 }  // namespace qkv::data

@@ -10,6 +10,7 @@
 #include "engine/error.h"
 #include "tools/data/idx.h"
 #include "tools/data/pairs.h"
+#include "tools/data/registry.h"
 
 namespace qkv::data {
 namespace {
@@ -150,5 +151,12 @@ FashionMnistOptions fashion_mnist_options(JsonReader& r) {
 std::unique_ptr<Dataset> make_fashion_mnist(const FashionMnistOptions& o, uint64_t seed) {
   return std::make_unique<FashionMnist>(o, seed);
 }
+
+namespace {
+const DatasetRegistrar registered("fashion-mnist", [](JsonReader& r, uint64_t seed) {
+  const FashionMnistOptions o = fashion_mnist_options(r);
+  return DatasetRecipe{[o, seed] { return make_fashion_mnist(o, seed); }};
+});
+}  // namespace
 
 }  // namespace qkv::data

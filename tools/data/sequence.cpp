@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "engine/error.h"
+#include "tools/data/registry.h"
 
 namespace qkv::data {
 namespace {
@@ -76,5 +77,12 @@ std::unique_ptr<Dataset> make_sequence(const SequenceOptions& o, uint64_t seed) 
   return std::make_unique<PairDataset>("sequence", std::move(splits), alphabet, alphabet,
                                        /*reverse_source=*/false);
 }
+
+namespace {
+const DatasetRegistrar registered("sequence", [](JsonReader& r, uint64_t seed) {
+  const SequenceOptions o = sequence_options(r);
+  return DatasetRecipe{[o, seed] { return make_sequence(o, seed); }};
+});
+}  // namespace
 
 }  // namespace qkv::data

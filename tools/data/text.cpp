@@ -11,6 +11,7 @@
 
 #include "engine/error.h"
 #include "tools/data/pairs.h"
+#include "tools/data/registry.h"
 
 namespace qkv::data {
 namespace fs = std::filesystem;
@@ -331,5 +332,17 @@ TextLmOptions text_lm_options(JsonReader& r) {
 std::unique_ptr<Dataset> make_text_lm(const TextLmOptions& o) {
   return std::make_unique<TextLm>(o);
 }
+
+namespace {
+const DatasetRegistrar registered_classification("text-classification", [](JsonReader& r,
+                                                                           uint64_t seed) {
+  const TextClassificationOptions o = text_classification_options(r);
+  return DatasetRecipe{[o, seed] { return make_text_classification(o, seed); }};
+});
+const DatasetRegistrar registered_lm("text-lm", [](JsonReader& r, uint64_t) {
+  const TextLmOptions o = text_lm_options(r);
+  return DatasetRecipe{[o] { return make_text_lm(o); }, o.extra};
+});
+}  // namespace
 
 }  // namespace qkv::data

@@ -13,6 +13,7 @@
 #include "nn/clip.h"
 #include "tools/plot.h"
 #include "tools/runner/progress.h"
+#include "tools/runner/train_state.h"
 
 namespace qkv::runner {
 namespace {
@@ -21,13 +22,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// Doubles in metadata round-trip exactly.
-std::string fmt_double(double x) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.17g", x);
-  return buf;
 }
 
 // Epoch e's order of the n training examples: a pure function of (seed, e),
@@ -48,23 +42,26 @@ bool params_finite(const Module& m) {
   return true;
 }
 
-// What a checkpoint carries besides the tensors.
-struct LoopState {
-  int64_t step = 0;
-  double best = std::numeric_limits<double>::quiet_NaN();
-  int64_t best_step = -1;
-  int64_t bad_evals = 0;  // evaluations since the best one (early stopping)
-  double seconds = 0;     // training time before this process (resumed runs)
-  double loss_sum = 0;    // train losses since the last log line (their mean is logged)
-  int64_t loss_n = 0;
-};
+// Examples per second, measured over windows of at least half a second (the
+// first update sets it at once, so the display never starts at zero).
+class Throughput {
+ public:
+  double add(int64_t examples) {
+    examples_ += examples;
+    const double since = seconds_since(t_);
+    if (since > 0.5 || per_second_ == 0) {
+      per_second_ = double(examples_) / std::max(since, 1e-9);
+      examples_ = 0;
+      t_ = Clock::now();
+    }
+    return per_second_;
+  }
 
-std::string meta_get(const std::map<std::string, std::string>& m, const std::string& key,
-                     const std::string& path) {
-  auto it = m.find(key);
-  check(it != m.end(), path, ": not a qkv training checkpoint (no '", key, "' in its metadata)");
-  return it->second;
-}
+ private:
+  Clock::time_point t_ = Clock::now();
+  int64_t examples_ = 0;
+  double per_second_ = 0;
+};
 
 std::vector<std::vector<plot::Series>> curve_panels(const std::vector<Json>& records,
                                                     const std::vector<std::string>& names) {
@@ -103,6 +100,10 @@ std::vector<std::vector<plot::Series>> curve_panels(const std::vector<Json>& rec
   return panels;
 }
 
+// run() in order: prepare, resume_from_checkpoint, open_outputs, train_loop
+// (next_batch, train_step, log_step, evaluate_now), close_loop,
+// final_evaluation, summary. train_step is the one update from a batch; every
+// file and terminal write goes through the "writes" section.
 class Trainer {
  public:
   Trainer(Experiment& ex, const RunOptions& opt)
@@ -115,13 +116,36 @@ class Trainer {
   TrainResult run();
 
  private:
+  // ---- the run's steps
+  void prepare();  // sizes, best metric, schedule, optimizer, clock
+  void resume_from_checkpoint();
+  void train_loop();
+  data::Batch next_batch();  // the batch at st_.step in its epoch's order
+  // One update from one batch at learning rate lr; returns the batch's loss.
+  double train_step(const data::Batch& batch, double lr);
+  [[noreturn]] void fail_non_finite(double loss) const;
+  void log_step(int64_t epoch, double loss, double lr, double examples_per_s);
+  bool eval_due() const;
+  bool evaluate_now();  // periodic evaluation after the current step; returns true to stop
+  void close_loop();    // after the loop: the result's counters, the last checkpoint
+  void final_evaluation();
+  Json summary() const;
+  double elapsed() const { return st_.train_seconds + seconds_since(t0_); }
+  TrainState state_now() const;
+
+  // ---- writes: the files of DIR and the terminal
+  void open_outputs();  // DIR, config.json, the config and model lines, metrics.jsonl
   void log_line(const std::string& s) {
     if (!opt_.quiet) progress_->line(s);
   }
-  std::map<std::string, std::string> metadata() const;
+  void show_progress(int64_t epoch, double loss, double lr, double examples_per_s) {
+    if (!opt_.quiet) progress_->update(st_.step, epoch, loss, lr, examples_per_s, elapsed());
+  }
+  void end_progress() {
+    if (!opt_.quiet) progress_->finish();
+  }
+  void write_record(const Json& rec) { log_.write(rec); }
   void save(const std::string& file);
-  // Periodic evaluation after the current step; returns true to stop.
-  bool evaluate_now();
   void write_curves();
 
   Experiment& ex_;
@@ -129,56 +153,160 @@ class Trainer {
   const TrainConfig& tc_;
   RunOptions opt_;
   std::filesystem::path dir_;
+  std::vector<Var> params_;  // the model's, in optimizer order
   std::unique_ptr<Optimizer> optim_;
+  Schedule schedule_ = Schedule::constant(0);  // set by prepare()
   std::unique_ptr<Progress> progress_;
   MetricsLog log_;
-  LoopState st_;
+  // Live: step, best, best_step, bad_evals, loss_sum, loss_n; train_seconds is
+  // the time before this process. state_now() fills in the rest when saving.
+  TrainState st_;
   std::string best_metric_;
   int64_t total_ = 0, steps_per_epoch_ = 1;
   int64_t saved_step_ = -1;
+  std::vector<int64_t> order_, idx_;  // the epoch's order of the training examples; the batch's
+  int64_t order_epoch_ = -1;
   Clock::time_point t0_;
   TrainResult res_;
 };
 
-std::map<std::string, std::string> Trainer::metadata() const {
-  return {{"qkv.format", kCheckpointFormat},
-          {"qkv.step", std::to_string(st_.step)},
-          {"qkv.epoch", std::to_string(st_.step / steps_per_epoch_)},
-          {"qkv.batch_in_epoch",
-           std::to_string(st_.step % steps_per_epoch_)},  // data order: next batch
-          {"qkv.gen_seed", std::to_string(ex_.gen->seed())},
-          {"qkv.gen_counter", std::to_string(ex_.gen->counter())},
-          {"qkv.best", fmt_double(st_.best)},
-          {"qkv.best_metric", best_metric_},
-          {"qkv.best_step", std::to_string(st_.best_step)},
-          {"qkv.bad_evals", std::to_string(st_.bad_evals)},
-          {"qkv.train_seconds", fmt_double(st_.seconds + seconds_since(t0_))},
-          {"qkv.loss_sum", fmt_double(st_.loss_sum)},
-          {"qkv.loss_n", std::to_string(st_.loss_n)},
-          {"qkv.config", cfg_.resolved.dump()}};
+TrainResult Trainer::run() {
+  prepare();
+  if (opt_.resume) resume_from_checkpoint();
+  open_outputs();
+  train_loop();
+  close_loop();
+  if (!res_.interrupted) final_evaluation();
+  write_curves();
+  res_.summary = summary();
+  return res_;
 }
 
-void Trainer::save(const std::string& file) {
-  // Never overwrite a good checkpoint with a diverged model.
-  check(params_finite(*ex_.model), "train: the parameters hold NaN/Inf at step ", st_.step,
-        "; stopped without saving (the last good checkpoint ", (dir_ / file).string(),
-        " is intact)");
-  save_checkpoint((dir_ / file).string(), *ex_.model, optim_.get(), metadata());
+void Trainer::prepare() {
+  const int64_t N = ex_.data->size(data::Split::train), B = tc_.batch_size;
+  check(N > 0, "train: the data set has no training examples");
+  steps_per_epoch_ = (N + B - 1) / B;
+  total_ = tc_.steps > 0 ? tc_.steps : tc_.epochs * steps_per_epoch_;
+  best_metric_ = !tc_.early_stopping.metric.empty() ? tc_.early_stopping.metric
+                 : !tc_.target.metric.empty()       ? tc_.target.metric
+                                                    : "loss";
+  schedule_ = make_schedule(tc_.schedule, tc_.optimizer.lr(), total_);
+  params_ = ex_.model->parameters();
+  optim_ = make_optimizer(tc_.optimizer, params_);
+  progress_ = std::make_unique<Progress>(opt_.tty, total_, tc_.log_every);
+  t0_ = Clock::now();
 }
 
-void Trainer::write_curves() {
-  plot::write_file(
-      (dir_ / "curves.svg").string(),
-      plot::curves_svg(curve_panels(log_.records(), ex_.task->metric_names()), cfg_.name));
+// Bit for bit: the weights, the optimizer's moments and the model's generator
+// come back from the file; the data order and the schedule follow from the step.
+void Trainer::resume_from_checkpoint() {
+  const std::string path = (dir_ / "model.safetensors").string();
+  check(std::filesystem::exists(path), path, ": no checkpoint to resume from");
+  std::map<std::string, std::string> meta;
+  try {
+    meta = load_checkpoint(path, *ex_.model, optim_.get());
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    if (what.rfind(path, 0) == 0) throw;
+    fail(path, ": ", what);  // optimizer errors do not name the file
+  }
+  st_ = TrainState::from_metadata(meta, path);
+  ex_.gen->set_state(st_.gen_seed, st_.gen_counter);
+  saved_step_ = st_.step;
 }
 
+void Trainer::train_loop() {
+  ex_.model->train();
+  Throughput throughput;
+  while (st_.step < total_) {
+    if (stop_flag().load()) {
+      res_.interrupted = true;
+      return;
+    }
+    const int64_t epoch = st_.step / steps_per_epoch_;
+    const data::Batch batch = next_batch();
+    const double lr = schedule_.lr_at(st_.step);
+    const double lv = train_step(batch, lr);
+    st_.step += 1;
+    log_step(epoch, lv, lr, throughput.add(int64_t(idx_.size())));
+    if (opt_.after_step) opt_.after_step(st_.step);
+    if (eval_due() && evaluate_now()) return;
+  }
+}
+
+data::Batch Trainer::next_batch() {
+  const int64_t N = ex_.data->size(data::Split::train), B = tc_.batch_size;
+  const int64_t epoch = st_.step / steps_per_epoch_, pos = st_.step % steps_per_epoch_;
+  if (epoch != order_epoch_) {
+    order_ = epoch_order(N, cfg_.seed, epoch);
+    order_epoch_ = epoch;
+  }
+  const int64_t begin = pos * B, end = std::min(N, begin + B);
+  idx_.assign(order_.begin() + begin, order_.begin() + end);
+  return ex_.data->batch(data::Split::train, idx_);
+}
+
+// Forward, backward, clipping, optimizer step. (Data-parallel training would
+// average the gradients over the ranks between backward and clipping.)
+double Trainer::train_step(const data::Batch& batch, double lr) {
+  optim_->set_lr(lr);
+  const Var loss = ex_.task->loss(batch);
+  const double lv = double(loss.item());
+  if (!std::isfinite(lv)) fail_non_finite(lv);
+  backward(loss);
+  if (tc_.clip_norm > 0) clip_grad_norm(params_, float(tc_.clip_norm));
+  optim_->step();
+  optim_->zero_grad();
+  return lv;
+}
+
+// Nothing is saved after a non-finite loss: the last checkpoint stays the last good one.
+void Trainer::fail_non_finite(double loss) const {
+  tape_clear();
+  fail("train: the loss is ",
+       std::isnan(loss) ? "NaN"
+       : loss > 0       ? "+Inf"
+                        : "-Inf",
+       " at step ", st_.step + 1, " (epoch ", st_.step / steps_per_epoch_,
+       "); stopped. Lower train.optimizer.lr or set train.clip_norm; the last good checkpoint ",
+       saved_step_ >= 0 ? (dir_ / "model.safetensors").string() + " (step " +
+                              std::to_string(saved_step_) + ") is intact"
+                        : std::string("was never written"));
+}
+
+// After each update: the progress display; every log_every steps and at the
+// last, a record of the mean train loss since the previous one.
+void Trainer::log_step(int64_t epoch, double loss, double lr, double examples_per_s) {
+  st_.loss_sum += loss;
+  st_.loss_n += 1;
+  show_progress(epoch, loss, lr, examples_per_s);
+  if (st_.step % tc_.log_every != 0 && st_.step != total_) return;
+  write_record({{"step", st_.step},
+                {"epoch", epoch},
+                {"split", "train"},
+                {"loss", st_.loss_sum / double(st_.loss_n)},
+                {"lr", lr},
+                {"examples_per_s", examples_per_s},
+                {"seconds", elapsed()}});
+  st_.loss_sum = 0;
+  st_.loss_n = 0;
+}
+
+// Every eval_every steps (0: every epoch), and after the last step.
+bool Trainer::eval_due() const {
+  if (st_.step == total_) return true;
+  return tc_.eval_every > 0 ? st_.step % tc_.eval_every == 0 : st_.step % steps_per_epoch_ == 0;
+}
+
+// Records the valid metrics, keeps the best checkpoint, and decides early
+// stopping and the target; saves model.safetensors either way.
 bool Trainer::evaluate_now() {
   const Metrics m = evaluate(*ex_.task, *ex_.model, *ex_.data, data::Split::valid, tc_.eval_samples,
                              tc_.batch_size);
   Json rec = {{"step", st_.step}, {"epoch", st_.step / steps_per_epoch_}, {"split", "valid"}};
   rec.update(metrics_json(m));
-  rec["seconds"] = st_.seconds + seconds_since(t0_);
-  log_.write(rec);
+  rec["seconds"] = elapsed();
+  write_record(rec);
   log_line("eval step " + std::to_string(st_.step) + "  valid " + metrics_text(m));
   for (const auto& [k, v] : m)
     check(k != "loss" || std::isfinite(v), "train: valid loss is ", v, " at step ", st_.step,
@@ -217,45 +345,57 @@ bool Trainer::evaluate_now() {
   return stop;
 }
 
-TrainResult Trainer::run() {
-  std::filesystem::create_directories(dir_);
-  const int64_t N = ex_.data->size(data::Split::train), B = tc_.batch_size;
-  check(N > 0, "train: the data set has no training examples");
-  steps_per_epoch_ = (N + B - 1) / B;
-  total_ = tc_.steps > 0 ? tc_.steps : tc_.epochs * steps_per_epoch_;
-  best_metric_ = !tc_.early_stopping.metric.empty() ? tc_.early_stopping.metric
-                 : !tc_.target.metric.empty()       ? tc_.target.metric
-                                                    : "loss";
-  const Schedule schedule = make_schedule(tc_.schedule, tc_.optimizer.lr(), total_);
-  std::vector<Var> params = ex_.model->parameters();
-  optim_ = make_optimizer(tc_.optimizer, params);
-  progress_ = std::make_unique<Progress>(opt_.tty, total_, tc_.log_every);
-  t0_ = Clock::now();
-
-  if (opt_.resume) {
-    const std::string path = (dir_ / "model.safetensors").string();
-    check(std::filesystem::exists(path), path, ": no checkpoint to resume from");
-    std::map<std::string, std::string> meta;
-    try {
-      meta = load_checkpoint(path, *ex_.model, optim_.get());
-    } catch (const Error& e) {
-      const std::string what = e.what();
-      if (what.rfind(path, 0) == 0) throw;
-      fail(path, ": ", what);  // optimizer errors do not name the file
-    }
-    check(meta_get(meta, "qkv.format", path) == kCheckpointFormat, path,
-          ": unknown checkpoint format '", meta_get(meta, "qkv.format", path), "'");
-    st_.step = std::stoll(meta_get(meta, "qkv.step", path));
-    st_.best = std::stod(meta_get(meta, "qkv.best", path));
-    st_.best_step = std::stoll(meta_get(meta, "qkv.best_step", path));
-    st_.bad_evals = std::stoll(meta_get(meta, "qkv.bad_evals", path));
-    st_.seconds = std::stod(meta_get(meta, "qkv.train_seconds", path));
-    st_.loss_sum = std::stod(meta_get(meta, "qkv.loss_sum", path));
-    st_.loss_n = std::stoll(meta_get(meta, "qkv.loss_n", path));
-    ex_.gen->set_state(std::stoull(meta_get(meta, "qkv.gen_seed", path)),
-                       std::stoull(meta_get(meta, "qkv.gen_counter", path)));
+void Trainer::close_loop() {
+  end_progress();
+  res_.train_seconds = elapsed();
+  res_.steps = st_.step;
+  if (saved_step_ != st_.step) {
+    save("model.safetensors");
     saved_step_ = st_.step;
   }
+}
+
+// On the whole valid and test splits (not when interrupted).
+void Trainer::final_evaluation() {
+  res_.valid = evaluate(*ex_.task, *ex_.model, *ex_.data, data::Split::valid, 0, tc_.batch_size);
+  res_.test = evaluate(*ex_.task, *ex_.model, *ex_.data, data::Split::test, 0, tc_.batch_size);
+  Json v = {{"step", st_.step}, {"split", "valid"}, {"final", true}};
+  v.update(metrics_json(res_.valid));
+  write_record(v);
+  Json t = {{"step", st_.step}, {"split", "test"}, {"final", true}};
+  t.update(metrics_json(res_.test));
+  write_record(t);
+}
+
+Json Trainer::summary() const {
+  Json s = {{"name", cfg_.name},
+            {"steps", res_.steps},
+            {"train_seconds", std::round(res_.train_seconds * 1000) / 1000}};
+  if (!tc_.target.metric.empty())
+    s["target_step"] = res_.target_reached ? Json(res_.target_step) : Json();
+  if (res_.interrupted) s["interrupted"] = true;
+  s["valid"] = metrics_json(res_.valid);
+  s["test"] = metrics_json(res_.test);
+  return s;
+}
+
+// The live state with what the loop derives filled in: what a checkpoint holds.
+TrainState Trainer::state_now() const {
+  TrainState s = st_;
+  s.epoch = st_.step / steps_per_epoch_;
+  s.batch_in_epoch = st_.step % steps_per_epoch_;  // data order: the next batch
+  s.gen_seed = ex_.gen->seed();
+  s.gen_counter = ex_.gen->counter();
+  s.best_metric = best_metric_;
+  s.train_seconds = elapsed();
+  s.config = cfg_.resolved.dump();
+  return s;
+}
+
+// ---- writes ---------------------------------------------------------------------
+
+void Trainer::open_outputs() {
+  std::filesystem::create_directories(dir_);
   plot::write_file((dir_ / "config.json").string(), cfg_.resolved.dump(2) + "\n");
   if (!opt_.quiet) {
     std::fprintf(stderr, "config: %s\n", cfg_.resolved.dump().c_str());
@@ -265,103 +405,20 @@ TrainResult Trainer::run() {
                  opt_.resume ? (", resuming at step " + std::to_string(st_.step)).c_str() : "");
   }
   log_.open((dir_ / "metrics.jsonl").string(), opt_.resume, st_.step);
+}
 
-  ex_.model->train();
-  std::vector<int64_t> order, idx;
-  int64_t order_epoch = -1;
-  auto t_log = Clock::now();
-  int64_t examples_since_log = 0;
-  double examples_per_s = 0;
-  while (st_.step < total_) {
-    if (stop_flag().load()) {
-      res_.interrupted = true;
-      break;
-    }
-    const int64_t epoch = st_.step / steps_per_epoch_, pos = st_.step % steps_per_epoch_;
-    if (epoch != order_epoch) {
-      order = epoch_order(N, cfg_.seed, epoch);
-      order_epoch = epoch;
-    }
-    const int64_t begin = pos * B, end = std::min(N, begin + B);
-    idx.assign(order.begin() + begin, order.begin() + end);
-    const data::Batch batch = ex_.data->batch(data::Split::train, idx);
+void Trainer::save(const std::string& file) {
+  // Never overwrite a good checkpoint with a diverged model.
+  check(params_finite(*ex_.model), "train: the parameters hold NaN/Inf at step ", st_.step,
+        "; stopped without saving (the last good checkpoint ", (dir_ / file).string(),
+        " is intact)");
+  save_checkpoint((dir_ / file).string(), *ex_.model, optim_.get(), state_now().to_metadata());
+}
 
-    const double lr = schedule.lr_at(st_.step);
-    optim_->set_lr(lr);
-    const Var loss = ex_.task->loss(batch);
-    const double lv = double(loss.item());
-    if (!std::isfinite(lv)) {
-      tape_clear();
-      fail("train: the loss is ",
-           std::isnan(lv) ? "NaN"
-           : lv > 0       ? "+Inf"
-                          : "-Inf",
-           " at step ", st_.step + 1, " (epoch ", epoch,
-           "); stopped. Lower train.optimizer.lr or set train.clip_norm; the last good checkpoint ",
-           saved_step_ >= 0 ? (dir_ / "model.safetensors").string() + " (step " +
-                                  std::to_string(saved_step_) + ") is intact"
-                            : std::string("was never written"));
-    }
-    backward(loss);
-    if (tc_.clip_norm > 0) clip_grad_norm(params, float(tc_.clip_norm));
-    optim_->step();
-    optim_->zero_grad();
-    st_.step += 1;
-
-    st_.loss_sum += lv;
-    st_.loss_n += 1;
-    examples_since_log += end - begin;
-    const double since = std::chrono::duration<double>(Clock::now() - t_log).count();
-    if (since > 0.5 || examples_per_s == 0) {
-      examples_per_s = double(examples_since_log) / std::max(since, 1e-9);
-      examples_since_log = 0;
-      t_log = Clock::now();
-    }
-    if (!opt_.quiet)
-      progress_->update(st_.step, epoch, lv, lr, examples_per_s, st_.seconds + seconds_since(t0_));
-    if (st_.step % tc_.log_every == 0 || st_.step == total_) {
-      log_.write({{"step", st_.step},
-                  {"epoch", epoch},
-                  {"split", "train"},
-                  {"loss", st_.loss_sum / double(st_.loss_n)},
-                  {"lr", lr},
-                  {"examples_per_s", examples_per_s},
-                  {"seconds", st_.seconds + seconds_since(t0_)}});
-      st_.loss_sum = 0;
-      st_.loss_n = 0;
-    }
-    if (opt_.after_step) opt_.after_step(st_.step);
-    const bool eval_due =
-        tc_.eval_every > 0 ? st_.step % tc_.eval_every == 0 : st_.step % steps_per_epoch_ == 0;
-    if ((eval_due || st_.step == total_) && evaluate_now()) break;
-  }
-  if (!opt_.quiet) progress_->finish();
-  res_.train_seconds = st_.seconds + seconds_since(t0_);
-  res_.steps = st_.step;
-  if (saved_step_ != st_.step) {
-    save("model.safetensors");
-    saved_step_ = st_.step;
-  }
-  if (!res_.interrupted) {
-    res_.valid = evaluate(*ex_.task, *ex_.model, *ex_.data, data::Split::valid, 0, tc_.batch_size);
-    res_.test = evaluate(*ex_.task, *ex_.model, *ex_.data, data::Split::test, 0, tc_.batch_size);
-    Json v = {{"step", st_.step}, {"split", "valid"}, {"final", true}};
-    v.update(metrics_json(res_.valid));
-    log_.write(v);
-    Json t = {{"step", st_.step}, {"split", "test"}, {"final", true}};
-    t.update(metrics_json(res_.test));
-    log_.write(t);
-  }
-  write_curves();
-  res_.summary = {{"name", cfg_.name},
-                  {"steps", res_.steps},
-                  {"train_seconds", std::round(res_.train_seconds * 1000) / 1000}};
-  if (!tc_.target.metric.empty())
-    res_.summary["target_step"] = res_.target_reached ? Json(res_.target_step) : Json();
-  if (res_.interrupted) res_.summary["interrupted"] = true;
-  res_.summary["valid"] = metrics_json(res_.valid);
-  res_.summary["test"] = metrics_json(res_.test);
-  return res_;
+void Trainer::write_curves() {
+  plot::write_file(
+      (dir_ / "curves.svg").string(),
+      plot::curves_svg(curve_panels(log_.records(), ex_.task->metric_names()), cfg_.name));
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include "nn/optim.h"
 #include "tools/runner/experiment.h"
 #include "tools/runner/metrics.h"
+#include "tools/runner/train_state.h"  // the checkpoint metadata: TrainState, kCheckpointFormat
 
 namespace qkv::runner {
 
@@ -49,8 +50,5 @@ std::atomic<bool>& stop_flag();
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& c, std::vector<Var> params);
 
 TrainResult train(Experiment& ex, const RunOptions& opt);
-
-// Checkpoint metadata keys written by the loop.
-inline constexpr const char* kCheckpointFormat = "qkv-checkpoint 1";
 
 }  // namespace qkv::runner

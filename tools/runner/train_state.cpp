@@ -1,0 +1,102 @@
+// TrainState <-> checkpoint metadata. Integers are written in decimal, doubles
+// with %.17g (NaN as "nan"); reading accepts exactly what writing produces.
+#include "tools/runner/train_state.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+
+#include "engine/error.h"
+
+namespace qkv::runner {
+namespace {
+
+using Meta = std::map<std::string, std::string>;
+
+std::string fmt_double(double x) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", x);
+  return buf;
+}
+
+const std::string& meta_get(const Meta& m, const std::string& key, const std::string& path) {
+  auto it = m.find(key);
+  check(it != m.end(), path, ": not a qkv training checkpoint (no '", key, "' in its metadata)");
+  return it->second;
+}
+
+// s parsed whole by strto*(s, &end); Error naming the key when it is not.
+template <class T, class Parse>
+T meta_parse(const Meta& m, const std::string& key, const std::string& path, const char* what,
+             Parse parse) {
+  const std::string& s = meta_get(m, key, path);
+  char* end = nullptr;
+  errno = 0;
+  const T v = parse(s.c_str(), &end);
+  check(!s.empty() && *end == '\0' && errno == 0, path, ": metadata '", key, "' is not ", what,
+        ": '", s, "'");
+  return v;
+}
+
+int64_t meta_int(const Meta& m, const std::string& key, const std::string& path) {
+  return meta_parse<int64_t>(m, key, path, "an integer",
+                             [](const char* s, char** end) { return std::strtoll(s, end, 10); });
+}
+
+uint64_t meta_uint(const Meta& m, const std::string& key, const std::string& path) {
+  return meta_parse<uint64_t>(m, key, path, "an unsigned integer",
+                              [](const char* s, char** end) -> unsigned long long {
+                                if (*s == '-') {  // strtoull would wrap "-1" around to 2^64 - 1
+                                  *end = const_cast<char*>(s);
+                                  return 0;
+                                }
+                                return std::strtoull(s, end, 10);
+                              });
+}
+
+double meta_double(const Meta& m, const std::string& key, const std::string& path) {
+  return meta_parse<double>(m, key, path, "a number",
+                            [](const char* s, char** end) { return std::strtod(s, end); });
+}
+
+}  // namespace
+
+std::map<std::string, std::string> TrainState::to_metadata() const {
+  return {{"qkv.format", kCheckpointFormat},
+          {"qkv.step", std::to_string(step)},
+          {"qkv.epoch", std::to_string(epoch)},
+          {"qkv.batch_in_epoch", std::to_string(batch_in_epoch)},
+          {"qkv.gen_seed", std::to_string(gen_seed)},
+          {"qkv.gen_counter", std::to_string(gen_counter)},
+          {"qkv.best", fmt_double(best)},
+          {"qkv.best_metric", best_metric},
+          {"qkv.best_step", std::to_string(best_step)},
+          {"qkv.bad_evals", std::to_string(bad_evals)},
+          {"qkv.train_seconds", fmt_double(train_seconds)},
+          {"qkv.loss_sum", fmt_double(loss_sum)},
+          {"qkv.loss_n", std::to_string(loss_n)},
+          {"qkv.config", config}};
+}
+
+TrainState TrainState::from_metadata(const std::map<std::string, std::string>& meta,
+                                     const std::string& path) {
+  const std::string& format = meta_get(meta, "qkv.format", path);
+  check(format == kCheckpointFormat, path, ": unknown checkpoint format '", format, "'");
+  TrainState s;
+  s.step = meta_int(meta, "qkv.step", path);
+  s.best = meta_double(meta, "qkv.best", path);
+  s.best_step = meta_int(meta, "qkv.best_step", path);
+  s.bad_evals = meta_int(meta, "qkv.bad_evals", path);
+  s.train_seconds = meta_double(meta, "qkv.train_seconds", path);
+  s.loss_sum = meta_double(meta, "qkv.loss_sum", path);
+  s.loss_n = meta_int(meta, "qkv.loss_n", path);
+  s.gen_seed = meta_uint(meta, "qkv.gen_seed", path);
+  s.gen_counter = meta_uint(meta, "qkv.gen_counter", path);
+  s.epoch = meta_int(meta, "qkv.epoch", path);
+  s.batch_in_epoch = meta_int(meta, "qkv.batch_in_epoch", path);
+  s.best_metric = meta_get(meta, "qkv.best_metric", path);
+  s.config = meta_get(meta, "qkv.config", path);
+  return s;
+}
+
+}  // namespace qkv::runner

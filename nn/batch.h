@@ -2,7 +2,7 @@
 // the task kinds a data set poses (a model says which it can do). Lives in nn/
 // so that models take whole batches without knowing any data set.
 //
-// Legend: B batch, S source time, T target time, C/H/W image channels/size.
+// Legend: B batch, S source time, T target time, C/IH/IW image channels, height, width.
 #pragma once
 #include <cstdint>
 
@@ -27,7 +27,7 @@ struct Batch {
   IntTensor tgt_in;   // [B,T] bos + target, pad-filled (seq2seq)
   IntTensor tgt_out;  // [B,T] target + eos, pad-filled (seq2seq); LM: [B,S] next tokens, pad-filled
   IntTensor labels;   // [B] class ids (classification)
-  Tensor images;      // [B,C,H,W] floats, normalised (image classification)
+  Tensor images;      // [B,C,IH,IW] floats, normalised (image classification)
 };
 
 }  // namespace qkv

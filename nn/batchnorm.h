@@ -20,7 +20,7 @@ struct BatchNorm2dOptions {
 class BatchNorm2d : public UnaryModule {
  public:
   explicit BatchNorm2d(const BatchNorm2dOptions& opt);
-  Var forward(const Var& x) override;  // x: [B,C,H,W] -> same
+  Var forward(const Var& x) override;  // x: [B,C,IH,IW] -> same
   std::string describe() const override;
 
   BatchNorm2dOptions options;

@@ -45,12 +45,12 @@ SpatialAttention::SpatialAttention(int64_t k, Generator& gen) : kernel_size(k) {
 }
 
 Var SpatialAttention::forward(const Var& x) {
-  check(x.dim() == 4, "SpatialAttention: expected x of shape [B,C,H,W], got ", x.shape());
+  check(x.dim() == 4, "SpatialAttention: expected x of shape [B,C,IH,IW], got ", x.shape());
   return map_from_pooled(channel_pool(x));
 }
 
 Var SpatialAttention::map_from_pooled(const Var& pooled) {
-  return sigmoid(conv1->forward(pooled));  // [B,2,H,W] = [mean, max] -> [B,1,H,W]
+  return sigmoid(conv1->forward(pooled));  // [B,2,H,W] = [mean, max] -> [B,1,IH,IW]
 }
 
 std::string SpatialAttention::describe() const {
@@ -68,7 +68,7 @@ Var CBAM::forward(const Var& x) {
   // branch pools x * map over channels in one pass, and the gate op applies
   // both maps (and differentiates through both) in one pass each way.
   channel_map_ = ca->forward(x);                                         // [B,C,1,1]
-  spatial_map_ = sa->map_from_pooled(channel_pool_scaled(x, channel_map_));  // [B,1,H,W]
+  spatial_map_ = sa->map_from_pooled(channel_pool_scaled(x, channel_map_));  // [B,1,IH,IW]
   return gate(x, channel_map_, spatial_map_);
 }
 

@@ -4,7 +4,7 @@
 //     fc = Sequential(Conv2d(C, C/r, 1, bias=False), ReLU, Conv2d(C/r, C, 1, bias=False))
 //     ("fc.0.weight", "fc.2.weight"); both descriptors go through fc as one
 //     [2B,C,1,1] batch.
-//   SpatialAttention: sigmoid(conv1(cat[mean_c x, max_c x])) -> [B,1,H,W],
+//   SpatialAttention: sigmoid(conv1(cat[mean_c x, max_c x])) -> [B,1,IH,IW],
 //     conv1 = Conv2d(2, 1, k, padding=k/2, bias=False) ("conv1.weight"), k = 7 or 3.
 //   CBAM: y = x * ca(x); out = y * sa(y) ("ca.*", "sa.*"), computed by the
 //     fused gate ops (autograd/ops.h), which never materialise y.
@@ -38,7 +38,7 @@ struct SqueezeExcitationOptions {
 class ChannelAttention : public UnaryModule {
  public:
   ChannelAttention(int64_t channels, int64_t ratio, Generator& gen);
-  Var forward(const Var& x) override;  // x: [B,C,H,W] -> map [B,C,1,1] in (0,1)
+  Var forward(const Var& x) override;  // x: [B,C,IH,IW] -> map [B,C,1,1] in (0,1)
   std::string describe() const override;
   int64_t channels, ratio;
   std::shared_ptr<Sequential> fc;
@@ -47,7 +47,7 @@ class ChannelAttention : public UnaryModule {
 class SpatialAttention : public UnaryModule {
  public:
   SpatialAttention(int64_t kernel_size, Generator& gen);
-  Var forward(const Var& x) override;  // x: [B,C,H,W] -> map [B,1,H,W] in (0,1)
+  Var forward(const Var& x) override;  // x: [B,C,IH,IW] -> map [B,1,IH,IW] in (0,1)
   // The map from the channel-pooled input [B,2,H,W] = [mean_c x, max_c x].
   Var map_from_pooled(const Var& pooled);
   std::string describe() const override;
@@ -58,10 +58,10 @@ class SpatialAttention : public UnaryModule {
 class CBAM : public UnaryModule {
  public:
   CBAM(int64_t channels, int64_t ratio, int64_t kernel_size, Generator& gen);
-  Var forward(const Var& x) override;  // x: [B,C,H,W] -> same shape
+  Var forward(const Var& x) override;  // x: [B,C,IH,IW] -> same shape
   std::string describe() const override;
   const Var& last_channel_map() const { return channel_map_; }  // [B,C,1,1]
-  const Var& last_spatial_map() const { return spatial_map_; }  // [B,1,H,W]
+  const Var& last_spatial_map() const { return spatial_map_; }  // [B,1,IH,IW]
   std::shared_ptr<ChannelAttention> ca;
   std::shared_ptr<SpatialAttention> sa;
 
@@ -72,7 +72,7 @@ class CBAM : public UnaryModule {
 class SqueezeExcitation : public UnaryModule {
  public:
   SqueezeExcitation(int64_t channels, int64_t reduction, Generator& gen);
-  Var forward(const Var& x) override;  // x: [B,C,H,W] -> same shape
+  Var forward(const Var& x) override;  // x: [B,C,IH,IW] -> same shape
   std::string describe() const override;
   const Var& last_channel_map() const { return map_; }  // [B,C,1,1]
   int64_t channels, squeeze;

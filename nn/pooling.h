@@ -16,7 +16,7 @@ struct Pool2dOptions {
 class MaxPool2d : public UnaryModule {
  public:
   explicit MaxPool2d(const Pool2dOptions& opt);
-  Var forward(const Var& x) override;  // x: [B,C,H,W] -> [B,C,HO,WO]
+  Var forward(const Var& x) override;  // x: [B,C,IH,IW] -> [B,C,OH,OW]
   std::string describe() const override;
   Pool2dOptions options;
 };
@@ -24,7 +24,7 @@ class MaxPool2d : public UnaryModule {
 class AvgPool2d : public UnaryModule {
  public:
   explicit AvgPool2d(const Pool2dOptions& opt);
-  Var forward(const Var& x) override;  // x: [B,C,H,W] -> [B,C,HO,WO]
+  Var forward(const Var& x) override;  // x: [B,C,IH,IW] -> [B,C,OH,OW]
   std::string describe() const override;
   Pool2dOptions options;
 };
@@ -36,7 +36,7 @@ struct AdaptivePool2dOptions {
 class AdaptiveAvgPool2d : public UnaryModule {
  public:
   AdaptiveAvgPool2d(int64_t out_h, int64_t out_w);
-  Var forward(const Var& x) override;  // x: [B,C,H,W] -> [B,C,out_h,out_w]
+  Var forward(const Var& x) override;  // x: [B,C,IH,IW] -> [B,C,out_h,out_w]
   std::string describe() const override;
   int64_t out_h, out_w;
 };
@@ -44,7 +44,7 @@ class AdaptiveAvgPool2d : public UnaryModule {
 class AdaptiveMaxPool2d : public UnaryModule {
  public:
   AdaptiveMaxPool2d(int64_t out_h, int64_t out_w);
-  Var forward(const Var& x) override;  // x: [B,C,H,W] -> [B,C,out_h,out_w]
+  Var forward(const Var& x) override;  // x: [B,C,IH,IW] -> [B,C,out_h,out_w]
   std::string describe() const override;
   int64_t out_h, out_w;
 };

@@ -28,7 +28,7 @@ std::string Sequential::describe() const {
 
 Predicted Sequential::predict(const Batch& one, const PredictParams& p) {
   check_no_generation(p);
-  check(one.images.defined(), "predict: the model ", describe(), " takes images [1,C,H,W]");
+  check(one.images.defined(), "predict: the model ", describe(), " takes images [1,C,IH,IW]");
   NoGrad no_grad;
   return {{argmax_rows(forward(Var(one.images)).value())[0]}, Tensor()};
 }
@@ -37,7 +37,7 @@ double Sequential::flops_per_step(const Batch& b, std::string* how) const {
   if (!b.images.defined()) return Model::flops_per_step(b, how);
   // Runs one image through the layers, counting 2 x multiply-adds of each.
   NoGrad no_grad;
-  Var x(b.images.narrow_rows(0, 1));  // [1,C,H,W]
+  Var x(b.images.narrow_rows(0, 1));  // [1,C,IH,IW]
   double fwd = 0;
   for (const auto& layer : layers_) {
     Var y = layer->forward(x);

@@ -1,6 +1,6 @@
 // Sequential: children applied in order, named "0", "1", ... as in
 // torch.nn.Sequential (so "net.0.weight" matches). As a Model it is an image
-// classifier: images [B,C,H,W] -> logits [B,classes].
+// classifier: images [B,C,IH,IW] -> logits [B,classes].
 #pragma once
 #include <memory>
 #include <vector>

@@ -1,10 +1,10 @@
-// CBAM's attention gates, fused: for x [B,C,H,W] (HW = H*W pixels per plane),
+// CBAM's attention gates, fused: for x [B,C,IH,IW] (HW = IH*IW pixels per plane),
 // a channel gate s [B,C] and a spatial gate m [B,HW].
 //
 // CBAM computes y = x * s, pools y over channels for the spatial branch, and
 // returns y * m. As broadcast multiplies, channel pooling and their backward
 // (a product tensor per broadcast gradient, then a reduction; a full gradient
-// tensor per op, then an add) that is about 30 passes over a [B,C,H,W]
+// tensor per op, then an add) that is about 30 passes over a [B,C,IH,IW]
 // tensor per training step; these kernels never materialise y, and each
 // backward computes the full-size and the reduced gradients in one pass.
 // (The forward pooling of x*s is pool.h's channel_pool_forward with a scale.)

@@ -27,7 +27,7 @@ struct LimitGuard {
   ~LimitGuard() { block_cache_set_limit(old); }
 };
 
-// One "step": a few [B,C,H,W] activations live at once, written, then freed.
+// One "step": a few [B,C,IH,IW] activations live at once, written, then freed.
 void step(int64_t numel) {
   std::vector<Tensor> live;
   for (int k = 0; k < 3; ++k) {

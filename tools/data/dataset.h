@@ -2,7 +2,7 @@
 // or loaded (fashion-mnist, text-classification, text-lm), each with train /
 // valid / test splits fixed by the experiment's seed, served as padded batches.
 //
-// Legend: B batch, S source time, T target time, C/H/W image channels/size.
+// Legend: B batch, S source time, T target time, C/IH/IW image channels, height, width.
 #pragma once
 #include <cstdint>
 #include <memory>

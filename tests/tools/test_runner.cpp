@@ -4,6 +4,8 @@
 // diverging run stops and leaves its checkpoint intact, teacher-forced
 // exact_match equals greedy decoding, a truncated checkpoint is refused; and
 // a fake text classification trains an attn_classifier to its target.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -161,8 +163,10 @@ runner::Experiment tiny_experiment(const Json& root) {
   return runner::make_experiment(runner::parse_config(root, "x"), std::make_unique<FakeReverse>(7));
 }
 
+// Per process, so two test runs on one machine never share a run directory.
 std::string temp_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("qkv_test_runner_" + name);
+  const fs::path p =
+      fs::temp_directory_path() / ("qkv_test_runner_" + std::to_string(::getpid()) + "_" + name);
   fs::remove_all(p);
   return p.string();
 }

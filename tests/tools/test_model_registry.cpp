@@ -14,6 +14,7 @@
 #include "nn/linear.h"
 #include "nn/model.h"
 #include "tests/test_utils.h"
+#include "tests/tools/fake_majority.h"
 #include "tests/tools/temp_dir.h"
 #include "tools/runner/config.h"
 #include "tools/runner/experiment.h"
@@ -78,58 +79,10 @@ void register_toy() {
 }
 
 // ---- a fake text classification: more a's than b's? ---------------------------
-class FakeMajority : public data::Dataset {
- public:
-  explicit FakeMajority(data::Task task = data::Task::text_classification) : task_(task) {
-    src_vocab_ = Vocab({"a", "b"}, Vocab::Level::chars);
-    class_names_ = {"no", "yes"};
-    Generator g(11);
-    for (int s = 0; s < 3; ++s)
-      for (int64_t i = 0; i < (s == 0 ? 256 : 64); ++i) {
-        std::string x;
-        const int64_t len = 1 + 2 * g.next_below(4);  // odd: no ties
-        for (int64_t k = 0; k < len; ++k) x += char('a' + g.next_below(2));
-        src_[s].push_back(x);
-      }
-  }
-  data::Task task() const override { return task_; }
-  std::string name() const override { return "fake_majority"; }
-  int64_t size(Split s) const override { return int64_t(src_[int(s)].size()); }
-  std::string source_text(Split s, int64_t i) const override { return src_[int(s)][size_t(i)]; }
-  std::string target_text(Split s, int64_t i) const override {
-    return class_names_[size_t(label(source_text(s, i)))];
-  }
-  Batch batch(Split s, const std::vector<int64_t>& idx) const override {
-    std::vector<std::string> xs;
-    for (int64_t i : idx) xs.push_back(source_text(s, i));
-    return make(xs);
-  }
-  Batch encode_input(const std::string& text) const override { return make({text}); }
-
- private:
-  static int label(const std::string& x) {
-    return 2 * std::count(x.begin(), x.end(), 'a') > int64_t(x.size());
-  }
-  Batch make(const std::vector<std::string>& xs) const {
-    const int64_t B = int64_t(xs.size());
-    int64_t T = 1;
-    for (const auto& x : xs) T = std::max<int64_t>(T, int64_t(x.size()));
-    Batch b;
-    b.size = B;
-    b.src = IntTensor::zeros({B, T});
-    b.src_len = IntTensor::zeros({B});
-    b.labels = IntTensor::zeros({B});
-    for (int64_t i = 0; i < B; ++i) {
-      const auto ids = src_vocab_.encode(xs[size_t(i)]);
-      std::copy(ids.begin(), ids.end(), b.src.data() + i * T);
-      b.src_len.data()[i] = int32_t(ids.size());
-      b.labels.data()[i] = label(xs[size_t(i)]);
-    }
-    return b;
-  }
-  data::Task task_;
-  std::vector<std::string> src_[3];
-};
+std::unique_ptr<test::FakeMajority> fake_majority(
+    data::Task task = data::Task::text_classification) {
+  return std::make_unique<test::FakeMajority>(test::FakeMajorityOptions{11, 256, 64, 4, task});
+}
 
 Json toy_config(const std::string& type = "toy_bag") {
   return Json::parse(R"({"name": "toy", "seed": 2, "output": "/tmp/unused",
@@ -142,7 +95,7 @@ Json toy_config(const std::string& type = "toy_bag") {
 runner::Experiment toy_experiment(const Json& c,
                                   data::Task task = data::Task::text_classification) {
   return runner::make_experiment(runner::parse_config(c, "x"),
-                                 std::make_unique<FakeMajority>(task));
+                                 fake_majority(task));
 }
 
 TEST_SUITE("tools/model_registry") {

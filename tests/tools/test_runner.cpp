@@ -17,6 +17,7 @@
 #include "nn/schedule.h"
 #include "nn/seq_model.h"
 #include "tests/test_utils.h"
+#include "tests/tools/fake_majority.h"
 #include "tools/runner/config.h"
 #include "tools/runner/experiment.h"
 #include "tools/runner/inspect.h"
@@ -94,58 +95,7 @@ class FakeReverse : public data::Dataset {
   std::vector<std::string> src_[3];
 };
 
-// A fake text classification: does the string hold more a's than b's?
-class FakeMajority : public data::Dataset {
- public:
-  FakeMajority() {
-    src_vocab_ = Vocab({"a", "b"}, Vocab::Level::chars);
-    class_names_ = {"no", "yes"};
-    Generator g(5);
-    for (int s = 0; s < 3; ++s)
-      for (int64_t i = 0; i < (s == 0 ? 128 : 32); ++i) {
-        std::string x;
-        const int64_t len = 1 + 2 * g.next_below(3);  // odd: no ties
-        for (int64_t k = 0; k < len; ++k) x += char('a' + g.next_below(2));
-        src_[s].push_back(x);
-      }
-  }
-  data::Task task() const override { return data::Task::text_classification; }
-  std::string name() const override { return "fake_majority"; }
-  int64_t size(Split s) const override { return int64_t(src_[int(s)].size()); }
-  std::string source_text(Split s, int64_t i) const override { return src_[int(s)][size_t(i)]; }
-  std::string target_text(Split s, int64_t i) const override {
-    return class_names_[size_t(label(source_text(s, i)))];
-  }
-  Batch batch(Split s, const std::vector<int64_t>& idx) const override {
-    std::vector<std::string> xs;
-    for (int64_t i : idx) xs.push_back(source_text(s, i));
-    return make(xs);
-  }
-  Batch encode_input(const std::string& text) const override { return make({text}); }
-
- private:
-  static int label(const std::string& x) {
-    return 2 * std::count(x.begin(), x.end(), 'a') > int64_t(x.size());
-  }
-  Batch make(const std::vector<std::string>& xs) const {
-    const int64_t B = int64_t(xs.size());
-    int64_t T = 1;
-    for (const auto& x : xs) T = std::max<int64_t>(T, int64_t(x.size()));
-    Batch b;
-    b.size = B;
-    b.src = IntTensor::zeros({B, T});
-    b.src_len = IntTensor::zeros({B});
-    b.labels = IntTensor::zeros({B});
-    for (int64_t i = 0; i < B; ++i) {
-      const auto ids = src_vocab_.encode(xs[size_t(i)]);
-      for (size_t k = 0; k < ids.size(); ++k) b.src.data()[i * T + int64_t(k)] = ids[k];
-      b.src_len.data()[i] = int32_t(ids.size());
-      b.labels.data()[i] = label(xs[size_t(i)]);
-    }
-    return b;
-  }
-  std::vector<std::string> src_[3];
-};
+using test::FakeMajority;
 
 Json tiny_config(const std::string& out) {
   return Json::parse(R"({

@@ -33,7 +33,7 @@ struct MultiheadAttentionOptions {
 struct AttentionMasks {
   const IntTensor* key_lengths = nullptr;  // [B]: keys >= length masked (PyTorch key_padding_mask)
   Tensor attn_mask;                        // additive: [T,S], [B*NH,T,S] or broadcastable to [B,NH,T,S]
-  bool causal = false;                     // query t sees keys <= t (T == S)
+  bool causal = false;  // query t sees keys <= t + S - T (bottom-right, as PyTorch)
 };
 
 struct MultiheadAttentionOutput {

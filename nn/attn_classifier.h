@@ -48,7 +48,6 @@ class AttnClassifier : public Model {
   int64_t loss_units(const Batch& b) const override { return b.size; }
   void eval_batch(const Batch& b, EvalSums& s, const EvalOptions& o) override;
   Metrics metrics(const EvalSums& s) const override { return classification_metrics(s); }
-  std::vector<std::string> metric_names() const override { return classification_metric_names(); }
   // The class id, with the attention weights [1,T].
   Predicted predict(const Batch& one, const PredictParams& p) override;
   // 6 x (LSTM weights x tokens + head x examples).

@@ -33,6 +33,12 @@ void Model::check_task(TaskKind t, const std::string& dataset_name) const {
        describe(), " cannot do (it does: ", list.empty() ? "none" : list, ")");
 }
 
+std::vector<std::string> Model::metric_names() const {
+  std::vector<std::string> names;
+  for (const auto& [name, _] : metrics(EvalSums{})) names.push_back(name);
+  return names;
+}
+
 double Model::flops_per_step(const Batch&, std::string* how) const {
   if (how) *how = "no estimate for this model kind";
   return 0;
@@ -110,7 +116,6 @@ Metrics classification_metrics(const EvalSums& s) {
   return {{"loss", eval_rate(s, "loss_sum", "loss_units")},
           {"accuracy", eval_rate(s, "examples_correct", "examples")}};
 }
-std::vector<std::string> classification_metric_names() { return {"loss", "accuracy"}; }
 
 // logits: [B,T,V], targets: [B,T]
 std::vector<int32_t> token_eval(const Var& logits, const IntTensor& targets, int32_t pad,

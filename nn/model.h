@@ -72,8 +72,9 @@ class Model : public virtual Module {
   // Adds a batch's evaluation to s. Called under NoGrad, model in eval mode.
   virtual void eval_batch(const Batch& b, EvalSums& s, const EvalOptions& o) = 0;
   virtual Metrics metrics(const EvalSums& s) const = 0;
-  // The metrics this model reports, "loss" first (the names metrics() gives).
-  virtual std::vector<std::string> metric_names() const = 0;
+  // The metrics this model reports, "loss" first: the names metrics() gives
+  // (taken from metrics of no sums, so the list is written once).
+  std::vector<std::string> metric_names() const;
 
   // One input (a batch of one, as Dataset::encode_input makes it). Under NoGrad.
   virtual Predicted predict(const Batch& one, const PredictParams& p) = 0;
@@ -109,7 +110,6 @@ std::vector<int32_t> argmax_rows(const Tensor& logits);
 Var classification_loss(const Var& logits, const Batch& b);
 void classification_eval(const Var& logits, const Batch& b, EvalSums& s, const EvalOptions& o);
 Metrics classification_metrics(const EvalSums& s);
-std::vector<std::string> classification_metric_names();
 
 // Token-level evaluation of logits [B,T,V] against targets [B,T] (pad ignored):
 // adds "loss_sum", "tokens", "tokens_correct"; returns the argmax [B*T].

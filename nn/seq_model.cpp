@@ -62,10 +62,6 @@ Metrics SeqToSeqModel::metrics(const EvalSums& s) const {
           {"exact_match", eval_rate(s, "examples_correct", "examples")}};
 }
 
-std::vector<std::string> SeqToSeqModel::metric_names() const {
-  return {"loss", "token_accuracy", "exact_match"};
-}
-
 Predicted SeqToSeqModel::predict(const Batch& one, const PredictParams& p) {
   check_no_generation(p);
   NoGrad no_grad;

@@ -37,7 +37,6 @@ class SeqToSeqModel : public Model {
   int64_t loss_units(const Batch& b) const override { return count_tokens(b.tgt_out, pad_id()); }
   void eval_batch(const Batch& b, EvalSums& s, const EvalOptions& o) override;
   Metrics metrics(const EvalSums& s) const override;
-  std::vector<std::string> metric_names() const override;
   // Greedy or beam decoding of one source, up to max(max_target_len, 2 S + 8) tokens.
   Predicted predict(const Batch& one, const PredictParams& p) override;
 

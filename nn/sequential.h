@@ -28,7 +28,6 @@ class Sequential : public UnaryModule, public Model {
     classification_eval(forward(Var(b.images)), b, s, o);
   }
   Metrics metrics(const EvalSums& s) const override { return classification_metrics(s); }
-  std::vector<std::string> metric_names() const override { return classification_metric_names(); }
   // The class id (no attention).
   Predicted predict(const Batch& one, const PredictParams& p) override;
   // 3 x forward (one image through the layers, 2 x each layer's forward_macs) x batch.

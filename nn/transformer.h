@@ -235,7 +235,6 @@ class TransformerLM : public Model {
   int64_t loss_units(const Batch& b) const override { return count_tokens(b.tgt_out, options.pad); }
   void eval_batch(const Batch& b, EvalSums& s, const EvalOptions& o) override;
   Metrics metrics(const EvalSums& s) const override;
-  std::vector<std::string> metric_names() const override;
   // Continues one input by p.length tokens (0: as many as max_len allows, at most 200).
   Predicted predict(const Batch& one, const PredictParams& p) override;
   // 6 x weights x tokens + 3 x causal attention over the padded length.

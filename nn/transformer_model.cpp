@@ -57,10 +57,6 @@ Metrics TransformerLM::metrics(const EvalSums& s) const {
           {"perplexity", std::exp(loss)}};
 }
 
-std::vector<std::string> TransformerLM::metric_names() const {
-  return {"loss", "token_accuracy", "perplexity"};
-}
-
 Predicted TransformerLM::predict(const Batch& one, const PredictParams& p) {
   NoGrad no_grad;
   const int64_t S = one.src.size(1);

@@ -47,7 +47,6 @@ class ToyBag : public Model {
     classification_eval(logits(b.src), b, s, o);
   }
   Metrics metrics(const EvalSums& s) const override { return classification_metrics(s); }
-  std::vector<std::string> metric_names() const override { return classification_metric_names(); }
   Predicted predict(const Batch& one, const PredictParams&) override {
     NoGrad ng;
     return {{argmax_rows(logits(one.src).value())[0]}, Tensor()};

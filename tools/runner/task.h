@@ -28,7 +28,6 @@ class Task {
   Metrics metrics(const EvalSums& s) const { return m_->metrics(s); }
   // The metrics this task reports, "loss" first.
   std::vector<std::string> metric_names() const { return m_->metric_names(); }
-  const EvalOptions& eval_options() const { return eval_; }
 
  private:
   std::shared_ptr<Model> m_;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "autograd/ops.h"
+#include "engine/collective.h"
 #include "engine/kernels/attention.h"
 #include "engine/rng.h"
 
@@ -51,8 +52,15 @@ AttentionCall prepare_rest(const char* op, AttentionCall a, bool causal,
     a.drop_scale = 1.f / (1.f - dropout_p);
     a.drop_seed = gen->seed();
     a.drop_base = gen->counter();
-    // consume the draws of a [B,NH,T,S] mask, as dropout() over the weights would
-    const int64_t n = a.B * a.NH * a.T * a.S;
+    // consume the draws of a [B,NH,T,S] mask, as dropout() over the weights would;
+    // a data-parallel slice of the batch (rows along B) draws its rows of the whole's
+    const BatchRows& rows = batch_rows();
+    int64_t B = a.B;
+    if (rows.split() && rows.local == a.B) {
+      B = rows.global;
+      a.drop_offset = rows.offset * a.NH * a.T * a.S;
+    }
+    const int64_t n = B * a.NH * a.T * a.S;
     gen->set_state(gen->seed(), gen->counter() + uint64_t((n + 3) / 4));
   }
   return a;

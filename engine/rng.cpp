@@ -22,20 +22,46 @@ std::array<uint32_t, 4> Generator::philox(uint64_t key, uint64_t counter) {
   return {c0, c1, c2, c3};
 }
 
-void Generator::fill_uniform(float* p, int64_t n, float lo, float hi) {
-  check(n >= 0 && hi >= lo, "uniform: expected lo <= hi, got [", lo, ", ", hi, ")");
-  const int64_t blocks = (n + 3) / 4;
-  const uint64_t base = counter_;
+namespace {
+
+// p[k] = U[lo, hi) from draw start + k of the stream at counter `base` (draw i
+// is lane i % 4 of block base + i / 4), so any window of a fill is the same
+// numbers the whole fill would give there.
+void uniform_window(uint64_t seed, uint64_t base, int64_t start, float* p, int64_t n, float lo,
+                    float hi) {
+  if (n <= 0) return;
+  const int64_t b0 = start / 4, b1 = (start + n + 3) / 4;
   const float span = hi - lo;
 #pragma omp parallel for schedule(static) if (worth_threads(n)) num_threads(num_threads())
-  for (int64_t b = 0; b < blocks; ++b) {
-    auto r = philox(seed_, base + uint64_t(b));
-    for (int j = 0; j < 4 && 4 * b + j < n; ++j) {
+  for (int64_t b = b0; b < b1; ++b) {
+    auto r = Generator::philox(seed, base + uint64_t(b));
+    for (int j = 0; j < 4; ++j) {
+      const int64_t i = 4 * b + j - start;
+      if (i < 0 || i >= n) continue;
       float v = lo + span * u32_to_unit(r[j]);
-      p[4 * b + j] = v < hi ? v : lo;  // rounding of lo + span*u may reach hi
+      p[i] = v < hi ? v : lo;  // rounding of lo + span*u may reach hi
     }
   }
-  counter_ += uint64_t(blocks);
+}
+
+}  // namespace
+
+void Generator::fill_uniform(float* p, int64_t n, float lo, float hi) {
+  check(n >= 0 && hi >= lo, "uniform: expected lo <= hi, got [", lo, ", ", hi, ")");
+  uniform_window(seed_, counter_, 0, p, n, lo, hi);
+  counter_ += uint64_t((n + 3) / 4);
+}
+
+void Generator::fill_uniform_rows(float* p, int64_t outer, int64_t rows, int64_t inner,
+                                  int64_t row_offset, int64_t global_rows, float lo, float hi) {
+  check(outer >= 0 && rows >= 0 && inner >= 0 && row_offset >= 0 &&
+            row_offset + rows <= global_rows && hi >= lo,
+        "uniform rows: expected rows [", row_offset, ", ", row_offset + rows, ") within ",
+        global_rows, " and lo <= hi, got [", lo, ", ", hi, ")");
+  for (int64_t o = 0; o < outer; ++o)
+    uniform_window(seed_, counter_, (o * global_rows + row_offset) * inner, p + o * rows * inner,
+                   rows * inner, lo, hi);
+  counter_ += uint64_t((outer * global_rows * inner + 3) / 4);
 }
 
 void Generator::fill_normal(float* p, int64_t n, float mean, float stddev) {

@@ -21,6 +21,14 @@ class Generator {
   // Fill p[0..n) with U[lo, hi) / N(mean, stddev); consumes ceil(n/4) blocks.
   void fill_uniform(float* p, int64_t n, float lo, float hi);
   void fill_normal(float* p, int64_t n, float mean, float stddev);
+  // Part of a uniform fill of a [outer, global_rows, inner] tensor: writes the
+  // [outer, rows, inner] block of rows [row_offset, row_offset + rows), each
+  // number what fill_uniform over the whole would put there, and consumes what
+  // the whole fill would. A data-parallel slice of a batch so draws what the
+  // single process draws for its examples (row_offset 0, rows = global_rows:
+  // fill_uniform exactly).
+  void fill_uniform_rows(float* p, int64_t outer, int64_t rows, int64_t inner, int64_t row_offset,
+                         int64_t global_rows, float lo, float hi);
 
   uint32_t next_u32();                                  // one block per call
   float next_uniform();                                 // U[0, 1)

@@ -3,6 +3,8 @@
 // Each command and flag is declared once (CLI11): its type, range, default and
 // help line come from that one declaration. Exit codes: 0 ok, 1 runtime
 // failure, 2 usage or config error, 130 interrupted (Ctrl-C; train saves first).
+// Under mpirun every rank runs the same command; rank 0 alone prints results,
+// and a rank that fails ends the whole job naming itself (dist/comm.h).
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "bench/bench.h"
+#include "dist/comm.h"
 #include "engine/error.h"
 #include "engine/rng.h"
 #include "engine/simd.h"
@@ -311,6 +314,10 @@ qkv::runner::Experiment load_experiment(const ConfigArgs& a) {
 void on_sigint(int) { qkv::runner::stop_flag().store(true); }
 
 int cmd_train(TrainArgs a) {
+  if (qkv::dist::launched_size() > 1 && !qkv::dist::built_with_mpi())
+    throw UsageError("train: launched as " + std::to_string(qkv::dist::launched_size()) +
+                     " processes, but this qkv was built without MPI (install libopenmpi-dev, "
+                     "reconfigure and rebuild); each would train alone");
   qkv::runner::Experiment ex = load_experiment(a.cfg);
   a.run.tty = isatty(2);
   struct sigaction sa = {};
@@ -318,6 +325,7 @@ int cmd_train(TrainArgs a) {
   sa.sa_flags = SA_RESETHAND;  // a second Ctrl-C kills at once
   sigaction(SIGINT, &sa, nullptr);
   const qkv::runner::TrainResult r = qkv::runner::train(ex, a.run);
+  if (!qkv::dist::writer()) return r.interrupted ? 130 : 0;
   std::printf("%s\n", r.summary.dump().c_str());
   std::fflush(stdout);
   if (r.interrupted) {
@@ -336,7 +344,7 @@ int cmd_eval(const EvalArgs& a) {
       qkv::runner::evaluate(*ex.task, *ex.model, *ex.data, s, 0, ex.cfg.train.batch_size);
   qkv::Json out = {{"name", ex.cfg.name}, {"checkpoint", a.checkpoint}, {"split", a.split}};
   out["metrics"] = qkv::runner::metrics_json(m);
-  std::printf("%s\n", out.dump().c_str());
+  if (qkv::dist::writer()) std::printf("%s\n", out.dump().c_str());
   return 0;
 }
 
@@ -500,14 +508,28 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "qkv: %s\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "qkv: %s\n", e.what());
-    return 1;
+// One line on stderr; over several ranks it names the rank and ends the whole
+// job (the others may be waiting for this one in a collective).
+int fail_with(int code, const char* what) {
+  if (qkv::dist::size() > 1) {
+    std::fprintf(stderr, "qkv: rank %d of %d: %s\n", qkv::dist::rank(), qkv::dist::size(), what);
+    std::fflush(stderr);
+    qkv::dist::abort_job(code);
   }
+  std::fprintf(stderr, "qkv: %s\n", what);
+  return code;
+}
+
+int main(int argc, char** argv) {
+  int rc = 0;
+  try {
+    qkv::dist::init(&argc, &argv);
+    rc = run(argc, argv);
+  } catch (const UsageError& e) {
+    return fail_with(2, e.what());
+  } catch (const std::exception& e) {
+    return fail_with(1, e.what());
+  }
+  qkv::dist::finalize();
+  return rc;
 }

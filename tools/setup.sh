@@ -14,6 +14,8 @@ pkgs=(g++ meson ninja-build pkg-config libxsimd-dev libcli11-dev doctest-dev nlo
   zlib1g-dev)
 # The Fashion-MNIST experiments read its gzip'd IDX files from /usr/share/datasets/fashion-mnist/.
 pkgs+=(dataset-fashion-mnist)
+# Data-parallel training (mpirun -np N qkv train): Open MPI, found by meson's MPI dependency.
+pkgs+=(openmpi-bin libopenmpi-dev)
 # shellcheck disable=SC2206
 pkgs+=(${QKV_EXTRA_PKGS:-})
 missing=()

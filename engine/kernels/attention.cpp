@@ -30,9 +30,9 @@ int64_t AttentionCall::key_limit(int64_t b, int64_t t) const {
   return lim;
 }
 
-// Element i = r*S + s is lane i % 4 of Philox block drop_base + i / 4.
+// Element i = r*S + s (+ drop_offset) is lane i % 4 of Philox block drop_base + i / 4.
 void AttentionCall::drop_mask(int64_t r, int64_t s0, int64_t n, float* m) const {
-  int64_t i = r * S + s0;
+  int64_t i = r * S + s0 + drop_offset;
   std::array<uint32_t, 4> blk = Generator::philox(drop_seed, drop_base + uint64_t(i / 4));
   for (int64_t j = 0; j < n; ++j, ++i) {
     if (j > 0 && i % 4 == 0) blk = Generator::philox(drop_seed, drop_base + uint64_t(i / 4));

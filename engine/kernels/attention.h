@@ -69,6 +69,7 @@ struct AttentionCall {
   float drop_p = 0.f;                     // attention dropout probability (0: none)
   float drop_scale = 1.f;                 // 1 / (1 - drop_p)
   uint64_t drop_seed = 0, drop_base = 0;  // Philox key and first counter of the mask
+  int64_t drop_offset = 0;  // element i draws number drop_offset + i (a slice of a larger batch)
   AttentionLayout lq, lk, lv, lo;         // of q, k, v, out (gradients share them)
 
   // Offset of row t of head bh (= b*NH + h) in an operand of layout L.

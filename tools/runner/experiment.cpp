@@ -1,10 +1,36 @@
 // Building an experiment: data set, model, task.
 #include "tools/runner/experiment.h"
 
+#include <omp.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "dist/comm.h"
 #include "engine/threads.h"
 #include "nn/builder.h"
 
 namespace qkv::runner {
+namespace {
+
+// Threads per rank when neither the config nor the environment says: the
+// cores this process may run on, shared with the job's other ranks on this
+// machine. A launcher that bound each rank to its own cores already did the
+// sharing (the affinity mask is smaller than the machine).
+int rank_threads() {
+  const int visible = omp_get_num_procs();
+  const int machine = int(std::thread::hardware_concurrency());
+  if (dist::local_size() <= 1 || visible < machine) return std::max(1, visible);
+  return std::max(1, machine / dist::local_size());
+}
+
+bool threads_from_env() {
+  for (const char* name : {"QKV_THREADS", "OMP_NUM_THREADS"})
+    if (const char* v = std::getenv(name); v && *v) return true;
+  return false;
+}
+
+}  // namespace
 
 Json fill_model_config(const Json& model, const data::Dataset& d) {
   return fill_data_facts(model, d.facts());
@@ -12,7 +38,10 @@ Json fill_model_config(const Json& model, const data::Dataset& d) {
 
 Experiment make_experiment(ExperimentConfig cfg, std::unique_ptr<data::Dataset> d) {
   Experiment ex;
-  if (cfg.threads > 0) set_num_threads(int(cfg.threads));
+  if (cfg.threads > 0)
+    set_num_threads(int(cfg.threads));
+  else if (dist::local_size() > 1 && !threads_from_env())
+    set_num_threads(rank_threads());
   ex.data = std::move(d);
   ex.gen = std::make_unique<Generator>(cfg.seed);
   BuiltModel b = build_model(fill_model_config(cfg.model, *ex.data), *ex.gen, "model");

@@ -28,7 +28,9 @@ struct Experiment {
 // registered for them (nn/builder.h: fill_data_facts).
 Json fill_model_config(const Json& model, const data::Dataset& d);
 
-// From a parsed config; threads are set here (cfg.threads > 0).
+// From a parsed config; threads are set here: cfg.threads when > 0, else (over
+// several ranks on one machine, with no QKV_THREADS / OMP_NUM_THREADS) the
+// machine's cores divided among its ranks.
 Experiment make_experiment(ExperimentConfig cfg);
 // The same with a data set made by the caller (tests use a fake one).
 Experiment make_experiment(ExperimentConfig cfg, std::unique_ptr<data::Dataset> d);

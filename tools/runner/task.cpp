@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <numeric>
 
+#include "dist/comm.h"
+
 namespace qkv::runner {
 
 std::unique_ptr<Task> make_task(const data::Dataset& d, std::shared_ptr<Model> model,
@@ -23,13 +25,15 @@ EvalSums evaluate_sums(Task& task, Module& model, const data::Dataset& d, data::
   NoGrad no_grad;
   EvalSums sums;
   std::vector<int64_t> idx;
-  for (int64_t start = 0; start < n; start += batch_size) {
+  // Over several ranks, rank r takes batches r, r + R, ...; the sums are added below.
+  for (int64_t start = batch_size * dist::rank(); start < n; start += batch_size * dist::size()) {
     const int64_t end = std::min(n, start + batch_size);
     idx.resize(size_t(end - start));
     std::iota(idx.begin(), idx.end(), start);
     task.eval_batch(d.batch(s, idx), sums);
   }
   model.train(was_training);
+  dist::allreduce_sum(sums);
   return sums;
 }
 

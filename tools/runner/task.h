@@ -23,6 +23,8 @@ class Task {
   Task(std::shared_ptr<Model> model, EvalOptions eval) : m_(std::move(model)), eval_(eval) {}
   // The mean training loss of a batch (recorded on the tape).
   Var loss(const data::Batch& b) { return m_->loss(b); }
+  // The units loss() averages over (tokens or examples): weights slices of a batch.
+  int64_t loss_units(const data::Batch& b) const { return m_->loss_units(b); }
   // Adds a batch's evaluation to s. Called under NoGrad, model in eval mode.
   void eval_batch(const data::Batch& b, EvalSums& s) { m_->eval_batch(b, s, eval_); }
   Metrics metrics(const EvalSums& s) const { return m_->metrics(s); }

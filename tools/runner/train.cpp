@@ -1,4 +1,5 @@
-// The training loop; see train.h for what it guarantees (resume, NaN, SIGINT).
+// The training loop; see train.h for what it guarantees (resume, NaN, SIGINT,
+// data-parallel over the ranks of dist/).
 #include "tools/runner/train.h"
 
 #include <chrono>
@@ -9,6 +10,9 @@
 #include <sstream>
 
 #include "autograd/ops.h"
+#include "dist/comm.h"
+#include "engine/collective.h"
+#include "engine/threads.h"
 #include "nn/checkpoint.h"
 #include "nn/clip.h"
 #include "tools/plot.h"
@@ -63,6 +67,22 @@ class Throughput {
   double per_second_ = 0;
 };
 
+// Rows [begin, end) of every field a batch defines: views, no copies. The
+// padded widths stay the whole batch's, so a slice's tensors are rows of the
+// whole's (what example-keyed dropout relies on).
+data::Batch batch_rows_of(const data::Batch& b, int64_t begin, int64_t end) {
+  data::Batch s;
+  s.size = end - begin;
+  auto rows = [&](const auto& t) { return t.defined() ? t.narrow_rows(begin, end) : t; };
+  s.src = rows(b.src);
+  s.src_len = rows(b.src_len);
+  s.tgt_in = rows(b.tgt_in);
+  s.tgt_out = rows(b.tgt_out);
+  s.labels = rows(b.labels);
+  s.images = rows(b.images);
+  return s;
+}
+
 std::vector<std::vector<plot::Series>> curve_panels(const std::vector<Json>& records,
                                                     const std::vector<std::string>& names) {
   plot::Series train_loss{"train loss", {}, {}};
@@ -111,7 +131,11 @@ class Trainer {
         cfg_(ex.cfg),
         tc_(ex.cfg.train),
         opt_(opt),
-        dir_(opt.out_dir.empty() ? ex.cfg.output : opt.out_dir) {}
+        dir_(opt.out_dir.empty() ? ex.cfg.output : opt.out_dir),
+        ranks_(dist::size()),
+        writer_(dist::writer()) {
+    if (!writer_) opt_.quiet = true;  // rank 0 alone prints
+  }
 
   TrainResult run();
 
@@ -123,6 +147,11 @@ class Trainer {
   data::Batch next_batch();  // the batch at st_.step in its epoch's order
   // One update from one batch at learning rate lr; returns the batch's loss.
   double train_step(const data::Batch& batch, double lr);
+  // The same over the ranks: this rank's slice forward and backward, the
+  // gradients summed over the ranks; returns the whole batch's loss.
+  double train_step_ranks(const data::Batch& batch);
+  void check_split() const;  // every batch has at least one example per rank
+  bool stop_requested() const { return ranks_ > 1 ? stop_seen_ : stop_flag().load(); }
   [[noreturn]] void fail_non_finite(double loss) const;
   void log_step(int64_t epoch, double loss, double lr, double examples_per_s);
   bool eval_due() const;
@@ -144,7 +173,9 @@ class Trainer {
   void end_progress() {
     if (!opt_.quiet) progress_->finish();
   }
-  void write_record(const Json& rec) { log_.write(rec); }
+  void write_record(const Json& rec) {
+    if (writer_) log_.write(rec);
+  }
   void save(const std::string& file);
   void write_curves();
 
@@ -168,6 +199,11 @@ class Trainer {
   int64_t order_epoch_ = -1;
   Clock::time_point t0_;
   TrainResult res_;
+  // ---- data-parallel (ranks_ > 1): rank 0 alone writes
+  int ranks_ = 1;
+  bool writer_ = true;
+  bool stop_seen_ = false;  // some rank saw stop_flag() (exchanged each step)
+  Tensor grad_flat_;        // [sum of numels + one has-gradient flag per parameter]
 };
 
 TrainResult Trainer::run() {
@@ -194,7 +230,21 @@ void Trainer::prepare() {
   params_ = ex_.model->parameters();
   optim_ = make_optimizer(tc_.optimizer, params_);
   progress_ = std::make_unique<Progress>(opt_.tty, total_, tc_.log_every);
+  if (ranks_ > 1) {
+    check_split();
+    int64_t n = int64_t(params_.size());
+    for (const Var& p : params_) n += p.numel();
+    grad_flat_ = Tensor(Shape{n});
+  }
   t0_ = Clock::now();
+}
+
+void Trainer::check_split() const {
+  const int64_t N = ex_.data->size(data::Split::train), B = tc_.batch_size;
+  const int64_t smallest = N % B == 0 ? std::min(N, B) : std::min(B, N % B);
+  check(smallest >= ranks_, "train: a batch of ", smallest, " examples (train.batch_size ", B,
+        ", ", N, " training examples) cannot be split over ", ranks_,
+        " ranks; every batch needs at least one example per rank");
 }
 
 // Bit for bit: the weights, the optimizer's moments and the model's generator
@@ -219,7 +269,7 @@ void Trainer::train_loop() {
   ex_.model->train();
   Throughput throughput;
   while (st_.step < total_) {
-    if (stop_flag().load()) {
+    if (stop_requested()) {
       res_.interrupted = true;
       return;
     }
@@ -246,10 +296,17 @@ data::Batch Trainer::next_batch() {
   return ex_.data->batch(data::Split::train, idx_);
 }
 
-// Forward, backward, clipping, optimizer step. (Data-parallel training would
-// average the gradients over the ranks between backward and clipping.)
+// Forward, backward, clipping, optimizer step. Over several ranks, the
+// gradients are summed over the ranks between backward and clipping.
 double Trainer::train_step(const data::Batch& batch, double lr) {
   optim_->set_lr(lr);
+  if (ranks_ > 1) {
+    const double lv = train_step_ranks(batch);
+    if (tc_.clip_norm > 0) clip_grad_norm(params_, float(tc_.clip_norm));  // the global norm
+    optim_->step();
+    optim_->zero_grad();
+    return lv;
+  }
   const Var loss = ex_.task->loss(batch);
   const double lv = double(loss.item());
   if (!std::isfinite(lv)) fail_non_finite(lv);
@@ -258,6 +315,54 @@ double Trainer::train_step(const data::Batch& batch, double lr) {
   optim_->step();
   optim_->zero_grad();
   return lv;
+}
+
+// Rank r takes rows [B r / R, B (r+1) / R) of the global batch. Its loss is
+// the mean over its slice's loss units, so backward starts from loss *
+// local/global units: the sum over the ranks is then the gradient of the
+// global batch's mean, uneven slices and padding included (every rank holds
+// the global batch, so the global count needs no communication). The scale
+// goes in before backward, not after: synchronised BatchNorm's backward mixes
+// the ranks' upstream gradients. All gradients travel in one contiguous
+// buffer, with one has-gradient flag per parameter (a parameter no rank
+// reached keeps no gradient, as in one process).
+double Trainer::train_step_ranks(const data::Batch& batch) {
+  const int64_t B = batch.size, r = dist::rank();
+  const int64_t begin = B * r / ranks_, end = B * (r + 1) / ranks_;
+  const data::Batch part = batch_rows_of(batch, begin, end);
+  const double w = double(ex_.task->loss_units(part)) / double(ex_.task->loss_units(batch));
+  double lv = 0;
+  {
+    BatchRowsScope rows(begin, end - begin, B);  // dropout keyed by the global example row
+    const Var loss = ex_.task->loss(part);
+    lv = double(loss.item());
+    if (!std::isfinite(lv)) fail_non_finite(lv);
+    backward(loss * float(w));
+  }
+  float* flat = grad_flat_.data();
+  const int64_t P = int64_t(params_.size());
+  int64_t off = P;
+  for (int64_t i = 0; i < P; ++i) {
+    const Var& p = params_[size_t(i)];
+    flat[i] = p.has_grad() ? 1.f : 0.f;
+    if (p.has_grad())
+      std::copy(p.grad().begin(), p.grad().end(), flat + off);
+    else
+      std::fill(flat + off, flat + off + p.numel(), 0.f);
+    off += p.numel();
+  }
+  dist::allreduce_sum(flat, grad_flat_.numel());
+  off = P;
+  for (int64_t i = 0; i < P; ++i) {
+    Var& p = params_[size_t(i)];
+    if (flat[i] > 0) p.set_grad(grad_flat_.narrow_rows(off, off + p.numel()).view(p.shape()));
+    off += p.numel();
+  }
+  // The loss of the global batch and the stop flag, in one small exchange.
+  double status[2] = {lv * w, stop_flag().load() ? 1.0 : 0.0};
+  dist::allreduce_sum(status, 2);
+  stop_seen_ = status[1] > 0;
+  return status[0];
 }
 
 // Nothing is saved after a non-finite loss: the last checkpoint stays the last good one.
@@ -374,6 +479,14 @@ Json Trainer::summary() const {
   if (!tc_.target.metric.empty())
     s["target_step"] = res_.target_reached ? Json(res_.target_step) : Json();
   if (res_.interrupted) s["interrupted"] = true;
+  if (ranks_ > 1) {  // what the gradient all-reduce cost this rank (rank 0 reports)
+    const dist::CommStats& c = dist::stats();
+    const double steps = double(std::max<int64_t>(1, c.calls));
+    s["ranks"] = ranks_;
+    s["allreduce_bytes_per_step"] = double(c.bytes) / steps;
+    s["allreduce_ms_per_step"] = std::round(c.seconds / steps * 1e6) / 1e3;
+    s["allreduce_share"] = std::round(c.seconds / std::max(res_.train_seconds, 1e-9) * 1e4) / 1e4;
+  }
   s["valid"] = metrics_json(res_.valid);
   s["test"] = metrics_json(res_.test);
   return s;
@@ -395,10 +508,14 @@ TrainState Trainer::state_now() const {
 // ---- writes ---------------------------------------------------------------------
 
 void Trainer::open_outputs() {
+  if (!writer_) return;
   std::filesystem::create_directories(dir_);
   plot::write_file((dir_ / "config.json").string(), cfg_.resolved.dump(2) + "\n");
   if (!opt_.quiet) {
     std::fprintf(stderr, "config: %s\n", cfg_.resolved.dump().c_str());
+    std::fprintf(stderr, "layout: %d rank%s x %d thread%s (%d rank%s on this machine)\n", ranks_,
+                 ranks_ == 1 ? "" : "s", num_threads(), num_threads() == 1 ? "" : "s",
+                 dist::local_size(), dist::local_size() == 1 ? "" : "s");
     std::fprintf(stderr, "model: %s, %lld parameters; %lld steps (%lld per epoch)%s\n",
                  ex_.model->describe().c_str(), (long long)ex_.model->num_parameters(),
                  (long long)total_, (long long)steps_per_epoch_,
@@ -408,6 +525,7 @@ void Trainer::open_outputs() {
 }
 
 void Trainer::save(const std::string& file) {
+  if (!writer_) return;
   // Never overwrite a good checkpoint with a diverged model.
   check(params_finite(*ex_.model), "train: the parameters hold NaN/Inf at step ", st_.step,
         "; stopped without saving (the last good checkpoint ", (dir_ / file).string(),
@@ -416,6 +534,7 @@ void Trainer::save(const std::string& file) {
 }
 
 void Trainer::write_curves() {
+  if (!writer_) return;
   plot::write_file(
       (dir_ / "curves.svg").string(),
       plot::curves_svg(curve_panels(log_.records(), ex_.task->metric_names()), cfg_.name));

@@ -14,7 +14,10 @@ namespace {
 
 // The mask of x's shape as the whole batch's fill would draw it for this
 // process's rows. The batch axis is the first of axes 0, 1 whose size is the
-// slice's row count (batch-first or time-major tensors).
+// slice's row count: batch-first tensors (every model family's), or time-major
+// ones (a stacked RNN's inside) unless their length equals the row count too;
+// then the draws are still per example and the same on every run, but not the
+// single process's.
 void fill_slice_uniform(Tensor& mask, Generator& gen, const BatchRows& r) {
   const Shape& s = mask.shape();
   int axis = -1;

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <climits>
 #include <cstdlib>
 #include <set>
 #include <vector>
@@ -12,6 +11,7 @@
 #include "engine/error.h"
 
 #ifdef QKV_HAVE_MPI
+#define OMPI_SKIP_MPICXX 1  // the C API only (the C++ bindings warn and are deprecated)
 #include <mpi.h>
 #endif
 
@@ -143,6 +143,8 @@ void allreduce_sum(std::map<std::string, double>& sums) {
   allreduce_sum(v.data(), int64_t(v.size()));
   size_t i = 0;
   for (const auto& k : names) sums[k] = v[i++];
+#else
+  (void)sums;
 #endif
 }
 
@@ -155,14 +157,6 @@ void broadcast(float* p, int64_t n, int root) {
 #else
   (void)p, (void)n, (void)root;
 #endif
-}
-
-int first_flagged(bool flag) {
-  int r = flag ? g_world.rank : INT_MAX;
-#ifdef QKV_HAVE_MPI
-  if (g_world.size > 1) MPI_Allreduce(MPI_IN_PLACE, &r, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-#endif
-  return r == INT_MAX ? -1 : r;
 }
 
 void abort_job(int code) {

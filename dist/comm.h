@@ -36,10 +36,6 @@ void allreduce_sum(double* p, int64_t n);
 void allreduce_sum(std::map<std::string, double>& sums);
 void broadcast(float* p, int64_t n, int root);
 
-// The status exchange: the lowest rank whose flag is set, -1 if none (every
-// rank gets the same answer).
-int first_flagged(bool flag);
-
 // Ends the whole job with exit code `code` (MPI_Abort under mpirun, else exit).
 [[noreturn]] void abort_job(int code);
 

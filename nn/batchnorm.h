@@ -4,6 +4,8 @@
 // updates the running ones (unbiased variance, as torch); eval uses the
 // running ones. num_batches_tracked is an integer buffer (int32 here, saved
 // as I64 like torch's), so a torch state_dict loads strictly.
+// In a data-parallel run (engine/collective.h: a process group installed) the
+// training statistics are synchronised over the ranks (the global batch's).
 // Not here: momentum=None (cumulative average), track_running_stats=False.
 #pragma once
 #include "nn/module.h"

@@ -425,14 +425,14 @@ int cmd_bench(BenchArgs a) {
 
 // The main job: the default experiment end to end, from the repository root.
 int cmd_main() {
-  print_info();
+  if (qkv::dist::writer()) print_info();
   TrainArgs train;
   train.cfg.path = "configs/dates_luong.json";
   if (!std::filesystem::exists(train.cfg.path))
     throw UsageError(train.cfg.path +
                      ": not found (run qkv from the repository root, or see 'qkv --help')");
   const int rc = cmd_train(train);
-  if (rc != 0) return rc;
+  if (rc != 0 || !qkv::dist::writer()) return rc;  // rank 0 alone predicts and writes
   qkv::runner::Experiment ex = load_experiment(train.cfg);
   const std::string dir = ex.cfg.output;
   qkv::runner::load_model(ex, dir + "/best.safetensors");

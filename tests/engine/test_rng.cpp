@@ -89,6 +89,36 @@ TEST_SUITE("engine/rng") {
     CHECK_THROWS_AS(g.next_below(0), Error);
   }
 
+  // A data-parallel slice draws what the whole batch's fill draws for its rows,
+  // whichever axis is the batch's and however the slice falls on the 4-wide
+  // Philox blocks, and consumes what the whole fill consumes.
+  TEST_CASE("fill_uniform_rows: each slice is its rows of the whole fill") {
+    const int64_t outer = 3, global = 7, inner = 5;  // [3,7,5]: odd sizes, blocks straddle rows
+    Generator whole(11);
+    whole.set_state(11, 9);
+    std::vector<float> all(size_t(outer * global * inner));
+    whole.fill_uniform(all.data(), int64_t(all.size()), 0.f, 1.f);
+    for (auto [offset, rows] :
+         {std::pair{0, 7}, std::pair{0, 3}, std::pair{3, 4}, std::pair{6, 1}}) {
+      CAPTURE(offset);
+      CAPTURE(rows);
+      Generator g(11);
+      g.set_state(11, 9);
+      std::vector<float> part(size_t(outer * rows * inner));
+      g.fill_uniform_rows(part.data(), outer, rows, inner, offset, global, 0.f, 1.f);
+      CHECK(g.counter() == whole.counter());
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t i = 0; i < inner; ++i)
+            REQUIRE(part[size_t((o * rows + r) * inner + i)] ==
+                    all[size_t((o * global + offset + r) * inner + i)]);
+    }
+    Generator g(11);
+    std::vector<float> p(4);
+    CHECK_THROWS_WITH_AS(g.fill_uniform_rows(p.data(), 1, 2, 2, 6, 7, 0.f, 1.f),
+                         doctest::Contains("uniform rows: expected rows [6, 8) within 7"), Error);
+  }
+
   TEST_CASE("bad arguments throw") {
     Generator g(0);
     CHECK_THROWS_WITH_AS(uniform({3}, 1.f, 0.f, g), doctest::Contains("uniform: expected lo <= hi"),

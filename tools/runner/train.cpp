@@ -242,8 +242,8 @@ void Trainer::prepare() {
 void Trainer::check_split() const {
   const int64_t N = ex_.data->size(data::Split::train), B = tc_.batch_size;
   const int64_t smallest = N % B == 0 ? std::min(N, B) : std::min(B, N % B);
-  check(smallest >= ranks_, "train: a batch of ", smallest, " examples (train.batch_size ", B,
-        ", ", N, " training examples) cannot be split over ", ranks_,
+  check(smallest >= ranks_, "train: a batch of ", smallest, " examples (train.batch_size ", B, ", ",
+        N, " training examples) cannot be split over ", ranks_,
         " ranks; every batch needs at least one example per rank");
 }
 

@@ -6,7 +6,8 @@
 // bidirectional); the last layer's final states of both directions are
 // concatenated ([B,ND*H]) and bridged to the decoder's initial state.
 // Decoder: Embedding + one LSTMCell/GRUCell, stepped one token at a time
-// (a single decoder layer, deliberately). Not here: multi-layer decoders,
+// (a single decoder layer, deliberately); the Luong LSTM decoder runs as one
+// fused op over all steps (teacher forcing) or one step (decoding). Not here: multi-layer decoders,
 // dropout, coverage, scheduled sampling, batched decoding of several sources.
 //
 // Legend: B batch, S source time, T target time, E embed, H hidden,
@@ -99,7 +100,19 @@ class Seq2SeqDecoder : public Module {
   // tokens: [B] -> one step; updates st.
   DecoderStep step(const IntTensor& tokens, DecoderState& st, const EncoderMemory& mem,
                    Linear& out);
+  // tokens: [B,T] -> the output projection's input of every step [B,T,H'] (H' = H, or
+  // H + ND*H for Bahdanau), the attention [B,T,S] in *weights (if not null and
+  // attending); updates st. The projection then runs once over all B*T rows.
+  Var run(const IntTensor& tokens, DecoderState& st, const EncoderMemory& mem,
+          Tensor* weights);
+  // Whether the fused op luong_decoder (autograd/ops.h) computes the decoder:
+  // an LSTM cell with Luong attention and a dot, scaled_dot or general score.
+  bool fused_luong() const;
   std::string describe() const override;
+
+  // Use the fused op where it applies. false: the composite of modules and
+  // primitives step by step (the fused op's oracle in the tests).
+  bool fused = true;
 
   Seq2SeqOptions options;
   std::shared_ptr<Embedding> embedding;
@@ -107,6 +120,11 @@ class Seq2SeqDecoder : public Module {
   std::shared_ptr<GRUCell> gru;
   std::shared_ptr<Attention> attention;  // luong / bahdanau
   std::shared_ptr<Linear> combine;       // Luong W_c: [c; h] (ND*H + H) -> H, no bias
+
+ private:
+  // The composite step: tokens [B] -> out's input [B,H'], weights [B,S] (attending).
+  Var features(const IntTensor& tokens, DecoderState& st, const EncoderMemory& mem,
+               Var* weights);
 };
 
 class Seq2Seq : public SeqToSeqModel {

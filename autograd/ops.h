@@ -8,6 +8,7 @@
 
 #include "autograd/var.h"
 #include "engine/kernels/binary.h"
+#include "engine/kernels/gemm.h"
 #include "engine/kernels/unary.h"
 
 namespace qkv {
@@ -150,10 +151,20 @@ struct LuongDecoderOutput {
   Var weights;  // [B,T,S] attention
   Var h, c;     // [B,H] the last step's state
 };
+// The weights W_ih^T, W_hh^T, W_c^T packed once for many calls (decoding: every
+// step of a sequence), instead of once per call. It points into the weights:
+// they must outlive it, unchanged (no optimizer step in between).
+struct LuongDecoderPack {
+  LuongDecoderPack(const Var& w_ih, const Var& w_hh, const Var& w_c);
+  PackedB w_ih_t;  // [E+F, 4H]
+  PackedB w_hh_t;  // [H, 4H]
+  PackedB w_c_t;   // [K+H, H]
+};
 LuongDecoderOutput luong_decoder(const Var& x, const Var& h0, const Var& c0, const Var& feed0,
                                  const Var& w_ih, const Var& w_hh, const Var& b_ih,
                                  const Var& b_hh, const Var& P, const Var& V, const Tensor& mask,
-                                 const Var& w_c, float scale = 1.f);
+                                 const Var& w_c, float scale = 1.f,
+                                 const LuongDecoderPack* pack = nullptr);
 
 // ---- losses (ops_loss.cpp) ---------------------------------------------------------------------
 enum class Reduction { mean, sum, none };

@@ -8,6 +8,7 @@
 // Legend: B batch, T target, S source, E embed, H hidden, K value (key) size,
 // G = 4H gates, F = H with input feeding (else 0).
 #include <cstring>
+#include <memory>
 
 #include "autograd/ops.h"
 #include "engine/kernels/gemm.h"
@@ -83,10 +84,16 @@ Dims check_dims(const Var& x, const Var& h0, const Var& c0, const Var& feed0, co
 
 }  // namespace
 
+LuongDecoderPack::LuongDecoderPack(const Var& w_ih, const Var& w_hh, const Var& w_c)
+    : w_ih_t(true, w_ih.size(1), w_ih.size(0), w_ih.value().data(), w_ih.size(1)),
+      w_hh_t(true, w_hh.size(1), w_hh.size(0), w_hh.value().data(), w_hh.size(1)),
+      w_c_t(true, w_c.size(1), w_c.size(0), w_c.value().data(), w_c.size(1)) {}
+
 LuongDecoderOutput luong_decoder(const Var& x, const Var& h0, const Var& c0, const Var& feed0,
                                  const Var& w_ih, const Var& w_hh, const Var& b_ih_in,
                                  const Var& b_hh_in, const Var& P, const Var& V,
-                                 const Tensor& mask, const Var& w_c, float scale) {
+                                 const Tensor& mask, const Var& w_c, float scale,
+                                 const LuongDecoderPack* pack) {
   const auto [B, T, E, H, G, F, S, K] =
       check_dims(x, h0, c0, feed0, w_ih, w_hh, b_ih_in, b_hh_in, P, V, mask, w_c);
   const Var b_ih = b_ih_in.defined() ? b_ih_in : zeros_var({G});
@@ -109,17 +116,32 @@ LuongDecoderOutput luong_decoder(const Var& x, const Var& h0, const Var& c0, con
   Tensor act({T, B, G});
   GemmEpilogue with_bias;
   with_bias.col_bias = bias.data();
-  gemm(false, true, T * B, G, E, 1.f, xfh.data(), XW, Wih, E + F, 0.f, act.data(), G, with_bias);
-  // The recurrent weights and W_c, packed once for all steps.
-  const PackedB wf_t(true, F, G, Wih + E, E + F);  // W_f^T [F,G] (empty without feeding)
-  const PackedB whh_t(true, H, G, Whh, H);         // W_hh^T [H,G]
-  const PackedB wc_t(true, CW, H, Wc, CW);         // W_c^T [K+H,H]
+  // Without a pack: the recurrent weights and W_c packed once for all steps
+  // here. With one (decoding), each step's [x | f] W_ih^T is one GEMM on it.
+  if (pack)
+    check(pack->w_ih_t.B == Wih && pack->w_hh_t.B == Whh && pack->w_c_t.B == Wc &&
+              pack->w_ih_t.K == E + F && pack->w_c_t.K == CW,
+          "luong_decoder: the pack was made for other weights");
+  else
+    gemm(false, true, T * B, G, E, 1.f, xfh.data(), XW, Wih, E + F, 0.f, act.data(), G,
+         with_bias);
+  std::unique_ptr<PackedB> own_f, own_hh, own_c;
+  if (!pack) {
+    own_f = std::make_unique<PackedB>(true, F, G, Wih + E, E + F);  // W_f^T [F,G] (F = 0: empty)
+    own_hh = std::make_unique<PackedB>(true, H, G, Whh, H);         // W_hh^T [H,G]
+    own_c = std::make_unique<PackedB>(true, CW, H, Wc, CW);         // W_c^T [K+H,H]
+  }
+  const PackedB& whh_t = pack ? pack->w_hh_t : *own_hh;
+  const PackedB& wc_t = pack ? pack->w_c_t : *own_c;
 
   Tensor c_all({T, B, H}), h_all({T, B, H}), cat({T, B, CW}), ht_all({T, B, H}), w_all({T, B, S});
   for (int64_t t = 0; t < T; ++t) {
     float* g = act.data() + t * B * G;
     const float* row = xfh.data() + t * B * XW;
-    if (F) gemm(B, 1.f, row + E, XW, wf_t, 1.f, g, G);
+    if (pack)
+      gemm(B, 1.f, row, XW, pack->w_ih_t, 0.f, g, G, with_bias);
+    else if (F)
+      gemm(B, 1.f, row + E, XW, *own_f, 1.f, g, G);
     gemm(B, 1.f, row + E + F, XW, whh_t, 1.f, g, G);
     const float* c_prev = t ? c_all.data() + (t - 1) * B * H : c0.value().data();
     float *ht = h_all.data() + t * B * H, *cat_t = cat.data() + t * B * CW;

@@ -135,6 +135,22 @@ bool Seq2SeqDecoder::fused_luong() const {
          (s == Score::dot || s == Score::scaled_dot || s == Score::general);
 }
 
+// The output layer's weight^T and bias and the fused decoder's weights, packed.
+struct Seq2SeqDecodePack {
+  Seq2SeqDecodePack(const Seq2SeqDecoder& d, const Linear& out)
+      : luong(d.lstm->weight_ih, d.lstm->weight_hh, d.combine->weight),
+        out_t(true, out.options.in_features, out.options.out_features, out.weight.value().data(),
+              out.options.in_features),
+        out_bias(out.bias.defined() ? out.bias.value().data() : nullptr) {}
+  LuongDecoderPack luong;
+  PackedB out_t;          // [H,V]
+  const float* out_bias;  // [V] or null
+};
+
+void Seq2Seq::pack_for_decoding(EncoderMemory& mem) const {
+  if (decoder->fused_luong()) mem.pack = std::make_shared<Seq2SeqDecodePack>(*decoder, *out);
+}
+
 namespace {
 
 // The fused Luong decoder over emb: [B,T,E] -> {h~ [B,T,H], weights [B,T,S]}; updates st.
@@ -148,7 +164,8 @@ LuongDecoderOutput luong_fused(Seq2SeqDecoder& d, const Var& emb, DecoderState& 
   LSTMCell& cell = *d.lstm;
   LuongDecoderOutput r = luong_decoder(
       emb, st.h, st.c, d.options.input_feeding ? st.feed : Var(), cell.weight_ih, cell.weight_hh,
-      cell.bias_ih, cell.bias_hh, P, mem.outputs, mem.keys.mask, d.combine->weight, scale);
+      cell.bias_ih, cell.bias_hh, P, mem.outputs, mem.keys.mask, d.combine->weight, scale,
+      mem.pack ? &mem.pack->luong : nullptr);
   const int64_t B = emb.size(0), T = emb.size(1), H = d.options.hidden;
   st.h = r.h;
   st.c = r.c;
@@ -199,8 +216,18 @@ DecoderStep Seq2SeqDecoder::step(const IntTensor& tokens, DecoderState& st,
     const int64_t B = tokens.size(0);
     Var emb = embedding->forward(tokens);  // [B,E]
     LuongDecoderOutput d = luong_fused(*this, reshape(emb, {B, 1, emb.size(1)}), st, mem);
-    r.logits = out.forward(st.feed);
     r.weights = reshape(d.weights, {B, d.weights.size(2)});
+    if (mem.pack && !grad_enabled() && mem.pack->out_t.B == out.weight.value().data()) {
+      // logits = h~ out^T + bias on the packed weight (no tape to record)
+      Tensor logits({B, out.options.out_features});
+      GemmEpilogue ep;
+      ep.col_bias = mem.pack->out_bias;
+      gemm(B, 1.f, st.feed.value().data(), st.feed.size(1), mem.pack->out_t, 0.f, logits.data(),
+           logits.size(1), ep);
+      r.logits = Var(logits);
+      return r;
+    }
+    r.logits = out.forward(st.feed);
     return r;
   }
   r.logits = out.forward(features(tokens, st, mem, &r.weights));
@@ -342,6 +369,7 @@ Decoded Seq2Seq::greedy(const IntTensor& src_ids, int64_t max_len) {
   const int64_t S = src_ids.size(1);
   DecoderState st;
   EncoderMemory mem = encode(src_ids, IntTensor::from({1}, {int32_t(S)}), st);
+  pack_for_decoding(mem);
   Seq2SeqDecodeState ds(*this, std::move(st), std::move(mem));
   Decoded d = greedy_decode(ds, {options.bos, options.eos, max_len, S});
   d.attention = attention_matrix(d.attention.to_vector(), S, options.reverse_source);
@@ -360,6 +388,7 @@ Decoded Seq2Seq::beam(const IntTensor& src_ids, int64_t beam_size, int64_t max_l
   for (int64_t k = 0; k < K; ++k) std::copy(src_ids.begin(), src_ids.end(), src_k.data() + k * S);
   DecoderState st;
   EncoderMemory mem = encode(src_k, IntTensor::full({K}, int32_t(S)), st);
+  pack_for_decoding(mem);
   Seq2SeqDecodeState ds(*this, std::move(st), std::move(mem));
   Decoded d = beam_decode(ds, {options.bos, options.eos, max_len, S}, beam_size, alpha);
   d.attention = attention_matrix(d.attention.to_vector(), S, options.reverse_source);

@@ -81,10 +81,14 @@ struct DecoderState {
 };
 
 // Encoder results the decoder reads at every step.
+struct Seq2SeqDecodePack;  // weights packed for decoding (seq2seq.cpp)
 struct EncoderMemory {
   Var outputs;         // [B,S,ND*H]
   Var summary;         // [B,ND*H] final encoder state (peeky context)
   AttentionKeys keys;  // prepared from outputs (attention variants only)
+  // Decoding only (Seq2Seq::pack_for_decoding): the decoder's and output
+  // layer's weights packed once for all steps; null: each step packs its own.
+  std::shared_ptr<const Seq2SeqDecodePack> pack;
 };
 
 struct DecoderStep {
@@ -154,6 +158,11 @@ class Seq2Seq : public SeqToSeqModel {
   // src_ids [1,S]: log-prob sum / len^alpha, the score beam search maximises.
   float sequence_score(const IntTensor& src_ids, const std::vector<int32_t>& tokens,
                        float alpha = 0.f);
+  // Packs the weights every decoding step reads into mem.pack (the fused
+  // Luong decoder's and the output layer's), once per decode instead of once
+  // per step. Valid while the weights do not change: drop the memory before
+  // the next optimizer step. No-op where the fused decoder does not apply.
+  void pack_for_decoding(EncoderMemory& mem) const;
   using SeqToSeqModel::loss;  // loss(const Batch&)
   // 6 x (encoder weights x source tokens + decoder weights x target tokens +
   // bridges x examples) + 3 x attention (scores and contexts, 2 x 2 S H' per target token).

@@ -38,8 +38,7 @@ Tensor to_batch_major(const float* src, int64_t T, int64_t B, int64_t w) {
 
 // rows of dst (ld apart) = rows of src ([B,w] contiguous)
 void copy_rows(float* dst, int64_t ld, const float* src, int64_t B, int64_t w) {
-  for (int64_t b = 0; b < B; ++b)
-    std::memcpy(dst + b * ld, src + b * w, size_t(w) * sizeof(float));
+  for (int64_t b = 0; b < B; ++b) std::memcpy(dst + b * ld, src + b * w, size_t(w) * sizeof(float));
 }
 
 struct Dims {
@@ -57,11 +56,11 @@ Dims check_dims(const Var& x, const Var& h0, const Var& c0, const Var& feed0, co
         ": weight_hh must be [4H,H], got ", w_hh.defined() ? w_hh.shape() : Shape{});
   const int64_t H = w_hh.size(1), G = 4 * H, F = feed0.defined() ? H : 0;
   check(T >= 1 && B >= 1, op, ": x must have B, T >= 1, got ", x.shape());
-  check(w_ih.shape() == Shape{G, E + F}, op, ": weight_ih has shape ", w_ih.shape(),
-        ", expected [", G, ",", E + F, "] (E = ", E, F ? " + fed H)" : ", no input feeding)");
+  check(w_ih.shape() == Shape{G, E + F}, op, ": weight_ih has shape ", w_ih.shape(), ", expected [",
+        G, ",", E + F, "] (E = ", E, F ? " + fed H)" : ", no input feeding)");
   for (const Var* s : {&h0, &c0})
-    check(s->defined() && s->shape() == Shape{B, H}, op, ": h0, c0 must be [", B, ",", H,
-          "], got ", s->defined() ? s->shape() : Shape{});
+    check(s->defined() && s->shape() == Shape{B, H}, op, ": h0, c0 must be [", B, ",", H, "], got ",
+          s->defined() ? s->shape() : Shape{});
   check(!feed0.defined() || feed0.shape() == Shape{B, H}, op, ": feed0 must be [", B, ",", H,
         "], got ", feed0.defined() ? feed0.shape() : Shape{});
   for (const Var* b : {&b_ih, &b_hh})
@@ -91,9 +90,8 @@ LuongDecoderPack::LuongDecoderPack(const Var& w_ih, const Var& w_hh, const Var& 
 
 LuongDecoderOutput luong_decoder(const Var& x, const Var& h0, const Var& c0, const Var& feed0,
                                  const Var& w_ih, const Var& w_hh, const Var& b_ih_in,
-                                 const Var& b_hh_in, const Var& P, const Var& V,
-                                 const Tensor& mask, const Var& w_c, float scale,
-                                 const LuongDecoderPack* pack) {
+                                 const Var& b_hh_in, const Var& P, const Var& V, const Tensor& mask,
+                                 const Var& w_c, float scale, const LuongDecoderPack* pack) {
   const auto [B, T, E, H, G, F, S, K] =
       check_dims(x, h0, c0, feed0, w_ih, w_hh, b_ih_in, b_hh_in, P, V, mask, w_c);
   const Var b_ih = b_ih_in.defined() ? b_ih_in : zeros_var({G});
@@ -123,8 +121,7 @@ LuongDecoderOutput luong_decoder(const Var& x, const Var& h0, const Var& c0, con
               pack->w_ih_t.K == E + F && pack->w_c_t.K == CW,
           "luong_decoder: the pack was made for other weights");
   else
-    gemm(false, true, T * B, G, E, 1.f, xfh.data(), XW, Wih, E + F, 0.f, act.data(), G,
-         with_bias);
+    gemm(false, true, T * B, G, E, 1.f, xfh.data(), XW, Wih, E + F, 0.f, act.data(), G, with_bias);
   std::unique_ptr<PackedB> own_f, own_hh, own_c;
   if (!pack) {
     own_f = std::make_unique<PackedB>(true, F, G, Wih + E, E + F);  // W_f^T [F,G] (F = 0: empty)
@@ -146,8 +143,8 @@ LuongDecoderOutput luong_decoder(const Var& x, const Var& h0, const Var& c0, con
     const float* c_prev = t ? c_all.data() + (t - 1) * B * H : c0.value().data();
     float *ht = h_all.data() + t * B * H, *cat_t = cat.data() + t * B * CW;
     lstm_cell_forward(g, c_prev, c_all.data() + t * B * H, ht, B, H, nullptr);
-    step_attention_forward(B, S, H, K, ht, H, Pd, Vd, Md, scale, w_all.data() + t * B * S, S,
-                           cat_t, CW);
+    step_attention_forward(B, S, H, K, ht, H, Pd, Vd, Md, scale, w_all.data() + t * B * S, S, cat_t,
+                           CW);
     copy_rows(cat_t + K, CW, ht, B, H);
     float* z = ht_all.data() + t * B * H;
     gemm(B, 1.f, cat_t, CW, wc_t, 0.f, z, H);
@@ -167,10 +164,9 @@ LuongDecoderOutput luong_decoder(const Var& x, const Var& h0, const Var& c0, con
       "luong_decoder",
       {to_batch_major(ht_all.data(), T, B, H), to_batch_major(w_all.data(), T, B, S), h_T, c_T},
       {x, h0, c0, f0, w_ih, w_hh, b_ih, b_hh, P, V, w_c},
-      [xfh, act, c_all, h_all, cat, ht_all, w_all, C0 = c0.value(), Pt = P.value(),
-       Vt = V.value(), Wi = w_ih.value(), Wh = w_hh.value(), Wct = w_c.value(), scale, B = B,
-       T = T, E = E, H = H, G = G, F = F, S = S, K = K](const std::vector<Tensor>& d,
-                                                        const std::vector<bool>& needs) {
+      [xfh, act, c_all, h_all, cat, ht_all, w_all, C0 = c0.value(), Pt = P.value(), Vt = V.value(),
+       Wi = w_ih.value(), Wh = w_hh.value(), Wct = w_c.value(), scale, B = B, T = T, E = E, H = H,
+       G = G, F = F, S = S, K = K](const std::vector<Tensor>& d, const std::vector<bool>& needs) {
         const int64_t XW = E + F + H, CW = K + H;
         const float* dout = d[0].defined() ? d[0].data() : nullptr;
         // d[1]: the weights' gradient [B,T,S], joined per step to the scores' via the context
@@ -201,12 +197,10 @@ LuongDecoderOutput luong_decoder(const Var& x, const Var& h0, const Var& c0, con
           for (int64_t b = 0; b < B; ++b)
             for (int64_t j = 0; j < H; ++j) dht[b * H + j] += dcat.data()[b * CW + K + j];
           const float* h_t = h_all.data() + t * B * H;
-          step_attention_backward(B, S, H, K, h_t, H, Pt.data(), Vt.data(),
-                                  w_all.data() + t * B * S, S, dcat.data(), CW,
-                                  dw_all.defined() ? dw_all.data() + t * B * S : nullptr, S,
-                                  scale, dht, H,
-                                  needs[8] ? dP.data() : nullptr, needs[9] ? dV.data() : nullptr,
-                                  ds.data());
+          step_attention_backward(
+              B, S, H, K, h_t, H, Pt.data(), Vt.data(), w_all.data() + t * B * S, S, dcat.data(),
+              CW, dw_all.defined() ? dw_all.data() + t * B * S : nullptr, S, scale, dht, H,
+              needs[8] ? dP.data() : nullptr, needs[9] ? dV.data() : nullptr, ds.data());
           const float* c_prev = t ? c_all.data() + (t - 1) * B * H : C0.data();
           float* dg = dG.data() + t * B * G;
           lstm_cell_backward(act.data() + t * B * G, c_prev, c_all.data() + t * B * H, dht,
@@ -241,8 +235,7 @@ LuongDecoderOutput luong_decoder(const Var& x, const Var& h0, const Var& c0, con
         if (needs[9]) g[9] = dV;
         if (needs[10]) {  // dW_c = dZ^T [ctx | h]
           g[10] = Tensor({H, CW});
-          gemm(true, false, H, CW, T * B, 1.f, dZ.data(), H, cat.data(), CW, 0.f, g[10].data(),
-               CW);
+          gemm(true, false, H, CW, T * B, 1.f, dZ.data(), H, cat.data(), CW, 0.f, g[10].data(), CW);
         }
         return g;
       });

@@ -69,9 +69,9 @@ void backward_row(int64_t S, int64_t D, int64_t K, const float* q, const float* 
 
 }  // namespace
 
-void step_attention_forward(int64_t B, int64_t S, int64_t D, int64_t K, const float* q,
-                            int64_t ldq, const float* P, const float* V, const float* mask,
-                            float scale, float* w, int64_t ldw, float* ctx, int64_t ldc) {
+void step_attention_forward(int64_t B, int64_t S, int64_t D, int64_t K, const float* q, int64_t ldq,
+                            const float* P, const float* V, const float* mask, float scale,
+                            float* w, int64_t ldw, float* ctx, int64_t ldc) {
   parallel_for(B, B * S * (D + K), [&](int64_t b) {
     forward_row(S, D, K, q + b * ldq, P + b * S * D, V + b * S * K, mask ? mask + b * S : nullptr,
                 scale, w + b * ldw, ctx + b * ldc);
@@ -85,8 +85,8 @@ void step_attention_backward(int64_t B, int64_t S, int64_t D, int64_t K, const f
                              float* dV, float* ds) {
   parallel_for(B, 2 * B * S * (D + K), [&](int64_t b) {
     backward_row(S, D, K, q + b * ldq, P + b * S * D, V + b * S * K, w + b * ldw, dctx + b * lddc,
-                 dw ? dw + b * lddw : nullptr, scale, dq ? dq + b * lddq : nullptr, dP ? dP + b * S * D : nullptr,
-                 dV ? dV + b * S * K : nullptr, ds + b * S);
+                 dw ? dw + b * lddw : nullptr, scale, dq ? dq + b * lddq : nullptr,
+                 dP ? dP + b * S * D : nullptr, dV ? dV + b * S * K : nullptr, ds + b * S);
   });
 }
 
@@ -134,7 +134,8 @@ void step_attention_backward_ref(int64_t B, int64_t S, int64_t D, int64_t K, con
       const double g = double(scale) * wb[s] * (da[s] - sum);
       ds[b * S + s] = float(g);
       if (dV)
-        for (int64_t k = 0; k < K; ++k) dV[(b * S + s) * K + k] += float(wb[s] * dctx[b * lddc + k]);
+        for (int64_t k = 0; k < K; ++k)
+          dV[(b * S + s) * K + k] += float(wb[s] * dctx[b * lddc + k]);
       if (dP)
         for (int64_t j = 0; j < D; ++j) dP[(b * S + s) * D + j] += float(g * q[b * ldq + j]);
     }

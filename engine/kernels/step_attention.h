@@ -15,9 +15,9 @@ namespace qkv {
 //   w[b,:]   = softmax(scale * P[b] q[b] + mask[b])        w: [B,S], rows ldw apart
 //   ctx[b,:] = w[b,:] V[b]                                 ctx: [B,K], rows ldc apart
 // A row whose keys are all masked gives NaN (the callers reject it earlier).
-void step_attention_forward(int64_t B, int64_t S, int64_t D, int64_t K, const float* q,
-                            int64_t ldq, const float* P, const float* V, const float* mask,
-                            float scale, float* w, int64_t ldw, float* ctx, int64_t ldc);
+void step_attention_forward(int64_t B, int64_t S, int64_t D, int64_t K, const float* q, int64_t ldq,
+                            const float* P, const float* V, const float* mask, float scale,
+                            float* w, int64_t ldw, float* ctx, int64_t ldc);
 void step_attention_forward_ref(int64_t B, int64_t S, int64_t D, int64_t K, const float* q,
                                 int64_t ldq, const float* P, const float* V, const float* mask,
                                 float scale, float* w, int64_t ldw, float* ctx, int64_t ldc);
@@ -26,7 +26,8 @@ void step_attention_forward_ref(int64_t B, int64_t S, int64_t D, int64_t K, cons
 // gradient of the weights themselves, or null for none), accumulates (+=)
 //   dq: [B,D] (rows lddq apart), dP: [B,S,D], dV: [B,S,K]   (any may be null)
 // through ctx = w V and w = softmax(scale * P q + mask):
-//   da = V dctx + dw, ds = scale * w * (da - sum(w * da)), dq += P^T ds, dP += ds q^T, dV += w dctx^T.
+//   da = V dctx + dw, ds = scale * w * (da - sum(w * da)), dq += P^T ds, dP += ds q^T, dV += w
+//   dctx^T.
 // ds: [B,S] scratch. Rows are independent (threads split them), so every sum
 // has one fixed order: the same bits for any thread count.
 void step_attention_backward(int64_t B, int64_t S, int64_t D, int64_t K, const float* q,

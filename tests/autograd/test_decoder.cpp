@@ -88,9 +88,14 @@ Var objective(const std::vector<Var>& o, uint64_t seed) {
 TEST_SUITE("autograd/decoder") {
   TEST_CASE("luong_decoder equals its composite: values and every gradient") {
     uint64_t seed = 1;
-    struct Case { int64_t B, T, S, E, H, K; bool feeding, masked; float scale; };
-    for (Case k : {Case{3, 4, 5, 6, 8, 8, true, true, 1.f}, Case{2, 3, 7, 5, 17, 34, true, false, 0.5f},
-                   Case{4, 5, 3, 16, 16, 16, false, true, 1.f}, Case{1, 1, 1, 3, 5, 7, true, false, 1.f}}) {
+    struct Case {
+      int64_t B, T, S, E, H, K;
+      bool feeding, masked;
+      float scale;
+    };
+    for (Case k :
+         {Case{3, 4, 5, 6, 8, 8, true, true, 1.f}, Case{2, 3, 7, 5, 17, 34, true, false, 0.5f},
+          Case{4, 5, 3, 16, 16, 16, false, true, 1.f}, Case{1, 1, 1, 3, 5, 7, true, false, 1.f}}) {
       const std::string what = "B" + std::to_string(k.B) + " T" + std::to_string(k.T) + " S" +
                                std::to_string(k.S) + " H" + std::to_string(k.H) + " K" +
                                std::to_string(k.K) + (k.feeding ? " feeding" : "") +
@@ -109,7 +114,8 @@ TEST_SUITE("autograd/decoder") {
       };
       const std::vector<Var> f = fused(in, k.scale), c = composite(in, k.scale);
       for (int i = 0; i < 4; ++i)
-        test::expect_close(f[size_t(i)].value(), c[size_t(i)].value(), 1e-5, what + " output " + std::to_string(i));
+        test::expect_close(f[size_t(i)].value(), c[size_t(i)].value(), 1e-5,
+                           what + " output " + std::to_string(i));
       const std::vector<Tensor> gf = grads(f);
       const std::vector<Tensor> gc = grads(composite(in, k.scale));
       for (size_t i = 0; i < vars.size(); ++i)

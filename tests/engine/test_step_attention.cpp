@@ -28,7 +28,8 @@ TEST_SUITE("engine/step_attention") {
                                        " D=" + std::to_string(D) + " K=" + std::to_string(K) +
                                        (masked ? " masked" : "");
               const int64_t ldq = D + 2, ldw = S + 1, ldc = K + 3;  // padded rows
-              Tensor q = test::rand_tensor({B, ldq}, seed++), P = test::rand_tensor({B, S, D}, seed++);
+              Tensor q = test::rand_tensor({B, ldq}, seed++),
+                     P = test::rand_tensor({B, S, D}, seed++);
               Tensor V = test::rand_tensor({B, S, K}, seed++);
               Tensor mask = masked ? ragged_mask(B, S) : Tensor();
               const float* m = masked ? mask.data() : nullptr;
@@ -45,15 +46,18 @@ TEST_SUITE("engine/step_attention") {
               CHECK(c1.at({0, K}) == 5.f);  // the padding of a row is not written
 
               // backward, accumulating onto non-zero gradients
-              Tensor dctx = test::rand_tensor({B, ldc}, seed++), dw = test::rand_tensor({B, ldw}, seed++);
-              const float* dwp = S % 2 ? dw.data() : nullptr;  // with and without a weights gradient
-              Tensor dq0 = test::rand_tensor({B, ldq}, seed++), dP0 = test::rand_tensor({B, S, D}, seed++);
+              Tensor dctx = test::rand_tensor({B, ldc}, seed++),
+                     dw = test::rand_tensor({B, ldw}, seed++);
+              const float* dwp =
+                  S % 2 ? dw.data() : nullptr;  // with and without a weights gradient
+              Tensor dq0 = test::rand_tensor({B, ldq}, seed++),
+                     dP0 = test::rand_tensor({B, S, D}, seed++);
               Tensor dV0 = test::rand_tensor({B, S, K}, seed++);
               Tensor dq1 = dq0.clone(), dq2 = dq0.clone(), dP1 = dP0.clone(), dP2 = dP0.clone(),
                      dV1 = dV0.clone(), dV2 = dV0.clone(), ds1({B, S}), ds2({B, S});
-              step_attention_backward(B, S, D, K, q.data(), ldq, P.data(), V.data(), w2.data(),
-                                      ldw, dctx.data(), ldc, dwp, ldw, scale, dq1.data(), ldq, dP1.data(),
-                                      dV1.data(), ds1.data());
+              step_attention_backward(B, S, D, K, q.data(), ldq, P.data(), V.data(), w2.data(), ldw,
+                                      dctx.data(), ldc, dwp, ldw, scale, dq1.data(), ldq,
+                                      dP1.data(), dV1.data(), ds1.data());
               step_attention_backward_ref(B, S, D, K, q.data(), ldq, P.data(), V.data(), w2.data(),
                                           ldw, dctx.data(), ldc, dwp, ldw, scale, dq2.data(), ldq,
                                           dP2.data(), dV2.data(), ds2.data());

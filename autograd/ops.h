@@ -8,6 +8,7 @@
 
 #include "autograd/var.h"
 #include "engine/kernels/binary.h"
+#include "engine/kernels/gemm.h"
 #include "engine/kernels/unary.h"
 
 namespace qkv {
@@ -128,6 +129,42 @@ std::vector<Var> lstm_layer_ref(const Var& x, const Var& h0, const Var& c0, cons
 std::vector<Var> gru_layer_ref(const Var& x, const Var& h0, const Var& w_ih, const Var& w_hh,
                                const Var& b_ih, const Var& b_hh, const IntTensor* lengths,
                                bool reverse);
+
+// ---- fused Luong attention decoder (ops_decoder.cpp) ------------------------------
+// Luong's attention decoder with an LSTM cell over a whole target sequence
+// (teacher forcing) or one step (decoding), as one op: per step t
+//   g_t   = [x_t | f_{t-1}] W_ih^T + h_{t-1} W_hh^T + b_ih + b_hh   (f: the fed h~; no f without input feeding)
+//   h_t, c_t = lstm(g_t, c_{t-1})                                   (gates i, f, g, o as lstm_layer)
+//   a_t   = softmax(scale * P h_t + mask),   ctx_t = a_t V
+//   h~_t  = tanh([ctx_t | h_t] W_c^T),       f_t = h~_t
+// The input projection of all T steps is one GEMM, the recurrent weights and
+// W_c are packed once per call, the attention runs per row in place
+// (engine/kernels/step_attention.h); backward walks the steps once in reverse
+// and gets every weight gradient from one GEMM over all T*B rows.
+// x: [B,T,E]; h0, c0: [B,H]; feed0: [B,H], or undefined without input feeding;
+// w_ih: [4H, E (+H with feeding)], w_hh: [4H,H], b_ih, b_hh: [4H] or undefined;
+// P: [B,S,H] score keys (general: W k; dot: the keys); V: [B,S,K];
+// mask: [B,S] additive (0 / -inf) or undefined; w_c: [H, K+H].
+// The composite (LSTMCell + Attention + Linear + tanh per step) is its oracle.
+struct LuongDecoderOutput {
+  Var ht;       // [B,T,H] h~ of every step
+  Var weights;  // [B,T,S] attention
+  Var h, c;     // [B,H] the last step's state
+};
+// The weights W_ih^T, W_hh^T, W_c^T packed once for many calls (decoding: every
+// step of a sequence), instead of once per call. It points into the weights:
+// they must outlive it, unchanged (no optimizer step in between).
+struct LuongDecoderPack {
+  LuongDecoderPack(const Var& w_ih, const Var& w_hh, const Var& w_c);
+  PackedB w_ih_t;  // [E+F, 4H]
+  PackedB w_hh_t;  // [H, 4H]
+  PackedB w_c_t;   // [K+H, H]
+};
+LuongDecoderOutput luong_decoder(const Var& x, const Var& h0, const Var& c0, const Var& feed0,
+                                 const Var& w_ih, const Var& w_hh, const Var& b_ih,
+                                 const Var& b_hh, const Var& P, const Var& V, const Tensor& mask,
+                                 const Var& w_c, float scale = 1.f,
+                                 const LuongDecoderPack* pack = nullptr);
 
 // ---- losses (ops_loss.cpp) ---------------------------------------------------------------------
 enum class Reduction { mean, sum, none };

@@ -140,6 +140,7 @@ std::vector<Result> suite_attention(const Options& opt) {
       mem.outputs = enc.outputs;
       mem.summary = enc.h;
       mem.keys = model.decoder->attention->prepare(enc.outputs, &len);
+      model.pack_for_decoding(mem);  // as greedy / beam decoding do, once per source batch
       st.h = Var(Tensor::zeros({z.B, z.H}));
       st.c = Var(Tensor::zeros({z.B, z.H}));
       st.feed = Var(Tensor::zeros({z.B, z.H}));

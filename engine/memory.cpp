@@ -81,11 +81,26 @@ LargeCache& cache() {
   return *c;
 }
 
+// Small blocks come from malloc's heap, whose defaults serve blocks from 128
+// KiB up from fresh mmaps and hand the heap's free top back to the OS above
+// 128 KiB: a decoder step's temporaries (64-256 KiB) were then page-faulted
+// and zeroed by the kernel at every step (a fifth of an inference step).
+// Kept in the heap instead (set once, before the first small block).
+void keep_small_blocks_in_heap() {
+  static const bool once = [] {
+    mallopt(M_MMAP_THRESHOLD, int(kCacheMin));
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    return true;
+  }();
+  (void)once;
+}
+
 }  // namespace
 
 void* alloc_aligned(size_t bytes) {
   bytes = (bytes + 63) / 64 * 64;
   if (bytes < kCacheMin) {
+    keep_small_blocks_in_heap();
     void* p = std::aligned_alloc(64, bytes);
     check(p != nullptr, "out of memory allocating ", bytes, " bytes");
     count_alloc(malloc_usable_size(p));

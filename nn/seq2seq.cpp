@@ -129,9 +129,55 @@ Seq2SeqDecoder::Seq2SeqDecoder(const Seq2SeqOptions& o, Generator& gen) : option
         register_module("combine", std::make_shared<Linear>(LinearOptions{K + H, H, false}, gen));
 }
 
-DecoderStep Seq2SeqDecoder::step(const IntTensor& tokens, DecoderState& st,
-                                 const EncoderMemory& mem, Linear& out) {
-  // tokens: [B]; st.h, st.c, st.feed: [B,H]; mem.outputs: [B,S,K] -> logits [B,V]
+bool Seq2SeqDecoder::fused_luong() const {
+  const Score s = options.score;
+  return fused && lstm && options.attention == Seq2SeqAttention::luong &&
+         (s == Score::dot || s == Score::scaled_dot || s == Score::general);
+}
+
+// The output layer's weight^T and bias and the fused decoder's weights, packed.
+struct Seq2SeqDecodePack {
+  Seq2SeqDecodePack(const Seq2SeqDecoder& d, const Linear& out)
+      : luong(d.lstm->weight_ih, d.lstm->weight_hh, d.combine->weight),
+        out_t(true, out.options.in_features, out.options.out_features, out.weight.value().data(),
+              out.options.in_features),
+        out_bias(out.bias.defined() ? out.bias.value().data() : nullptr) {}
+  LuongDecoderPack luong;
+  PackedB out_t;          // [H,V]
+  const float* out_bias;  // [V] or null
+};
+
+void Seq2Seq::pack_for_decoding(EncoderMemory& mem) const {
+  if (decoder->fused_luong()) mem.pack = std::make_shared<Seq2SeqDecodePack>(*decoder, *out);
+}
+
+namespace {
+
+// The fused Luong decoder over emb: [B,T,E] -> {h~ [B,T,H], weights [B,T,S]}; updates st.
+// Its scores scale * P h are the composite's: general P = W k (prepared), dot P = k.
+LuongDecoderOutput luong_fused(Seq2SeqDecoder& d, const Var& emb, DecoderState& st,
+                               const EncoderMemory& mem) {
+  const Score s = d.options.score;
+  const Var& P = s == Score::general ? mem.keys.proj : mem.keys.keys;
+  const float scale =
+      s == Score::scaled_dot ? 1.f / std::sqrt(float(d.attention->options.key_size)) : 1.f;
+  LSTMCell& cell = *d.lstm;
+  LuongDecoderOutput r = luong_decoder(
+      emb, st.h, st.c, d.options.input_feeding ? st.feed : Var(), cell.weight_ih, cell.weight_hh,
+      cell.bias_ih, cell.bias_hh, P, mem.outputs, mem.keys.mask, d.combine->weight, scale,
+      mem.pack ? &mem.pack->luong : nullptr);
+  const int64_t B = emb.size(0), T = emb.size(1), H = d.options.hidden;
+  st.h = r.h;
+  st.c = r.c;
+  st.feed = reshape(T == 1 ? r.ht : slice(r.ht, 1, T - 1, T), {B, H});
+  return r;
+}
+
+}  // namespace
+
+Var Seq2SeqDecoder::features(const IntTensor& tokens, DecoderState& st, const EncoderMemory& mem,
+                             Var* weights) {
+  // tokens: [B]; st.h, st.c, st.feed: [B,H]; mem.outputs: [B,S,K] -> [B,H'] (out's input)
   auto cell = [&](const Var& x) {
     if (lstm) {
       CellState s = lstm->forward(x, {st.h, st.c});
@@ -142,26 +188,69 @@ DecoderStep Seq2SeqDecoder::step(const IntTensor& tokens, DecoderState& st,
     }
   };
   Var emb = embedding->forward(tokens);  // [B,E]
-  DecoderStep r;
   if (options.attention == Seq2SeqAttention::luong) {
     // Luong: step first, attend with the new h, h~ = tanh(W_c [c; h]), predict from h~.
     cell(options.input_feeding ? concat({emb, st.feed}, 1) : emb);
     AttentionResult a = attention->forward(st.h, mem.keys, mem.outputs);
     Var ht = tanh(combine->forward(concat({a.context, st.h}, 1)));  // [B,H]
     st.feed = ht;
-    r.logits = out.forward(ht);
-    r.weights = a.weights;
-  } else if (options.attention == Seq2SeqAttention::bahdanau) {
+    *weights = a.weights;
+    return ht;
+  }
+  if (options.attention == Seq2SeqAttention::bahdanau) {
     // Bahdanau: attend from the previous state s_{t-1}, feed [y; c], predict from [s_t; c].
     AttentionResult a = attention->forward(st.h, mem.keys, mem.outputs);
     cell(concat({emb, a.context}, 1));
-    r.logits = out.forward(concat({st.h, a.context}, 1));
-    r.weights = a.weights;
-  } else {
-    cell(options.peeky ? concat({emb, mem.summary}, 1) : emb);
-    r.logits = out.forward(st.h);
+    *weights = a.weights;
+    return concat({st.h, a.context}, 1);
   }
+  cell(options.peeky ? concat({emb, mem.summary}, 1) : emb);
+  return st.h;
+}
+
+DecoderStep Seq2SeqDecoder::step(const IntTensor& tokens, DecoderState& st,
+                                 const EncoderMemory& mem, Linear& out) {
+  // tokens: [B] -> logits [B,V], weights [B,S]
+  DecoderStep r;
+  if (fused_luong()) {
+    const int64_t B = tokens.size(0);
+    Var emb = embedding->forward(tokens);  // [B,E]
+    LuongDecoderOutput d = luong_fused(*this, reshape(emb, {B, 1, emb.size(1)}), st, mem);
+    r.weights = reshape(d.weights, {B, d.weights.size(2)});
+    if (mem.pack && !grad_enabled() && mem.pack->out_t.B == out.weight.value().data()) {
+      // logits = h~ out^T + bias on the packed weight (no tape to record)
+      Tensor logits({B, out.options.out_features});
+      GemmEpilogue ep;
+      ep.col_bias = mem.pack->out_bias;
+      gemm(B, 1.f, st.feed.value().data(), st.feed.size(1), mem.pack->out_t, 0.f, logits.data(),
+           logits.size(1), ep);
+      r.logits = Var(logits);
+      return r;
+    }
+    r.logits = out.forward(st.feed);
+    return r;
+  }
+  r.logits = out.forward(features(tokens, st, mem, &r.weights));
   return r;
+}
+
+Var Seq2SeqDecoder::run(const IntTensor& tokens, DecoderState& st, const EncoderMemory& mem,
+                        Tensor* weights) {
+  // tokens: [B,T] -> [B,T,H'], weights [B,T,S]
+  if (fused_luong()) {
+    LuongDecoderOutput d = luong_fused(*this, embedding->forward(tokens), st, mem);
+    if (weights) *weights = d.weights.value();
+    return d.ht;
+  }
+  std::vector<Var> feats;
+  std::vector<Tensor> ws;
+  for (int64_t t = 0; t < tokens.size(1); ++t) {
+    Var w;
+    feats.push_back(features(column(tokens, t), st, mem, &w));
+    if (w.defined()) ws.push_back(w.value());
+  }
+  if (weights && !ws.empty()) *weights = stack(ws, 1);
+  return stack(feats, 1);
 }
 
 std::string Seq2SeqDecoder::describe() const {
@@ -210,19 +299,11 @@ Seq2SeqOutput Seq2Seq::forward_teacher(const IntTensor& src_ids, const IntTensor
   check_ids(tgt_in, options.tgt_vocab, "Seq2Seq tgt_in");
   DecoderState st;
   EncoderMemory mem = encode(src_ids, src_len, st);
-  std::vector<Var> logits;
-  std::vector<Tensor> weights;
-  for (int64_t t = 0; t < tgt_in.size(1); ++t) {
-    DecoderStep s = decoder->step(column(tgt_in, t), st, mem, *out);
-    logits.push_back(s.logits);
-    if (s.weights.defined()) weights.push_back(s.weights.value());
-  }
+  // The output projection once over all B*T rows, after the recurrence.
   Seq2SeqOutput r;
-  r.logits = stack(logits, 1);
-  if (!weights.empty()) {
-    r.attention = stack(weights, 1);
-    if (options.reverse_source) r.attention = unreverse_attention(r.attention, src_len);
-  }
+  r.logits = out->forward(decoder->run(tgt_in, st, mem, &r.attention));
+  if (r.attention.defined() && options.reverse_source)
+    r.attention = unreverse_attention(r.attention, src_len);
   return r;
 }
 
@@ -288,6 +369,7 @@ Decoded Seq2Seq::greedy(const IntTensor& src_ids, int64_t max_len) {
   const int64_t S = src_ids.size(1);
   DecoderState st;
   EncoderMemory mem = encode(src_ids, IntTensor::from({1}, {int32_t(S)}), st);
+  pack_for_decoding(mem);
   Seq2SeqDecodeState ds(*this, std::move(st), std::move(mem));
   Decoded d = greedy_decode(ds, {options.bos, options.eos, max_len, S});
   d.attention = attention_matrix(d.attention.to_vector(), S, options.reverse_source);
@@ -306,6 +388,7 @@ Decoded Seq2Seq::beam(const IntTensor& src_ids, int64_t beam_size, int64_t max_l
   for (int64_t k = 0; k < K; ++k) std::copy(src_ids.begin(), src_ids.end(), src_k.data() + k * S);
   DecoderState st;
   EncoderMemory mem = encode(src_k, IntTensor::full({K}, int32_t(S)), st);
+  pack_for_decoding(mem);
   Seq2SeqDecodeState ds(*this, std::move(st), std::move(mem));
   Decoded d = beam_decode(ds, {options.bos, options.eos, max_len, S}, beam_size, alpha);
   d.attention = attention_matrix(d.attention.to_vector(), S, options.reverse_source);

@@ -6,7 +6,8 @@
 // bidirectional); the last layer's final states of both directions are
 // concatenated ([B,ND*H]) and bridged to the decoder's initial state.
 // Decoder: Embedding + one LSTMCell/GRUCell, stepped one token at a time
-// (a single decoder layer, deliberately). Not here: multi-layer decoders,
+// (a single decoder layer, deliberately); the Luong LSTM decoder runs as one
+// fused op over all steps (teacher forcing) or one step (decoding). Not here: multi-layer decoders,
 // dropout, coverage, scheduled sampling, batched decoding of several sources.
 //
 // Legend: B batch, S source time, T target time, E embed, H hidden,
@@ -80,10 +81,14 @@ struct DecoderState {
 };
 
 // Encoder results the decoder reads at every step.
+struct Seq2SeqDecodePack;  // weights packed for decoding (seq2seq.cpp)
 struct EncoderMemory {
   Var outputs;         // [B,S,ND*H]
   Var summary;         // [B,ND*H] final encoder state (peeky context)
   AttentionKeys keys;  // prepared from outputs (attention variants only)
+  // Decoding only (Seq2Seq::pack_for_decoding): the decoder's and output
+  // layer's weights packed once for all steps; null: each step packs its own.
+  std::shared_ptr<const Seq2SeqDecodePack> pack;
 };
 
 struct DecoderStep {
@@ -99,7 +104,19 @@ class Seq2SeqDecoder : public Module {
   // tokens: [B] -> one step; updates st.
   DecoderStep step(const IntTensor& tokens, DecoderState& st, const EncoderMemory& mem,
                    Linear& out);
+  // tokens: [B,T] -> the output projection's input of every step [B,T,H'] (H' = H, or
+  // H + ND*H for Bahdanau), the attention [B,T,S] in *weights (if not null and
+  // attending); updates st. The projection then runs once over all B*T rows.
+  Var run(const IntTensor& tokens, DecoderState& st, const EncoderMemory& mem,
+          Tensor* weights);
+  // Whether the fused op luong_decoder (autograd/ops.h) computes the decoder:
+  // an LSTM cell with Luong attention and a dot, scaled_dot or general score.
+  bool fused_luong() const;
   std::string describe() const override;
+
+  // Use the fused op where it applies. false: the composite of modules and
+  // primitives step by step (the fused op's oracle in the tests).
+  bool fused = true;
 
   Seq2SeqOptions options;
   std::shared_ptr<Embedding> embedding;
@@ -107,6 +124,11 @@ class Seq2SeqDecoder : public Module {
   std::shared_ptr<GRUCell> gru;
   std::shared_ptr<Attention> attention;  // luong / bahdanau
   std::shared_ptr<Linear> combine;       // Luong W_c: [c; h] (ND*H + H) -> H, no bias
+
+ private:
+  // The composite step: tokens [B] -> out's input [B,H'], weights [B,S] (attending).
+  Var features(const IntTensor& tokens, DecoderState& st, const EncoderMemory& mem,
+               Var* weights);
 };
 
 class Seq2Seq : public SeqToSeqModel {
@@ -136,6 +158,11 @@ class Seq2Seq : public SeqToSeqModel {
   // src_ids [1,S]: log-prob sum / len^alpha, the score beam search maximises.
   float sequence_score(const IntTensor& src_ids, const std::vector<int32_t>& tokens,
                        float alpha = 0.f);
+  // Packs the weights every decoding step reads into mem.pack (the fused
+  // Luong decoder's and the output layer's), once per decode instead of once
+  // per step. Valid while the weights do not change: drop the memory before
+  // the next optimizer step. No-op where the fused decoder does not apply.
+  void pack_for_decoding(EncoderMemory& mem) const;
   using SeqToSeqModel::loss;  // loss(const Batch&)
   // 6 x (encoder weights x source tokens + decoder weights x target tokens +
   // bridges x examples) + 3 x attention (scores and contexts, 2 x 2 S H' per target token).

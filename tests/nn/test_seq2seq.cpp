@@ -180,6 +180,46 @@ TEST_SUITE("nn/seq2seq") {
     }
   }
 
+  TEST_CASE("the fused Luong decoder equals the composite: loss, attention, every gradient, steps") {
+    // Every score the fused op takes, with and without input feeding, a
+    // bidirectional encoder (K = 2H != H) and reversed sources.
+    struct Case { Score score; bool feeding, bidirectional, reverse; };
+    for (Case k : {Case{Score::general, true, true, false}, Case{Score::general, false, false, true},
+                   Case{Score::dot, true, false, false}, Case{Score::scaled_dot, true, false, true}}) {
+      Seq2SeqOptions o = tiny("luong");
+      o.score = k.score;
+      o.input_feeding = k.feeding;
+      o.bidirectional = k.bidirectional;
+      o.reverse_source = k.reverse;
+      Generator g(4);
+      Seq2Seq m(o, g);
+      const std::string what = m.describe();
+      REQUIRE(m.decoder->fused_luong());
+      Batch b;
+      auto run = [&](bool fused) {
+        m.decoder->fused = fused;
+        m.zero_grad();
+        Seq2SeqOutput out = m.forward_teacher(b.src, b.len, b.tgt_in);
+        Var loss = cross_entropy(reshape(out.logits, {-1, 8}), b.tgt_out.reshape({-1}), 0);
+        backward(loss);
+        std::map<std::string, Tensor> r{{"loss", loss.value()}, {"attention", out.attention}};
+        for (auto& [n, v] : m.named_parameters()) r["grad " + n] = v.grad().clone();
+        return r;
+      };
+      const auto fused = run(true), comp = run(false);
+      CHECK(!m.decoder->fused_luong());
+      for (auto& [n, t] : comp) test::expect_close(fused.at(n), t, 1e-5, what + " " + n);
+      // Decoding steps (the fused op with T = 1) give the composite's tokens and scores.
+      IntTensor src = IntTensor::from({1, 4}, {3, 4, 5, 6});
+      m.decoder->fused = true;
+      const Decoded df = m.beam(src, 3, 6);
+      m.decoder->fused = false;
+      const Decoded dc = m.beam(src, 3, 6);
+      CHECK(df.tokens == dc.tokens);
+      test::expect_close(df.attention, dc.attention, 1e-5, what + " beam attention");
+    }
+  }
+
   TEST_CASE("reverse_source equals feeding the reversed source; attention maps back") {
     Batch b;
     IntTensor rev = IntTensor::from({2, 4}, {6, 5, 4, 3, 3, 5, 0, 0});

@@ -1,0 +1,151 @@
+// One decoder step's attention per row (see step_attention.h). Each row is a
+// few S x D dot products and S axpys of length K: memory-bound on P and V
+// (one read each forward, two backward), so the rows are split over threads
+// and each row's S scores stay in registers / L1.
+#include "engine/kernels/step_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "engine/kernels/row_moments.h"
+#include "engine/simd.h"
+#include "engine/threads.h"
+
+namespace qkv {
+namespace {
+
+using simd::VF;
+using simd::W;
+
+// y[0..n) += a * x[0..n)
+inline void axpy(float a, const float* x, float* y, int64_t n) {
+  const VF va(a);
+  int64_t i = 0;
+  for (; i + W <= n; i += W)
+    xsimd::fma(va, VF::load_unaligned(x + i), VF::load_unaligned(y + i)).store_unaligned(y + i);
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+// w[0..S) = softmax(w[0..S)) in place (S is a source length: tens, scalar is fine).
+void softmax_small(float* w, int64_t S) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t s = 0; s < S; ++s) m = std::max(m, w[s]);
+  float sum = 0.f;
+  for (int64_t s = 0; s < S; ++s) sum += (w[s] = std::exp(w[s] - m));
+  const float r = 1.f / sum;
+  for (int64_t s = 0; s < S; ++s) w[s] *= r;
+}
+
+void forward_row(int64_t S, int64_t D, int64_t K, const float* q, const float* P, const float* V,
+                 const float* mask, float scale, float* w, float* ctx) {
+  for (int64_t s = 0; s < S; ++s)
+    w[s] = scale * rows::dot(P + s * D, q, D) + (mask ? mask[s] : 0.f);
+  softmax_small(w, S);
+  std::fill(ctx, ctx + K, 0.f);
+  for (int64_t s = 0; s < S; ++s)
+    if (w[s] != 0.f) axpy(w[s], V + s * K, ctx, K);  // masked keys add exactly nothing
+}
+
+void backward_row(int64_t S, int64_t D, int64_t K, const float* q, const float* P, const float* V,
+                  const float* w, const float* dctx, const float* dw, float scale, float* dq,
+                  float* dP, float* dV, float* ds) {
+  float sum = 0.f;
+  for (int64_t s = 0; s < S; ++s) {
+    ds[s] = w[s] == 0.f ? 0.f : rows::dot(V + s * K, dctx, K) + (dw ? dw[s] : 0.f);  // da
+    sum += w[s] * ds[s];
+  }
+  for (int64_t s = 0; s < S; ++s) {
+    if (dV && w[s] != 0.f) axpy(w[s], dctx, dV + s * K, K);
+    ds[s] = scale * w[s] * (ds[s] - sum);
+  }
+  for (int64_t s = 0; s < S; ++s) {
+    if (ds[s] == 0.f) continue;
+    if (dq) axpy(ds[s], P + s * D, dq, D);
+    if (dP) axpy(ds[s], q, dP + s * D, D);
+  }
+}
+
+}  // namespace
+
+void step_attention_forward(int64_t B, int64_t S, int64_t D, int64_t K, const float* q, int64_t ldq,
+                            const float* P, const float* V, const float* mask, float scale,
+                            float* w, int64_t ldw, float* ctx, int64_t ldc) {
+  parallel_for(B, B * S * (D + K), [&](int64_t b) {
+    forward_row(S, D, K, q + b * ldq, P + b * S * D, V + b * S * K, mask ? mask + b * S : nullptr,
+                scale, w + b * ldw, ctx + b * ldc);
+  });
+}
+
+void step_attention_backward(int64_t B, int64_t S, int64_t D, int64_t K, const float* q,
+                             int64_t ldq, const float* P, const float* V, const float* w,
+                             int64_t ldw, const float* dctx, int64_t lddc, const float* dw,
+                             int64_t lddw, float scale, float* dq, int64_t lddq, float* dP,
+                             float* dV, float* ds) {
+  parallel_for(B, 2 * B * S * (D + K), [&](int64_t b) {
+    backward_row(S, D, K, q + b * ldq, P + b * S * D, V + b * S * K, w + b * ldw, dctx + b * lddc,
+                 dw ? dw + b * lddw : nullptr, scale, dq ? dq + b * lddq : nullptr,
+                 dP ? dP + b * S * D : nullptr, dV ? dV + b * S * K : nullptr, ds + b * S);
+  });
+}
+
+// ---- scalar references: the definitions, summed in double ----------------------------
+
+void step_attention_forward_ref(int64_t B, int64_t S, int64_t D, int64_t K, const float* q,
+                                int64_t ldq, const float* P, const float* V, const float* mask,
+                                float scale, float* w, int64_t ldw, float* ctx, int64_t ldc) {
+  std::vector<double> e(size_t(std::max<int64_t>(S, 1)));
+  for (int64_t b = 0; b < B; ++b) {
+    double m = -std::numeric_limits<double>::infinity();
+    for (int64_t s = 0; s < S; ++s) {
+      double d = 0;
+      for (int64_t j = 0; j < D; ++j) d += double(P[(b * S + s) * D + j]) * q[b * ldq + j];
+      e[s] = scale * d + (mask ? mask[b * S + s] : 0.f);
+      m = std::max(m, e[s]);
+    }
+    double sum = 0;
+    for (int64_t s = 0; s < S; ++s) sum += (e[s] = std::exp(e[s] - m));
+    for (int64_t s = 0; s < S; ++s) w[b * ldw + s] = float(e[s] / sum);
+    for (int64_t k = 0; k < K; ++k) {
+      double c = 0;
+      for (int64_t s = 0; s < S; ++s) c += e[s] / sum * V[(b * S + s) * K + k];
+      ctx[b * ldc + k] = float(c);
+    }
+  }
+}
+
+void step_attention_backward_ref(int64_t B, int64_t S, int64_t D, int64_t K, const float* q,
+                                 int64_t ldq, const float* P, const float* V, const float* w,
+                                 int64_t ldw, const float* dctx, int64_t lddc, const float* dw,
+                                 int64_t lddw, float scale, float* dq, int64_t lddq, float* dP,
+                                 float* dV, float* ds) {
+  for (int64_t b = 0; b < B; ++b) {
+    const float* wb = w + b * ldw;
+    double sum = 0;
+    std::vector<double> da(static_cast<size_t>(S));
+    for (int64_t s = 0; s < S; ++s) {
+      double d = 0;
+      for (int64_t k = 0; k < K; ++k) d += double(V[(b * S + s) * K + k]) * dctx[b * lddc + k];
+      da[s] = d + (dw ? dw[b * lddw + s] : 0.f);
+      sum += wb[s] * da[s];
+    }
+    for (int64_t s = 0; s < S; ++s) {
+      const double g = double(scale) * wb[s] * (da[s] - sum);
+      ds[b * S + s] = float(g);
+      if (dV)
+        for (int64_t k = 0; k < K; ++k)
+          dV[(b * S + s) * K + k] += float(wb[s] * dctx[b * lddc + k]);
+      if (dP)
+        for (int64_t j = 0; j < D; ++j) dP[(b * S + s) * D + j] += float(g * q[b * ldq + j]);
+    }
+    if (dq)
+      for (int64_t j = 0; j < D; ++j) {
+        double d = 0;
+        for (int64_t s = 0; s < S; ++s) d += double(ds[b * S + s]) * P[(b * S + s) * D + j];
+        dq[b * lddq + j] += float(d);
+      }
+  }
+}
+
+}  // namespace qkv

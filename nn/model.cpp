@@ -45,7 +45,7 @@ double Model::flops_per_step(const Batch&, std::string* how) const {
 }
 
 std::vector<Predicted> Model::predict_batch(const std::vector<Batch>& ones,
-                                           const PredictParams& p) {
+                                            const PredictParams& p) {
   std::vector<Predicted> out;
   for (const Batch& one : ones) out.push_back(predict(one, p));
   return out;

@@ -317,8 +317,8 @@ std::unique_ptr<DecodeState> Seq2Seq::start_decoding(const IntTensor& src_ids,
   const int64_t N = src_ids.size(0);
   IntTensor sources({N});
   for (int64_t n = 0; n < N; ++n) sources.data()[n] = int32_t(n);
-  auto state = std::make_unique<Seq2SeqDecodeState>(*this, std::move(st), std::move(mem), sources,
-                                                    src_len);
+  auto state =
+      std::make_unique<Seq2SeqDecodeState>(*this, std::move(st), std::move(mem), sources, src_len);
   if (K > 1) {  // copy each source's rows K times: row n*K + k reads source n
     IntTensor rows({N * K});
     for (int64_t r = 0; r < N * K; ++r) rows.data()[r] = int32_t(r / K);

@@ -34,7 +34,8 @@ void SeqToSeqModel::eval_batch(const Batch& b, EvalSums& s, const EvalOptions& o
     const std::vector<Decoded> d = o.beam > 1 ? beam_batch(b.src, b.src_len, max_len, o.beam)
                                               : greedy_batch(b.src, b.src_len, max_len);
     for (int64_t i = 0; i < B; ++i) {
-      if (o.beam > 1) correct[size_t(i)] = d[size_t(i)].tokens == row_tokens(b.tgt_out, i, pad_id());
+      if (o.beam > 1)
+        correct[size_t(i)] = d[size_t(i)].tokens == row_tokens(b.tgt_out, i, pad_id());
       if (o.predictions) o.predictions->push_back(d[size_t(i)].tokens);
     }
   }
@@ -55,18 +56,18 @@ namespace {
 void check_batch(const IntTensor& src, const IntTensor& len, const std::vector<int64_t>& max_len,
                  const char* op) {
   check(src.dim() == 2 && src.size(1) >= 1, op, ": src_ids must be [N,S], got ", src.shape());
-  check(len.dim() == 1 && len.size(0) == src.size(0), op, ": src_len must be [N] = [",
-        src.size(0), "], got ", len.shape());
+  check(len.dim() == 1 && len.size(0) == src.size(0), op, ": src_len must be [N] = [", src.size(0),
+        "], got ", len.shape());
   check(int64_t(max_len.size()) == src.size(0), op, ": max_len has ", max_len.size(),
         " entries for ", src.size(0), " sources");
   for (int64_t n = 0; n < len.numel(); ++n)
-    check(len.data()[n] >= 1 && len.data()[n] <= src.size(1), op, ": src_len[", n, "] = ",
-          len.data()[n], " out of range [1,", src.size(1), "]");
+    check(len.data()[n] >= 1 && len.data()[n] <= src.size(1), op, ": src_len[", n,
+          "] = ", len.data()[n], " out of range [1,", src.size(1), "]");
 }
 
 void check_single(const IntTensor& src, int64_t max_len, const char* op) {
-  check(src.dim() == 2 && src.size(0) == 1 && src.size(1) >= 1, op,
-        ": src_ids must be [1,S], got ", src.shape());
+  check(src.dim() == 2 && src.size(0) == 1 && src.size(1) >= 1, op, ": src_ids must be [1,S], got ",
+        src.shape());
   check(max_len >= 1, op, ": max_len must be >= 1, got ", max_len);
 }
 
@@ -111,8 +112,8 @@ Decoded SeqToSeqModel::greedy(const IntTensor& src_ids, int64_t max_len) {
 Decoded SeqToSeqModel::beam(const IntTensor& src_ids, int64_t beam_size, int64_t max_len,
                             float alpha) {
   check_single(src_ids, max_len, "beam");
-  return beam_batch(src_ids, IntTensor::from({1}, {int32_t(src_ids.size(1))}), {max_len},
-                    beam_size, alpha)[0];
+  return beam_batch(src_ids, IntTensor::from({1}, {int32_t(src_ids.size(1))}), {max_len}, beam_size,
+                    alpha)[0];
 }
 
 // ---- prediction -----------------------------------------------------------------

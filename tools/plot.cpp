@@ -366,9 +366,9 @@ void draw_panel(std::ostringstream& o, const std::vector<Series>& panel, const R
           o << "<circle cx=\"" << px(X(s.x[i])) << "\" cy=\"" << px(Y(s.y[i]))
             << "\" r=\"2.5\" fill=\"" << color << "\"/>\n";
     const double ly = top + 12 + double(k) * 16, lx = kLeft + kPlotW + 14;
-    o << "<line x1=\"" << px(lx) << "\" y1=\"" << px(ly) << "\" x2=\"" << px(lx + 18)
-      << "\" y2=\"" << px(ly) << "\" stroke=\"" << color << "\" stroke-width=\"2\"/>\n<text x=\""
-      << px(lx + 24) << "\" y=\"" << px(ly + 4) << "\">" << xml_escape(s.name) << "</text>\n";
+    o << "<line x1=\"" << px(lx) << "\" y1=\"" << px(ly) << "\" x2=\"" << px(lx + 18) << "\" y2=\""
+      << px(ly) << "\" stroke=\"" << color << "\" stroke-width=\"2\"/>\n<text x=\"" << px(lx + 24)
+      << "\" y=\"" << px(ly + 4) << "\">" << xml_escape(s.name) << "</text>\n";
   }
   o << "</g>\n";
 }

@@ -229,8 +229,8 @@ CLI::App* declare_predict(CLI::App& app, PredictArgs& a) {
 }
 
 CLI::App* declare_plot(CLI::App& app, PlotArgs& a) {
-  CLI::App* c = app.add_subcommand(
-      "plot", "draw several runs' metric against source length on one SVG");
+  CLI::App* c =
+      app.add_subcommand("plot", "draw several runs' metric against source length on one SVG");
   c->footer(
       "Each EVAL.json is the output of 'qkv eval ... --by-length' (one JSON line); each\n"
       "becomes one line of the chart (metric at each bucket's middle length), named by\n"
@@ -378,8 +378,8 @@ int cmd_eval(const EvalArgs& a) {
   qkv::Json out = {{"name", ex.cfg.name}, {"checkpoint", a.checkpoint}, {"split", a.split}};
   out["metrics"] = qkv::runner::metrics_json(m);
   if (a.by_length)
-    out["by_length"] = qkv::runner::length_buckets_json(qkv::runner::evaluate_by_length(
-        *ex.task, *ex.model, *ex.data, s, a.bucket_width, batch));
+    out["by_length"] = qkv::runner::length_buckets_json(
+        qkv::runner::evaluate_by_length(*ex.task, *ex.model, *ex.data, s, a.bucket_width, batch));
   std::printf("%s\n", out.dump().c_str());
   return 0;
 }
@@ -413,9 +413,9 @@ int cmd_predict(const PredictArgs& a) {
   qkv::runner::load_model(ex, a.checkpoint);
   if (!a.input_file.empty()) {
     const std::vector<std::string> inputs = qkv::runner::read_inputs(a.input_file);
-    std::fputs(qkv::runner::predictions_tsv(inputs, qkv::runner::predict_all(ex, inputs, a.opt))
-                   .c_str(),
-               stdout);
+    std::fputs(
+        qkv::runner::predictions_tsv(inputs, qkv::runner::predict_all(ex, inputs, a.opt)).c_str(),
+        stdout);
     return 0;
   }
   show_prediction(qkv::runner::predict(ex, a.input, a.opt), a.input, a.attention);
@@ -456,7 +456,8 @@ int cmd_plot(const PlotArgs& a) {
     lines.push_back(length_series(a.evals[i], a.metric));
     if (!a.labels.empty()) lines.back().name = a.labels[i];
   }
-  qkv::plot::write_file(a.out, qkv::plot::line_chart_svg(lines, a.title, "source length", a.metric));
+  qkv::plot::write_file(a.out,
+                        qkv::plot::line_chart_svg(lines, a.title, "source length", a.metric));
   return 0;
 }
 

@@ -354,7 +354,8 @@ TEST_SUITE("tools/runner") {
     REQUIRE(int64_t(predictions.size()) == n);
     for (int64_t i = 0; i < n; ++i)
       CHECK(predictions[size_t(i)] ==
-            model->greedy(ex.data->encode_input(ex.data->source_text(Split::valid, i)).src, 6).tokens);
+            model->greedy(ex.data->encode_input(ex.data->source_text(Split::valid, i)).src, 6)
+                .tokens);
   }
 
   TEST_CASE("evaluation sums and loss units split over slices add up to the whole") {

@@ -46,12 +46,14 @@ void report(const Options& opt, const Result& r) {
     nlohmann::ordered_json j = {{"suite", r.suite}, {"case", r.name},   {"threads", r.threads},
                                 {"ms", r.ms},       {"gflops", r.gflops}, {"gbps", r.gbps}};
     if (r.peak_fraction >= 0) j["peak_fraction"] = r.peak_fraction;
+    if (r.words_per_s >= 0) j["words_per_s"] = r.words_per_s;
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("%-10s %-26s %2d thr %10.4f ms", r.suite.c_str(), r.name.c_str(), r.threads, r.ms);
     if (r.gflops > 0) std::printf(" %8.1f GFLOP/s", r.gflops);
     if (r.gbps > 0) std::printf(" %8.1f GB/s", r.gbps);
     if (r.peak_fraction >= 0) std::printf("  %5.1f%% of peak", 100 * r.peak_fraction);
+    if (r.words_per_s >= 0) std::printf(" %10.1f words/s", r.words_per_s);
     std::printf("\n");
   }
   std::fflush(stdout);
@@ -85,7 +87,7 @@ void time_copy(const Options& opt, const std::string& suite, const std::string& 
 
 const std::vector<std::string>& suite_names() {
   static const std::vector<std::string> names = {
-      "gemm", "softmax", "layernorm", "lstm", "attention", "transformer", "conv", "cbam", "optim"};
+      "gemm", "softmax", "layernorm", "lstm", "attention", "transformer", "conv", "cbam", "optim", "decode"};
   return names;
 }
 
@@ -99,6 +101,7 @@ std::vector<Result> run_suite(const std::string& name, const Options& opt) {
   if (name == "conv") return suite_conv(opt);
   if (name == "cbam") return suite_cbam(opt);
   if (name == "optim") return suite_optim(opt);
+  if (name == "decode") return suite_decode(opt);
   std::string known;
   for (const auto& n : suite_names()) known += (known.empty() ? "" : ", ") + n;
   fail("bench: unknown suite '", name, "' (known: ", known, ")");

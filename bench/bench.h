@@ -4,7 +4,7 @@
 //
 // JSON schema (one object per line, shared with bench/peers/):
 //   {"suite":..., "case":..., "threads":..., "ms":..., "gflops":..., "gbps":...}
-// plus optional suite-specific fields (gemm adds "peak_fraction").
+// plus optional suite-specific fields (gemm adds "peak_fraction", decode "words_per_s").
 #pragma once
 #include <functional>
 #include <string>
@@ -29,6 +29,7 @@ struct Result {
   double gflops = 0;  // 0 when not meaningful
   double gbps = 0;    // 0 when not meaningful
   double peak_fraction = -1;  // gemm only: gflops / measured FMA peak (< 0: absent)
+  double words_per_s = -1;    // decode only: source sequences decoded per second (< 0: absent)
 };
 
 // Median wall time in ms of fn() over repeats (after one warm-up call).
@@ -66,6 +67,7 @@ std::vector<Result> suite_transformer(const Options& opt);  // bench_transformer
 std::vector<Result> suite_conv(const Options& opt);         // bench_conv.cpp
 std::vector<Result> suite_cbam(const Options& opt);         // bench_conv.cpp
 std::vector<Result> suite_optim(const Options& opt);        // bench_optim.cpp
+std::vector<Result> suite_decode(const Options& opt);       // bench_decode.cpp
 
 // Names of all suites in order, and the runner `qkv bench` calls.
 const std::vector<std::string>& suite_names();

@@ -44,6 +44,13 @@ double Model::flops_per_step(const Batch&, std::string* how) const {
   return 0;
 }
 
+std::vector<Predicted> Model::predict_batch(const std::vector<Batch>& ones,
+                                            const PredictParams& p) {
+  std::vector<Predicted> out;
+  for (const Batch& one : ones) out.push_back(predict(one, p));
+  return out;
+}
+
 void Model::check_no_generation(const PredictParams& p) const {
   check(p.length == 0 && p.temperature == 0.f,
         "predict: --length and --temperature apply to a language model, not to ", describe());

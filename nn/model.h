@@ -36,9 +36,8 @@ struct EvalOptions {
   int64_t max_len = 1;  // decoding limit (eos included) when decoding
   // When not null, receives one entry per example in batch order: the model's
   // prediction as ids (a class: one id; a sequence: its tokens up to and
-  // including eos, decoded by beam search when beam > 1, else the teacher-
-  // forced argmax, which is greedy decoding exactly when it is correct), so a
-  // data set can score its own metrics from them.
+  // including eos, decoded by beam search when beam > 1, else greedily, the
+  // whole batch at once), so a data set can score its own metrics from them.
   std::vector<std::vector<int32_t>>* predictions = nullptr;
 };
 
@@ -55,6 +54,7 @@ struct PredictParams {
 struct Predicted {
   std::vector<int32_t> ids;  // decoded tokens (eos if reached), a class id, or an LM's new tokens
   Tensor attention;          // [T_out,S], [NH,T_out,S] per head, or [1,S]; may be undefined
+  float score = 0.f;         // sequence models: the decoder's score (log-prob sum / len^alpha)
 };
 
 class Model : public virtual Module {
@@ -78,6 +78,10 @@ class Model : public virtual Module {
 
   // One input (a batch of one, as Dataset::encode_input makes it). Under NoGrad.
   virtual Predicted predict(const Batch& one, const PredictParams& p) = 0;
+  // Several inputs, each as predict() takes it; results in order, equal to predict() of
+  // each. This default predicts one at a time; sequence models decode them together.
+  virtual std::vector<Predicted> predict_batch(const std::vector<Batch>& ones,
+                                               const PredictParams& p);
 
   // FLOPs of one training step on b (forward and backward); 0 when there is
   // no estimate. how (if not null) receives how the figure was made.

@@ -326,28 +326,42 @@ void check_single(const IntTensor& src, int64_t max_len, const char* op) {
   check(max_len >= 1, "Seq2Seq::", op, ": max_len must be >= 1, got ", max_len);
 }
 
-// A [T_out*S] row list -> [T_out,S] tensor, back in original source order.
-Tensor attention_matrix(const std::vector<float>& rows, int64_t S, bool reversed) {
-  const int64_t T = int64_t(rows.size()) / S;
-  Tensor a = Tensor::from({1, T, S}, rows);
-  if (reversed) a = unreverse_attention(a, IntTensor::from({1}, {int32_t(S)}));
-  return a.reshape({T, S});
+// ids: [R] -> values[ids[r]] for each r
+IntTensor gather(const IntTensor& values, const IntTensor& ids) {
+  IntTensor r({ids.numel()});
+  for (int64_t i = 0; i < ids.numel(); ++i) r.data()[i] = values.data()[ids.data()[i]];
+  return r;
 }
 
 }  // namespace
 
-// The recurrent decoder as a DecodeState: K rows of (h, c, feed) over one encoded
-// source (K copies), so beam pruning reorders the rows of the state only.
+// The recurrent decoder as a DecodeState: R rows of (h, c, feed), each over its
+// source's encoder memory (memory rows follow the state rows). Beam pruning reorders
+// rows within a source, which leaves the memory as it is; only a source leaving the
+// batch moves the memory.
 class Seq2SeqDecodeState : public DecodeState {
  public:
-  Seq2SeqDecodeState(Seq2Seq& m, DecoderState st, EncoderMemory mem)
-      : m_(m), st_(std::move(st)), mem_(std::move(mem)) {}
+  // st, mem: R rows; row_source: [R] the source of each row; src_len: [R]
+  Seq2SeqDecodeState(Seq2Seq& m, DecoderState st, EncoderMemory mem, IntTensor row_source,
+                     IntTensor src_len)
+      : m_(m),
+        st_(std::move(st)),
+        mem_(std::move(mem)),
+        row_source_(std::move(row_source)),
+        src_len_(std::move(src_len)) {}
 
   StepOutput step(const IntTensor& tokens) override {
+    // tokens: [R] -> logp [R,V], attention [R,S] in original source order
     DecoderStep s = m_.decoder->step(tokens, st_, mem_, *m_.out);
     StepOutput r;
     r.logp = log_softmax(s.logits).value();
-    if (s.weights.defined()) r.attention = s.weights.value();
+    if (s.weights.defined()) {
+      r.attention = s.weights.value();
+      if (m_.options.reverse_source) {
+        const int64_t R = r.attention.size(0), S = r.attention.size(1);
+        r.attention = unreverse_attention(r.attention.reshape({R, 1, S}), src_len_).reshape({R, S});
+      }
+    }
     return r;
   }
 
@@ -355,44 +369,44 @@ class Seq2SeqDecodeState : public DecodeState {
     st_.h = index_select(st_.h, rows);
     if (st_.c.defined()) st_.c = index_select(st_.c, rows);
     if (st_.feed.defined()) st_.feed = index_select(st_.feed, rows);
+    IntTensor sources = gather(row_source_, rows);
+    if (sources.numel() == row_source_.numel() &&
+        std::equal(sources.begin(), sources.end(), row_source_.begin()))
+      return;  // the same sources in the same rows: the memory stays
+    mem_.outputs = index_select(mem_.outputs, rows);
+    mem_.summary = index_select(mem_.summary, rows);
+    if (mem_.keys.keys.defined()) mem_.keys.keys = index_select(mem_.keys.keys, rows);
+    if (mem_.keys.proj.defined()) mem_.keys.proj = index_select(mem_.keys.proj, rows);
+    if (mem_.keys.mask.defined()) mem_.keys.mask = index_select(mem_.keys.mask, rows);
+    src_len_ = gather(src_len_, rows);
+    row_source_ = std::move(sources);
   }
 
  private:
   Seq2Seq& m_;
   DecoderState st_;
   EncoderMemory mem_;
+  IntTensor row_source_, src_len_;
 };
 
-Decoded Seq2Seq::greedy(const IntTensor& src_ids, int64_t max_len) {
-  check_single(src_ids, max_len, "greedy");
+std::unique_ptr<DecodeState> Seq2Seq::start_decoding(const IntTensor& src_ids,
+                                                     const IntTensor& src_len, int64_t K) {
+  check(K >= 1, "Seq2Seq::start_decoding: K must be >= 1, got ", K);
   NoGrad ng;
-  const int64_t S = src_ids.size(1);
   DecoderState st;
-  EncoderMemory mem = encode(src_ids, IntTensor::from({1}, {int32_t(S)}), st);
-  pack_for_decoding(mem);
-  Seq2SeqDecodeState ds(*this, std::move(st), std::move(mem));
-  Decoded d = greedy_decode(ds, {options.bos, options.eos, max_len, S});
-  d.attention = attention_matrix(d.attention.to_vector(), S, options.reverse_source);
-  return d;
-}
-
-Decoded Seq2Seq::beam(const IntTensor& src_ids, int64_t beam_size, int64_t max_len, float alpha) {
-  check_single(src_ids, max_len, "beam");
-  check(beam_size >= 1, "Seq2Seq::beam: beam_size must be >= 1, got ", beam_size);
-  check(alpha >= 0.f, "Seq2Seq::beam: length-normalisation alpha must be >= 0, got ", alpha);
-  NoGrad ng;
-  const int64_t K = beam_size, S = src_ids.size(1);
-  // The K live hypotheses are one decoder batch: encode K copies of the source
-  // (cheap next to decoding).
-  IntTensor src_k({K, S});
-  for (int64_t k = 0; k < K; ++k) std::copy(src_ids.begin(), src_ids.end(), src_k.data() + k * S);
-  DecoderState st;
-  EncoderMemory mem = encode(src_k, IntTensor::full({K}, int32_t(S)), st);
-  pack_for_decoding(mem);
-  Seq2SeqDecodeState ds(*this, std::move(st), std::move(mem));
-  Decoded d = beam_decode(ds, {options.bos, options.eos, max_len, S}, beam_size, alpha);
-  d.attention = attention_matrix(d.attention.to_vector(), S, options.reverse_source);
-  return d;
+  EncoderMemory mem = encode(src_ids, src_len, st);
+  pack_for_decoding(mem);  // the weights every step reads, packed once
+  const int64_t N = src_ids.size(0);
+  IntTensor sources({N});
+  for (int64_t n = 0; n < N; ++n) sources.data()[n] = int32_t(n);
+  auto state =
+      std::make_unique<Seq2SeqDecodeState>(*this, std::move(st), std::move(mem), sources, src_len);
+  if (K > 1) {  // copy each source's rows K times: row n*K + k reads source n
+    IntTensor rows({N * K});
+    for (int64_t r = 0; r < N * K; ++r) rows.data()[r] = int32_t(r / K);
+    state->select(rows);
+  }
+  return state;
 }
 
 float Seq2Seq::sequence_score(const IntTensor& src_ids, const std::vector<int32_t>& tokens,

@@ -8,7 +8,7 @@
 // Decoder: Embedding + one LSTMCell/GRUCell, stepped one token at a time
 // (a single decoder layer, deliberately); the Luong LSTM decoder runs as one
 // fused op over all steps (teacher forcing) or one step (decoding). Not here: multi-layer decoders,
-// dropout, coverage, scheduled sampling, batched decoding of several sources.
+// dropout, coverage, scheduled sampling.
 //
 // Legend: B batch, S source time, T target time, E embed, H hidden,
 // ND = 2 directions if bidirectional else 1, V target vocabulary.
@@ -142,15 +142,10 @@ class Seq2Seq : public SeqToSeqModel {
   Var loss(const IntTensor& src_ids, const IntTensor& src_len, const IntTensor& tgt_in,
            const IntTensor& tgt_out) override;
 
-  // src_ids: [1,S] (the whole row is the source). Under NoGrad.
-  Decoded greedy(const IntTensor& src_ids, int64_t max_len) override;
-  // Keeps beam_size live hypotheses (one decoder batch); a candidate ending in
-  // eos that ranks among them is finished. Stops when no live hypothesis can
-  // still beat the best finished one (alpha = 0, beam 1: exactly greedy) or at
-  // max_len, where unfinished hypotheses compete too. Picks the best
-  // log-prob sum / len^alpha (len counts eos).
-  Decoded beam(const IntTensor& src_ids, int64_t beam_size, int64_t max_len,
-               float alpha = 0.f) override;
+  // N sources, K rows each (nn/decoding.h): encodes each source once, then copies its
+  // encoder memory to its K rows.
+  std::unique_ptr<DecodeState> start_decoding(const IntTensor& src_ids, const IntTensor& src_len,
+                                              int64_t K) override;
   int32_t pad_id() const override { return options.pad; }
   int32_t bos_id() const override { return options.bos; }
   int32_t eos_id() const override { return options.eos; }

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "autograd/ops.h"
+#include "nn/decoding.h"
 
 namespace qkv {
 namespace {
@@ -19,41 +20,27 @@ std::vector<int32_t> row_tokens(const IntTensor& targets, int64_t i, int32_t pad
   return out;
 }
 
-// Row i of the argmax pred [B*T], up to and including the first eos.
-std::vector<int32_t> row_prediction(const std::vector<int32_t>& pred, int64_t i, int64_t T,
-                                    int32_t eos) {
-  std::vector<int32_t> out;
-  for (int64_t t = 0; t < T; ++t) {
-    out.push_back(pred[size_t(i * T + t)]);
-    if (out.back() == eos) break;
-  }
-  return out;
-}
-
 }  // namespace
 
 void SeqToSeqModel::eval_batch(const Batch& b, EvalSums& s, const EvalOptions& o) {
   // logits: [B,T,V]; tgt_out: [B,T]
   const Var logits = forward_teacher(b.src, b.src_len, b.tgt_in).logits;
-  const int64_t B = logits.size(0), T = logits.size(1);
+  const int64_t B = logits.size(0);
   std::vector<bool> correct;
-  const std::vector<int32_t> pred = token_eval(logits, b.tgt_out, pad_id(), s, &correct);
-  int64_t examples_correct = 0;
-  for (int64_t i = 0; i < B; ++i) {
-    if (o.beam > 1) {
-      // Beam-decodes example i and compares with its target (eos included).
-      const int64_t len = b.src_len.data()[i];
-      IntTensor src = slice(b.src.narrow_rows(i, i + 1), 1, 0, len);  // [1,len]
-      const Decoded d = beam(src, o.beam, o.max_len);
-      correct[size_t(i)] = d.tokens == row_tokens(b.tgt_out, i, pad_id());
-      if (o.predictions) o.predictions->push_back(d.tokens);
-    } else if (o.predictions) {
-      o.predictions->push_back(row_prediction(pred, i, T, eos_id()));
+  token_eval(logits, b.tgt_out, pad_id(), s, &correct);
+  // Beam search, and the predictions, decode the whole batch (eos included in the target).
+  if (o.beam > 1 || o.predictions) {
+    const std::vector<int64_t> max_len(size_t(B), o.max_len);
+    const std::vector<Decoded> d = o.beam > 1 ? beam_batch(b.src, b.src_len, max_len, o.beam)
+                                              : greedy_batch(b.src, b.src_len, max_len);
+    for (int64_t i = 0; i < B; ++i) {
+      if (o.beam > 1)
+        correct[size_t(i)] = d[size_t(i)].tokens == row_tokens(b.tgt_out, i, pad_id());
+      if (o.predictions) o.predictions->push_back(d[size_t(i)].tokens);
     }
-    examples_correct += correct[size_t(i)];
   }
   s["examples"] += double(B);
-  s["examples_correct"] += double(examples_correct);
+  s["examples_correct"] += double(std::count(correct.begin(), correct.end(), true));
 }
 
 Metrics SeqToSeqModel::metrics(const EvalSums& s) const {
@@ -62,13 +49,105 @@ Metrics SeqToSeqModel::metrics(const EvalSums& s) const {
           {"exact_match", eval_rate(s, "examples_correct", "examples")}};
 }
 
+// ---- decoding -------------------------------------------------------------------
+
+namespace {
+
+void check_batch(const IntTensor& src, const IntTensor& len, const std::vector<int64_t>& max_len,
+                 const char* op) {
+  check(src.dim() == 2 && src.size(1) >= 1, op, ": src_ids must be [N,S], got ", src.shape());
+  check(len.dim() == 1 && len.size(0) == src.size(0), op, ": src_len must be [N] = [", src.size(0),
+        "], got ", len.shape());
+  check(int64_t(max_len.size()) == src.size(0), op, ": max_len has ", max_len.size(),
+        " entries for ", src.size(0), " sources");
+  for (int64_t n = 0; n < len.numel(); ++n)
+    check(len.data()[n] >= 1 && len.data()[n] <= src.size(1), op, ": src_len[", n,
+          "] = ", len.data()[n], " out of range [1,", src.size(1), "]");
+}
+
+void check_single(const IntTensor& src, int64_t max_len, const char* op) {
+  check(src.dim() == 2 && src.size(0) == 1 && src.size(1) >= 1, op, ": src_ids must be [1,S], got ",
+        src.shape());
+  check(max_len >= 1, op, ": max_len must be >= 1, got ", max_len);
+}
+
+DecodeOptions decode_options(const SeqToSeqModel& m, const IntTensor& len,
+                             const std::vector<int64_t>& max_len, const char* op) {
+  DecodeOptions o{m.bos_id(), m.eos_id(), max_len, {}};
+  for (int64_t l : max_len)
+    check(l <= m.max_decode_len(), op, ": max_len ", l, " exceeds the model's ",
+          m.max_decode_len());
+  for (int64_t n = 0; n < len.numel(); ++n) o.src_len.push_back(len.data()[n]);
+  return o;
+}
+
+}  // namespace
+
+std::vector<Decoded> SeqToSeqModel::greedy_batch(const IntTensor& src_ids, const IntTensor& src_len,
+                                                 const std::vector<int64_t>& max_len) {
+  check_batch(src_ids, src_len, max_len, "greedy");
+  const DecodeOptions o = decode_options(*this, src_len, max_len, "greedy");
+  NoGrad ng;
+  if (src_ids.size(0) == 0) return {};
+  return greedy_decode(*start_decoding(src_ids, src_len, 1), o);
+}
+
+std::vector<Decoded> SeqToSeqModel::beam_batch(const IntTensor& src_ids, const IntTensor& src_len,
+                                               const std::vector<int64_t>& max_len,
+                                               int64_t beam_size, float alpha) {
+  check_batch(src_ids, src_len, max_len, "beam");
+  check(beam_size >= 1, "beam: beam_size must be >= 1, got ", beam_size);
+  check(alpha >= 0.f, "beam: length-normalisation alpha must be >= 0, got ", alpha);
+  const DecodeOptions o = decode_options(*this, src_len, max_len, "beam");
+  NoGrad ng;
+  if (src_ids.size(0) == 0) return {};
+  return beam_decode(*start_decoding(src_ids, src_len, beam_size), o, beam_size, alpha);
+}
+
+Decoded SeqToSeqModel::greedy(const IntTensor& src_ids, int64_t max_len) {
+  check_single(src_ids, max_len, "greedy");
+  return greedy_batch(src_ids, IntTensor::from({1}, {int32_t(src_ids.size(1))}), {max_len})[0];
+}
+
+Decoded SeqToSeqModel::beam(const IntTensor& src_ids, int64_t beam_size, int64_t max_len,
+                            float alpha) {
+  check_single(src_ids, max_len, "beam");
+  return beam_batch(src_ids, IntTensor::from({1}, {int32_t(src_ids.size(1))}), {max_len}, beam_size,
+                    alpha)[0];
+}
+
+// ---- prediction -----------------------------------------------------------------
+
 Predicted SeqToSeqModel::predict(const Batch& one, const PredictParams& p) {
+  return predict_batch({one}, p)[0];
+}
+
+std::vector<Predicted> SeqToSeqModel::predict_batch(const std::vector<Batch>& ones,
+                                                    const PredictParams& p) {
   check_no_generation(p);
   NoGrad no_grad;
-  const int64_t S = one.src.size(1);
-  const int64_t max_len = std::max<int64_t>(p.max_target_len, 2 * S + 8);
-  const Decoded d = p.beam > 1 ? beam(one.src, p.beam, max_len) : greedy(one.src, max_len);
-  return {d.tokens, d.head_attention.defined() ? d.head_attention : d.attention};
+  // The sources side by side, pad-filled: src [N,S]
+  const int64_t N = int64_t(ones.size());
+  int64_t S = 1;
+  for (const Batch& b : ones) {
+    check(b.src.dim() == 2 && b.src.size(0) == 1, "predict: each input must be [1,S], got ",
+          b.src.shape());
+    S = std::max(S, b.src.size(1));
+  }
+  IntTensor src = IntTensor::full({N, S}, pad_id()), len({N});
+  std::vector<int64_t> max_len;
+  for (int64_t n = 0; n < N; ++n) {
+    const IntTensor& one = ones[size_t(n)].src;
+    std::copy(one.begin(), one.end(), src.data() + n * S);
+    len.data()[n] = int32_t(one.size(1));
+    max_len.push_back(std::max<int64_t>(p.max_target_len, 2 * one.size(1) + 8));
+  }
+  const std::vector<Decoded> d =
+      p.beam > 1 ? beam_batch(src, len, max_len, p.beam) : greedy_batch(src, len, max_len);
+  std::vector<Predicted> out;
+  for (const Decoded& x : d)
+    out.push_back({x.tokens, x.head_attention.defined() ? x.head_attention : x.attention, x.score});
+  return out;
 }
 
 }  // namespace qkv

@@ -305,27 +305,27 @@ void validate(const TransformerOptions& o) {
   check(o.pad < o.src_vocab, "Transformer: pad id ", o.pad, " out of range of src_vocab ", o.src_vocab);
 }
 
-void check_single(const IntTensor& src, int64_t max_len, const char* op) {
-  check(src.dim() == 2 && src.size(0) == 1 && src.size(1) >= 1, "Transformer::", op,
-        ": src_ids must be [1,S], got ", src.shape());
-  check(max_len >= 1, "Transformer::", op, ": max_len must be >= 1, got ", max_len);
-}
-
-// K copies of the row src [1,S] -> [K,S]
-IntTensor repeat_rows(const IntTensor& src, int64_t K) {
-  const int64_t S = src.size(1);
-  IntTensor r({K, S});
-  for (int64_t k = 0; k < K; ++k) std::copy(src.begin(), src.end(), r.data() + k * S);
+// ids: [R] -> values[ids[r]] for each r
+IntTensor gather(const IntTensor& values, const IntTensor& ids) {
+  IntTensor r({ids.numel()});
+  for (int64_t i = 0; i < ids.numel(); ++i) r.data()[i] = values.data()[ids.data()[i]];
   return r;
 }
 
+bool same(const IntTensor& a, const IntTensor& b) {
+  return a.numel() == b.numel() && std::equal(a.begin(), a.end(), b.begin());
+}
+
 // Decoding with per-layer key/value caches: each step embeds one token per row,
-// runs every decoder layer's cached step and the output projection.
+// runs every decoder layer's cached step and the output projection. Each row's
+// memory is its source's; beam pruning within a source leaves the memory as it is.
 class CachedDecodeState : public DecodeState {
  public:
+  // memory: [N,S,D] (row n: source n), src_len: [N]
   CachedDecodeState(Transformer& m, const Tensor& memory, const IntTensor& src_len)
-      : m_(m), src_len_(src_len), self_(m.decoder->layer.size()) {
+      : m_(m), src_len_(src_len), row_source_({src_len.numel()}), self_(m.decoder->layer.size()) {
     for (auto& l : m.decoder->layer) mem_.push_back(l->multihead_attn->project_memory(memory));
+    for (int64_t n = 0; n < src_len.numel(); ++n) row_source_.data()[n] = int32_t(n);
   }
 
   StepOutput step(const IntTensor& tokens) override {
@@ -344,14 +344,19 @@ class CachedDecodeState : public DecodeState {
     return r;
   }
 
-  // The memory caches hold K copies of one source: only the self caches are reordered.
   void select(const IntTensor& rows) override {
-    for (KVCache& c : self_) c.select_rows(rows);
+    for (KVCache& c : self_)
+      if (c.k.defined()) c.select_rows(rows);
+    IntTensor sources = gather(row_source_, rows);
+    if (same(sources, row_source_)) return;  // the same sources in the same rows
+    for (KVCache& c : mem_) c.select_rows(rows);
+    src_len_ = gather(src_len_, rows);
+    row_source_ = std::move(sources);
   }
 
  private:
   Transformer& m_;
-  IntTensor src_len_;
+  IntTensor src_len_, row_source_;
   std::vector<KVCache> self_, mem_;
   int64_t t_ = 0;
 };
@@ -385,6 +390,8 @@ class FullDecodeState : public DecodeState {
     std::vector<std::vector<int32_t>> p;
     for (int64_t k = 0; k < rows.numel(); ++k) p.push_back(prefix_[size_t(rows.data()[k])]);
     prefix_ = std::move(p);
+    memory_ = index_select(memory_, rows);
+    src_len_ = gather(src_len_, rows);
   }
 
  private:
@@ -455,33 +462,24 @@ Var Transformer::loss(const IntTensor& src_ids, const IntTensor& src_len, const 
   return cross_entropy(reshape(logits, {-1, options.tgt_vocab}), tgt_out.reshape({-1}), options.pad);
 }
 
-std::unique_ptr<DecodeState> Transformer::start_decoding(const IntTensor& src_ids, int64_t K,
+std::unique_ptr<DecodeState> Transformer::start_decoding(const IntTensor& src_ids,
+                                                         const IntTensor& src_len, int64_t K,
                                                          bool cached) {
+  check(K >= 1, "Transformer::start_decoding: K must be >= 1, got ", K);
   NoGrad ng;
-  const IntTensor src = repeat_rows(src_ids, K);
-  const IntTensor len = IntTensor::full({K}, int32_t(src_ids.size(1)));
-  Var memory = encode(src, len);
-  if (cached) return std::make_unique<CachedDecodeState>(*this, memory.value(), len);
-  return std::make_unique<FullDecodeState>(*this, memory, len);
-}
-
-Decoded Transformer::greedy(const IntTensor& src_ids, int64_t max_len) {
-  check_single(src_ids, max_len, "greedy");
-  check(max_len <= options.max_len, "Transformer::greedy: max_len ", max_len, " exceeds the model's ",
-        options.max_len);
-  NoGrad ng;
-  auto st = start_decoding(src_ids, 1, true);
-  return greedy_decode(*st, {options.bos, options.eos, max_len, src_ids.size(1)});
-}
-
-Decoded Transformer::beam(const IntTensor& src_ids, int64_t beam_size, int64_t max_len, float alpha) {
-  check_single(src_ids, max_len, "beam");
-  check(beam_size >= 1, "Transformer::beam: beam_size must be >= 1, got ", beam_size);
-  check(max_len <= options.max_len, "Transformer::beam: max_len ", max_len, " exceeds the model's ",
-        options.max_len);
-  NoGrad ng;
-  auto st = start_decoding(src_ids, beam_size, true);
-  return beam_decode(*st, {options.bos, options.eos, max_len, src_ids.size(1)}, beam_size, alpha);
+  Var memory = encode(src_ids, src_len);  // [N,S,D], each source once
+  std::unique_ptr<DecodeState> st;
+  if (cached)
+    st = std::make_unique<CachedDecodeState>(*this, memory.value(), src_len);
+  else
+    st = std::make_unique<FullDecodeState>(*this, memory, src_len);
+  const int64_t N = src_ids.size(0);
+  if (K > 1) {  // copy each source's rows K times: row n*K + k reads source n
+    IntTensor rows({N * K});
+    for (int64_t r = 0; r < N * K; ++r) rows.data()[r] = int32_t(r / K);
+    st->select(rows);
+  }
+  return st;
 }
 
 std::string Transformer::describe() const {

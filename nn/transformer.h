@@ -176,16 +176,20 @@ class Transformer : public SeqToSeqModel {
                                 const IntTensor& tgt_in) override;
   Var loss(const IntTensor& src_ids, const IntTensor& src_len, const IntTensor& tgt_in,
            const IntTensor& tgt_out) override;
-  Decoded greedy(const IntTensor& src_ids, int64_t max_len) override;
-  Decoded beam(const IntTensor& src_ids, int64_t beam_size, int64_t max_len,
-               float alpha = 0.f) override;
   int32_t pad_id() const override { return options.pad; }
   int32_t bos_id() const override { return options.bos; }
   int32_t eos_id() const override { return options.eos; }
+  int64_t max_decode_len() const override { return options.max_len; }
 
-  // A decoding state of K copies of src_ids [1,S]: with the key/value cache (cached) or
-  // recomputing the whole prefix at every step (the cache's oracle).
-  std::unique_ptr<DecodeState> start_decoding(const IntTensor& src_ids, int64_t K, bool cached);
+  // N sources (src_ids [N,S], src_len [N]), K rows each (nn/decoding.h), each source encoded
+  // once: with the key/value cache (cached) or recomputing the whole prefix at every step
+  // (the cache's oracle).
+  std::unique_ptr<DecodeState> start_decoding(const IntTensor& src_ids, const IntTensor& src_len,
+                                              int64_t K, bool cached);
+  std::unique_ptr<DecodeState> start_decoding(const IntTensor& src_ids, const IntTensor& src_len,
+                                              int64_t K) override {
+    return start_decoding(src_ids, src_len, K, true);
+  }
   using SeqToSeqModel::loss;  // loss(const Batch&)
   // Weights by the tokens they multiply, plus attention over the padded S and T.
   double flops_per_step(const Batch& b, std::string* how) const override;

@@ -293,11 +293,90 @@ void check_series(const Series& s) {
         " x values but ", s.y.size(), " y values");
 }
 
+// Plot geometry shared by the charts: one panel is kPanelH tall.
+constexpr double kWidth = 720, kPlotW = 480, kLeft = 70, kPanelH = 240, kPlotH = 180, kTitleH = 30;
+
+// One panel at height `top`: frame, ticks, the series (markers: a dot at every point) and
+// their legend; x over xr, y over the panel's own range.
+void draw_panel(std::ostringstream& o, const std::vector<Series>& panel, const Range& xr,
+                double top, const std::string& x_label, const std::string& y_label, bool markers) {
+  Range yr;
+  for (const auto& s : panel) {
+    for (size_t i = 0; i < s.y.size(); ++i) {
+      if (ok_point(s, i)) yr.add(s.y[i]);
+    }
+  }
+  const bool no_data = yr.empty();
+  yr.finish();
+  auto X = [&](double x) { return kLeft + (x - xr.lo) / (xr.hi - xr.lo) * kPlotW; };
+  auto Y = [&](double y) { return top + kPlotH - (y - yr.lo) / (yr.hi - yr.lo) * kPlotH; };
+  o << "<g>\n<rect x=\"" << px(kLeft) << "\" y=\"" << px(top) << "\" width=\"" << px(kPlotW)
+    << "\" height=\"" << px(kPlotH) << "\" fill=\"none\" stroke=\"#404040\"/>\n";
+  // Ticks and grid lines at nice numbers.
+  const double ys = nice_step(yr.lo, yr.hi, 5), xs = nice_step(xr.lo, xr.hi, 6);
+  for (double v = yr.lo; v <= yr.hi + ys * 1e-6; v += ys) {
+    const double y = Y(v), shown = std::fabs(v) < ys * 1e-9 ? 0.0 : v;
+    o << "<line x1=\"" << px(kLeft) << "\" y1=\"" << px(y) << "\" x2=\"" << px(kLeft + kPlotW)
+      << "\" y2=\"" << px(y) << "\" stroke=\"#e4e4e4\"/>\n<text x=\"" << px(kLeft - 6) << "\" y=\""
+      << px(y + 4) << "\" text-anchor=\"end\">" << fmt(shown) << "</text>\n";
+  }
+  for (double v = xr.lo; v <= xr.hi + xs * 1e-6; v += xs) {
+    const double x = X(v), shown = std::fabs(v) < xs * 1e-9 ? 0.0 : v;
+    o << "<line x1=\"" << px(x) << "\" y1=\"" << px(top + kPlotH) << "\" x2=\"" << px(x)
+      << "\" y2=\"" << px(top + kPlotH + 4) << "\" stroke=\"#404040\"/>\n<text x=\"" << px(x)
+      << "\" y=\"" << px(top + kPlotH + 16) << "\" text-anchor=\"middle\">" << fmt(shown)
+      << "</text>\n";
+  }
+  o << "<text x=\"" << px(kLeft + kPlotW / 2) << "\" y=\"" << px(top + kPlotH + 32)
+    << "\" text-anchor=\"middle\">" << xml_escape(x_label) << "</text>\n";
+  if (!y_label.empty())
+    o << "<text transform=\"translate(" << px(kLeft - 46) << ',' << px(top + kPlotH / 2)
+      << ") rotate(-90)\" text-anchor=\"middle\">" << xml_escape(y_label) << "</text>\n";
+  if (no_data) {
+    o << "<text x=\"" << px(kLeft + kPlotW / 2) << "\" y=\"" << px(top + kPlotH / 2)
+      << "\" text-anchor=\"middle\" fill=\"#808080\">no data</text>\n";
+  }
+  for (size_t k = 0; k < panel.size(); ++k) {
+    const Series& s = panel[k];
+    const char* color = kColors[k % (sizeof(kColors) / sizeof(kColors[0]))];
+    // A polyline per run of finite points; a run of one point is a dot.
+    std::vector<std::pair<double, double>> run;
+    auto flush = [&] {
+      if (run.size() == 1 && !markers) {  // (markers draw it below)
+        o << "<circle cx=\"" << px(run[0].first) << "\" cy=\"" << px(run[0].second)
+          << "\" r=\"2.5\" fill=\"" << color << "\"/>\n";
+      } else if (run.size() > 1) {
+        o << "<polyline fill=\"none\" stroke=\"" << color << "\" stroke-width=\"1.5\" points=\"";
+        for (size_t i = 0; i < run.size(); ++i)
+          o << (i ? " " : "") << px(run[i].first) << ',' << px(run[i].second);
+        o << "\"/>\n";
+      }
+      run.clear();
+    };
+    for (size_t i = 0; i < s.x.size(); ++i) {
+      if (ok_point(s, i))
+        run.emplace_back(X(s.x[i]), Y(s.y[i]));
+      else
+        flush();
+    }
+    flush();
+    if (markers)  // every measured point, so sparse buckets show where they are
+      for (size_t i = 0; i < s.x.size(); ++i)
+        if (ok_point(s, i))
+          o << "<circle cx=\"" << px(X(s.x[i])) << "\" cy=\"" << px(Y(s.y[i]))
+            << "\" r=\"2.5\" fill=\"" << color << "\"/>\n";
+    const double ly = top + 12 + double(k) * 16, lx = kLeft + kPlotW + 14;
+    o << "<line x1=\"" << px(lx) << "\" y1=\"" << px(ly) << "\" x2=\"" << px(lx + 18) << "\" y2=\""
+      << px(ly) << "\" stroke=\"" << color << "\" stroke-width=\"2\"/>\n<text x=\"" << px(lx + 24)
+      << "\" y=\"" << px(ly + 4) << "\">" << xml_escape(s.name) << "</text>\n";
+  }
+  o << "</g>\n";
+}
+
 }  // namespace
 
 std::string curves_svg(const std::vector<std::vector<Series>>& panels, const std::string& title) {
-  const double W = 720, plot_w = 480, left = 70, panel_h = 240, plot_h = 180, title_h = 30;
-  const double H = title_h + double(std::max<size_t>(panels.size(), 1)) * panel_h + 10;
+  const double H = kTitleH + double(std::max<size_t>(panels.size(), 1)) * kPanelH + 10;
   Range xr;  // one x range for all panels, so steps line up
   for (const auto& panel : panels) {
     for (const auto& s : panel) {
@@ -309,74 +388,26 @@ std::string curves_svg(const std::vector<std::vector<Series>>& panels, const std
   }
   xr.finish();
   std::ostringstream o;
-  svg_open(o, W, H, "font-family=\"DejaVu Sans, sans-serif\" font-size=\"11\"", "20", title);
-  for (size_t p = 0; p < panels.size(); ++p) {
-    const auto& panel = panels[p];
-    Range yr;
-    for (const auto& s : panel) {
-      for (size_t i = 0; i < s.y.size(); ++i) {
-        if (ok_point(s, i)) yr.add(s.y[i]);
-      }
-    }
-    const bool no_data = yr.empty();
-    yr.finish();
-    const double top = title_h + double(p) * panel_h + 10;
-    auto X = [&](double x) { return left + (x - xr.lo) / (xr.hi - xr.lo) * plot_w; };
-    auto Y = [&](double y) { return top + plot_h - (y - yr.lo) / (yr.hi - yr.lo) * plot_h; };
-    o << "<g>\n<rect x=\"" << px(left) << "\" y=\"" << px(top) << "\" width=\"" << px(plot_w)
-      << "\" height=\"" << px(plot_h) << "\" fill=\"none\" stroke=\"#404040\"/>\n";
-    // Ticks and grid lines at nice numbers.
-    const double ys = nice_step(yr.lo, yr.hi, 5), xs = nice_step(xr.lo, xr.hi, 6);
-    for (double v = yr.lo; v <= yr.hi + ys * 1e-6; v += ys) {
-      const double y = Y(v), shown = std::fabs(v) < ys * 1e-9 ? 0.0 : v;
-      o << "<line x1=\"" << px(left) << "\" y1=\"" << px(y) << "\" x2=\"" << px(left + plot_w)
-        << "\" y2=\"" << px(y) << "\" stroke=\"#e4e4e4\"/>\n<text x=\"" << px(left - 6) << "\" y=\""
-        << px(y + 4) << "\" text-anchor=\"end\">" << fmt(shown) << "</text>\n";
-    }
-    for (double v = xr.lo; v <= xr.hi + xs * 1e-6; v += xs) {
-      const double x = X(v), shown = std::fabs(v) < xs * 1e-9 ? 0.0 : v;
-      o << "<line x1=\"" << px(x) << "\" y1=\"" << px(top + plot_h) << "\" x2=\"" << px(x)
-        << "\" y2=\"" << px(top + plot_h + 4) << "\" stroke=\"#404040\"/>\n<text x=\"" << px(x)
-        << "\" y=\"" << px(top + plot_h + 16) << "\" text-anchor=\"middle\">" << fmt(shown)
-        << "</text>\n";
-    }
-    o << "<text x=\"" << px(left + plot_w / 2) << "\" y=\"" << px(top + plot_h + 32)
-      << "\" text-anchor=\"middle\">step</text>\n";
-    if (no_data) {
-      o << "<text x=\"" << px(left + plot_w / 2) << "\" y=\"" << px(top + plot_h / 2)
-        << "\" text-anchor=\"middle\" fill=\"#808080\">no data</text>\n";
-    }
-    for (size_t k = 0; k < panel.size(); ++k) {
-      const Series& s = panel[k];
-      const char* color = kColors[k % (sizeof(kColors) / sizeof(kColors[0]))];
-      // A polyline per run of finite points; a run of one point is a dot.
-      std::vector<std::pair<double, double>> run;
-      auto flush = [&] {
-        if (run.size() == 1) {
-          o << "<circle cx=\"" << px(run[0].first) << "\" cy=\"" << px(run[0].second)
-            << "\" r=\"2.5\" fill=\"" << color << "\"/>\n";
-        } else if (run.size() > 1) {
-          o << "<polyline fill=\"none\" stroke=\"" << color << "\" stroke-width=\"1.5\" points=\"";
-          for (size_t i = 0; i < run.size(); ++i)
-            o << (i ? " " : "") << px(run[i].first) << ',' << px(run[i].second);
-          o << "\"/>\n";
-        }
-        run.clear();
-      };
-      for (size_t i = 0; i < s.x.size(); ++i) {
-        if (ok_point(s, i))
-          run.emplace_back(X(s.x[i]), Y(s.y[i]));
-        else
-          flush();
-      }
-      flush();
-      const double ly = top + 12 + double(k) * 16, lx = left + plot_w + 14;
-      o << "<line x1=\"" << px(lx) << "\" y1=\"" << px(ly) << "\" x2=\"" << px(lx + 18)
-        << "\" y2=\"" << px(ly) << "\" stroke=\"" << color << "\" stroke-width=\"2\"/>\n<text x=\""
-        << px(lx + 24) << "\" y=\"" << px(ly + 4) << "\">" << xml_escape(s.name) << "</text>\n";
-    }
-    o << "</g>\n";
+  svg_open(o, kWidth, H, "font-family=\"DejaVu Sans, sans-serif\" font-size=\"11\"", "20", title);
+  for (size_t p = 0; p < panels.size(); ++p)
+    draw_panel(o, panels[p], xr, kTitleH + double(p) * kPanelH + 10, "step", "", false);
+  o << "</svg>\n";
+  return o.str();
+}
+
+std::string line_chart_svg(const std::vector<Series>& series, const std::string& title,
+                           const std::string& x_label, const std::string& y_label) {
+  Range xr;
+  for (const auto& s : series) {
+    check_series(s);
+    for (size_t i = 0; i < s.x.size(); ++i)
+      if (ok_point(s, i)) xr.add(s.x[i]);
   }
+  xr.finish();
+  std::ostringstream o;
+  svg_open(o, kWidth, kTitleH + kPanelH + 10,
+           "font-family=\"DejaVu Sans, sans-serif\" font-size=\"11\"", "20", title);
+  draw_panel(o, series, xr, kTitleH + 10, x_label, y_label, true);
   o << "</svg>\n";
   return o.str();
 }

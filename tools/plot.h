@@ -1,5 +1,6 @@
 // Pictures for experiments: attention heatmaps (SVG, and shaded characters on
-// a terminal, like the alignment figures of Bahdanau et al.) and training curves.
+// a terminal, like the alignment figures of Bahdanau et al.), training curves and
+// line charts.
 #pragma once
 #include <string>
 #include <vector>
@@ -26,6 +27,11 @@ struct Series {
 // One panel per entry of `panels` (e.g. {losses}, {metrics}), stacked
 // vertically, each with its own y axis, ticks and a legend; x is the step.
 std::string curves_svg(const std::vector<std::vector<Series>>& panels, const std::string& title);
+
+// One panel of lines y(x), one per series, with a legend and a dot at every point
+// (e.g. a metric against source length, one line per run: Bahdanau et al.'s Fig. 2).
+std::string line_chart_svg(const std::vector<Series>& series, const std::string& title,
+                           const std::string& x_label, const std::string& y_label);
 
 // Writes text to path atomically (temporary file + rename); throws qkv::Error naming the file.
 void write_file(const std::string& path, const std::string& text);

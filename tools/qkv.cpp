@@ -12,6 +12,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <string>
 #include <vector>
@@ -123,12 +124,20 @@ struct EvalArgs {
   ConfigArgs cfg;
   std::string checkpoint;
   std::string split = "test";
+  bool by_length = false;
+  int64_t bucket_width = 1;
 };
 
 struct PredictArgs {
   ConfigArgs cfg;
-  std::string checkpoint, input, attention;
+  std::string checkpoint, input, input_file, attention;
   qkv::runner::PredictOptions opt;
+};
+
+struct PlotArgs {
+  std::vector<std::string> evals;  // `qkv eval --by-length` outputs
+  std::vector<std::string> labels;
+  std::string metric = "exact_match", out, title = "quality against source length";
 };
 
 struct DataArgs {
@@ -178,6 +187,11 @@ CLI::App* declare_eval(CLI::App& app, EvalArgs& a) {
   c->add_option("--split", a.split, "the split to evaluate")
       ->type_name("S")
       ->check(one_of({"valid", "test"}, "split"));
+  add_switch(*c, "--by-length", a.by_length,
+             "also every metric per source-length bucket (\"by_length\": [...])");
+  c->add_option("--bucket-width", a.bucket_width, "source lengths per bucket with --by-length")
+      ->type_name("N")
+      ->check(integer_in(1, 1 << 20));
   return c;
 }
 
@@ -187,9 +201,19 @@ CLI::App* declare_predict(CLI::App& app, PredictArgs& a) {
   c->footer("On a terminal the attention matrix is also printed as shaded characters.");
   declare_config(*c, a.cfg, "the experiment");
   c->add_option("--checkpoint", a.checkpoint, "model weights")->type_name("FILE")->required();
-  c->add_option("--input", a.input, "the source, as the data set's examples are written")
-      ->type_name("TEXT")
-      ->required();
+  CLI::Option* one =
+      c->add_option("--input", a.input, "the source, as the data set's examples are written")
+          ->type_name("TEXT")
+          ->default_str("none");
+  CLI::Option* file =
+      c->add_option("--input-file", a.input_file,
+                    "decode every line of FILE (in batches); prints input<TAB>prediction<TAB>score")
+          ->type_name("FILE")
+          ->default_str("none");
+  one->excludes(file);
+  c->add_option("--batch-size", a.opt.batch, "inputs decoded together with --input-file")
+      ->type_name("N")
+      ->check(integer_in(1, 1 << 20));
   c->add_option("--attention", a.attention, "write the attention heatmap as SVG")
       ->type_name("FILE")
       ->default_str("none");
@@ -204,6 +228,23 @@ CLI::App* declare_predict(CLI::App& app, PredictArgs& a) {
                 "language models: 0 = greedy, > 0 samples softmax(logits/T), config's seed")
       ->type_name("T")
       ->check(number_at_least(0));
+  return c;
+}
+
+CLI::App* declare_plot(CLI::App& app, PlotArgs& a) {
+  CLI::App* c =
+      app.add_subcommand("plot", "draw several runs' metric against source length on one SVG");
+  c->footer(
+      "Each EVAL.json is the output of 'qkv eval ... --by-length' (one JSON line); each\n"
+      "becomes one line of the chart (metric at each bucket's middle length), named by\n"
+      "--label or else by the experiment's name.");
+  c->add_option("EVAL.json", a.evals, "evaluations by length")->type_name("")->required();
+  c->add_option("--out", a.out, "the SVG to write")->type_name("FILE")->required();
+  c->add_option("--metric", a.metric, "the metric to draw")->type_name("NAME");
+  c->add_option("--label", a.labels, "a line's name, one per EVAL.json in order (repeatable)")
+      ->type_name("TEXT")
+      ->default_str("the experiment names");
+  c->add_option("--title", a.title, "the chart's title")->type_name("TEXT");
   return c;
 }
 
@@ -340,10 +381,13 @@ int cmd_eval(const EvalArgs& a) {
   qkv::runner::Experiment ex = load_experiment(a.cfg);
   qkv::runner::load_model(ex, a.checkpoint);
   const auto s = a.split == "valid" ? qkv::data::Split::valid : qkv::data::Split::test;
-  const qkv::runner::Metrics m =
-      qkv::runner::evaluate(*ex.task, *ex.model, *ex.data, s, 0, ex.cfg.train.batch_size);
+  const int64_t batch = ex.cfg.train.batch_size;
+  const qkv::runner::Metrics m = qkv::runner::evaluate(*ex.task, *ex.model, *ex.data, s, 0, batch);
   qkv::Json out = {{"name", ex.cfg.name}, {"checkpoint", a.checkpoint}, {"split", a.split}};
   out["metrics"] = qkv::runner::metrics_json(m);
+  if (a.by_length)
+    out["by_length"] = qkv::runner::length_buckets_json(
+        qkv::runner::evaluate_by_length(*ex.task, *ex.model, *ex.data, s, a.bucket_width, batch));
   if (qkv::dist::writer()) std::printf("%s\n", out.dump().c_str());
   return 0;
 }
@@ -369,9 +413,59 @@ void show_prediction(const qkv::runner::Prediction& p, const std::string& input,
 }
 
 int cmd_predict(const PredictArgs& a) {
+  if (a.input.empty() == a.input_file.empty())
+    throw UsageError("predict: give --input TEXT or --input-file FILE (see 'qkv predict --help')");
+  if (!a.input_file.empty() && !a.attention.empty())
+    throw UsageError("predict: --attention draws one input's attention; not with --input-file");
   qkv::runner::Experiment ex = load_experiment(a.cfg);
   qkv::runner::load_model(ex, a.checkpoint);
+  if (!a.input_file.empty()) {
+    const std::vector<std::string> inputs = qkv::runner::read_inputs(a.input_file);
+    std::fputs(
+        qkv::runner::predictions_tsv(inputs, qkv::runner::predict_all(ex, inputs, a.opt)).c_str(),
+        stdout);
+    return 0;
+  }
   show_prediction(qkv::runner::predict(ex, a.input, a.opt), a.input, a.attention);
+  return 0;
+}
+
+// One line of a length chart from a `qkv eval --by-length` output: the metric at each
+// bucket's middle length.
+qkv::plot::Series length_series(const std::string& path, const std::string& metric) {
+  std::ifstream f(path);
+  if (!f.good()) throw qkv::Error(path + ": cannot read");
+  qkv::Json j;
+  try {
+    j = qkv::Json::parse(f);
+  } catch (const std::exception& e) {
+    throw qkv::Error(path + ": not JSON (" + e.what() + ")");
+  }
+  if (!j.is_object() || !j.contains("by_length") || !j["by_length"].is_array())
+    throw qkv::Error(path + ": no \"by_length\" list (write it with 'qkv eval ... --by-length')");
+  qkv::plot::Series s;
+  s.name = j.value("name", path);
+  for (const qkv::Json& b : j["by_length"]) {
+    if (!b.contains("metrics") || !b["metrics"].contains(metric))
+      throw qkv::Error(path + ": no metric '" + metric + "' in by_length");
+    const qkv::Json& v = b["metrics"][metric];
+    s.x.push_back((b.value("min_len", 0.0) + b.value("max_len", 0.0)) / 2);
+    s.y.push_back(v.is_number() ? v.get<double>() : std::nan(""));
+  }
+  return s;
+}
+
+int cmd_plot(const PlotArgs& a) {
+  if (!a.labels.empty() && a.labels.size() != a.evals.size())
+    throw UsageError("plot: " + std::to_string(a.labels.size()) + " --label for " +
+                     std::to_string(a.evals.size()) + " EVAL.json files");
+  std::vector<qkv::plot::Series> lines;
+  for (size_t i = 0; i < a.evals.size(); ++i) {
+    lines.push_back(length_series(a.evals[i], a.metric));
+    if (!a.labels.empty()) lines.back().name = a.labels[i];
+  }
+  qkv::plot::write_file(a.out,
+                        qkv::plot::line_chart_svg(lines, a.title, "source length", a.metric));
   return 0;
 }
 
@@ -469,6 +563,7 @@ int run(int argc, char** argv) {
   qkv::runner::ForwardOptions forward;
   ConfigArgs inspect;
   DataArgs data;
+  PlotArgs plot;
   BenchArgs bench;
   CLI::App* train_cmd = declare_train(app, train);
   CLI::App* eval_cmd = declare_eval(app, eval);
@@ -476,6 +571,7 @@ int run(int argc, char** argv) {
   CLI::App* forward_cmd = declare_forward(app, forward);
   CLI::App* inspect_cmd = declare_inspect(app, inspect);
   CLI::App* data_cmd = declare_data(app, data);
+  CLI::App* plot_cmd = declare_plot(app, plot);
   CLI::App* info_cmd = app.add_subcommand("info", "print version, SIMD architecture and threads");
   CLI::App* bench_cmd = declare_bench(app, bench);
   CLI::App* help_cmd = app.add_subcommand("help", "this text");
@@ -496,6 +592,7 @@ int run(int argc, char** argv) {
   if (*forward_cmd) return qkv::runner::run_forward(forward), 0;
   if (*inspect_cmd) return cmd_inspect(inspect);
   if (*data_cmd) return cmd_data(data);
+  if (*plot_cmd) return cmd_plot(plot);
   if (*bench_cmd) return cmd_bench(bench);
   if (*info_cmd) return print_info(), 0;
   if (*help_cmd)

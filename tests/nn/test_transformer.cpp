@@ -138,9 +138,10 @@ TEST_SUITE("nn/transformer") {
     for (int trial = 0; trial < 4; ++trial) {
       const std::vector<int32_t> src = random_ids(data, 3 + trial, 9);
       const IntTensor s = IntTensor::from({1, int64_t(src.size())}, src);
-      const DecodeOptions o{t.bos_id(), t.eos_id(), 12, s.size(1)};
-      auto cached = t.start_decoding(s, 1, true), full = t.start_decoding(s, 1, false);
-      Decoded a = greedy_decode(*cached, o), b = greedy_decode(*full, o);
+      const DecodeOptions o{t.bos_id(), t.eos_id(), {12}, {s.size(1)}};
+      const IntTensor len = IntTensor::from({1}, {int32_t(s.size(1))});
+      auto cached = t.start_decoding(s, len, 1, true), full = t.start_decoding(s, len, 1, false);
+      Decoded a = greedy_decode(*cached, o)[0], b = greedy_decode(*full, o)[0];
       CHECK(a.tokens == b.tokens);
       CHECK(a.score == doctest::Approx(b.score).epsilon(1e-5));
       test::expect_close(a.head_attention, b.head_attention, 1e-5, "greedy head attention");
@@ -149,8 +150,8 @@ TEST_SUITE("nn/transformer") {
       Decoded viaapi = t.greedy(s, 12);
       CHECK(viaapi.tokens == a.tokens);
       for (int64_t K : {1, 3}) {
-        auto bc = t.start_decoding(s, K, true), bf = t.start_decoding(s, K, false);
-        Decoded x = beam_decode(*bc, o, K, 0.6f), y = beam_decode(*bf, o, K, 0.6f);
+        auto bc = t.start_decoding(s, len, K, true), bf = t.start_decoding(s, len, K, false);
+        Decoded x = beam_decode(*bc, o, K, 0.6f)[0], y = beam_decode(*bf, o, K, 0.6f)[0];
         CHECK(x.tokens == y.tokens);
         CHECK(x.score == doctest::Approx(y.score).epsilon(1e-5));
         if (K == 1) CHECK(x.tokens == a.tokens);

@@ -76,7 +76,7 @@ expect 2 "forward: unknown option '--set'" -- forward m.json --set a=1 --input x
 
 # ---- help: one declaration per flag, so every flag's line shows its default (or 'required') ----
 "$qkv" help | grep -q -- 'bench' || { echo "FAIL: qkv help lists no commands"; fails=$((fails + 1)); }
-for cmd in train eval predict forward inspect data bench; do
+for cmd in train eval predict forward inspect data plot bench; do
   bad=$("$qkv" $cmd --help | grep -E '^  -' | grep -v -- '--help' | grep -vE '\((.*; )?(default: [^)]+|required)\)$')
   [ -z "$bad" ] || { echo "FAIL: $cmd --help: a flag without its default: $bad"; fails=$((fails + 1)); }
 done
@@ -104,6 +104,33 @@ rc=$?
 [ $rc = 0 ] && [ -n "$out" ] || { echo "FAIL: predict exit $rc, output '$out'"; fails=$((fails + 1)); }
 python3 -c "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); sys.exit(0 if r.tag.endswith('svg') and len(list(r.iter())) > 10 else 1)" "$tmp/att.svg" \
   || { echo "FAIL: predict --attention did not write a well-formed SVG"; fails=$((fails + 1)); }
+# many inputs: one TSV line each (input, prediction, score), equal to one --input at a time
+printf 'abcd\nab\n\nbcadd\ndcb\n' >"$tmp/inputs.txt"
+for beam in 1 3; do
+  out=$("$qkv" predict "$tmp/tiny.json" --checkpoint "$tmp/run/best.safetensors" --input-file "$tmp/inputs.txt" --beam $beam --batch-size 3)
+  [ "$(printf '%s\n' "$out" | wc -l)" = 4 ] && [ "$(printf '%s\n' "$out" | awk -F'\t' 'NF == 3' | wc -l)" = 4 ] \
+    || { echo "FAIL: predict --input-file (beam $beam): '$out'"; fails=$((fails + 1)); }
+  while IFS=$'\t' read -r in pred score; do
+    one=$("$qkv" predict "$tmp/tiny.json" --checkpoint "$tmp/run/best.safetensors" --input "$in" --beam $beam)
+    [ "$one" = "$pred" ] || { echo "FAIL: predict --input-file '$in' -> '$pred', --input -> '$one'"; fails=$((fails + 1)); }
+  done <<<"$out"
+done
+expect 2 "predict: give --input TEXT or --input-file FILE" -- predict "$tmp/tiny.json" --checkpoint "$tmp/run/best.safetensors"
+expect 1 "$tmp/none.txt: cannot read the input file" -- predict "$tmp/tiny.json" --checkpoint "$tmp/run/best.safetensors" --input-file "$tmp/none.txt"
+# quality against source length: every metric per bucket, the examples of all buckets add up,
+# and `qkv plot` draws several runs' curves on one SVG
+out=$("$qkv" eval "$tmp/tiny.json" --checkpoint "$tmp/run/best.safetensors" --by-length --bucket-width 2)
+total=$(printf '%s\n' "$out" | grep -o '"examples":[0-9]*' | awk -F: '{ s += $2 } END { print s }')
+[[ "$out" == *'"by_length":[{"min_len":1,"max_len":2,"examples":'* && "$total" = 32 ]] \
+  || { echo "FAIL: eval --by-length ($total examples): $out"; fails=$((fails + 1)); }
+printf '%s\n' "$out" >"$tmp/len_a.json"
+"$qkv" eval "$tmp/tiny.json" --checkpoint "$tmp/run/model.safetensors" --by-length >"$tmp/len_b.json"
+"$qkv" plot "$tmp/len_a.json" "$tmp/len_b.json" --label "run a" --label "run b" --metric token_accuracy --out "$tmp/len.svg" \
+  && python3 -c "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); t = ''.join(r.itertext()); sys.exit(0 if 'run a' in t and 'run b' in t and 'source length' in t else 1)" "$tmp/len.svg" \
+  || { echo "FAIL: plot did not write a well-formed SVG with both runs"; fails=$((fails + 1)); }
+expect 1 "no metric 'bleu' in by_length" -- plot "$tmp/len_a.json" --metric bleu --out "$tmp/x.svg"
+expect 1 "$tmp/tiny.json: no \"by_length\" list" -- plot "$tmp/tiny.json" --out "$tmp/x.svg"
+expect 2 "plot: 1 --label for 2 EVAL.json files" -- plot "$tmp/len_a.json" "$tmp/len_b.json" --label a --out "$tmp/x.svg"
 out=$("$qkv" inspect "$tmp/tiny.json")
 [[ "$out" == *"parameters: "* && "$out" == *"flops per step: "* && "$out" == *"encoder"* ]] || { echo "FAIL: inspect: $out"; fails=$((fails + 1)); }
 # a language model: --length and --temperature (sampling seeded by the config)

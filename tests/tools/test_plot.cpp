@@ -1,7 +1,7 @@
 // The pictures: SVG structure (tags balance, one <rect> per cell, labels
 // escaped, spaces visible), cell shades, panels per head, the terminal
-// rendering, curves with NaN / one point / constant series, nice ticks, and
-// the atomic file write.
+// rendering, curves with NaN / one point / constant series, nice ticks, line
+// charts (a metric against source length), and the atomic file write.
 #include <regex>
 
 #include "tests/test_utils.h"
@@ -129,6 +129,25 @@ TEST_SUITE("tools/plot") {
             curves_svg({{Series{"bad", {1, 2}, {1}}}}, "");
           }) == "curves_svg: series 'bad' has 2 x values but 1 y values");
     CHECK(xml_problem(curves_svg({}, "empty")) == "");
+  }
+
+  TEST_CASE("line_chart_svg: one line per run, a dot per point, legend and axis labels") {
+    // exact_match against source length (Bahdanau et al.'s Fig. 2): attention holds, none falls.
+    Series att{"attention", {5, 15, 25, 35}, {1.0, 0.99, 0.98, 0.97}};
+    Series none{"no <attention>", {5, 15, 25, 35}, {0.9, 0.4, NAN, 0.0}};
+    const std::string svg = line_chart_svg({att, none}, "reverse", "source length", "exact_match");
+    CHECK(xml_problem(svg) == "");
+    CHECK(count(svg, "<polyline") == 1 + 1);  // none: its NaN leaves one point alone
+    CHECK(count(svg, "<circle") == 4 + 3);    // every finite point
+    CHECK(svg.find(">source length</text>") != std::string::npos);
+    CHECK(svg.find("rotate(-90)\" text-anchor=\"middle\">exact_match</text>") != std::string::npos);
+    CHECK(svg.find(">no &lt;attention&gt;</text>") != std::string::npos);
+    CHECK(svg.find(">attention</text>") != std::string::npos);
+    for (const char* tick : {">0</text>", ">1</text>", ">35</text>"})
+      CHECK(svg.find(tick) != std::string::npos);
+    CHECK(test::error_of([] {
+            line_chart_svg({Series{"bad", {1}, {1, 2}}}, "", "x", "y");
+          }).find("series 'bad' has 1 x values but 2 y values") != std::string::npos);
   }
 
   TEST_CASE("write_file: atomic replace, clear errors") {

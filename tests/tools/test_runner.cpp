@@ -316,6 +316,46 @@ TEST_SUITE("tools/runner") {
     CHECK(runner::metric_value(mb, "token_accuracy") ==
           runner::metric_value(r.valid, "token_accuracy"));
     CHECK(std::fabs(runner::metric_value(mb, "exact_match") - em) <= 0.25);
+
+    // By source length: the buckets hold every example once, and their exact matches,
+    // weighted by their sizes, give the whole split's (greedy and beam alike).
+    for (auto* task : {ex.task.get(), beam_task.get()}) {
+      const double whole = runner::metric_value(
+          runner::evaluate(*task, *ex.model, *ex.data, Split::valid, 0, 16), "exact_match");
+      const std::vector<runner::LengthBucket> buckets =
+          runner::evaluate_by_length(*task, *ex.model, *ex.data, Split::valid, 2, 16);
+      REQUIRE(buckets.size() >= 2);
+      int64_t examples = 0;
+      double hits_by_length = 0;
+      for (const runner::LengthBucket& b : buckets) {
+        CHECK(b.max_len == b.min_len + 1);
+        int64_t in_range = 0;  // the examples whose source length is in [min_len, max_len]
+        for (int64_t i = 0; i < n; ++i) {
+          const int64_t len = ex.data->batch(Split::valid, {i}).src_len.data()[0];
+          in_range += len >= b.min_len && len <= b.max_len;
+        }
+        CHECK(b.examples == in_range);
+        examples += b.examples;
+        hits_by_length += double(b.examples) * runner::metric_value(b.metrics, "exact_match");
+      }
+      CHECK(examples == n);
+      CHECK(hits_by_length / double(n) == doctest::Approx(whole));
+    }
+
+    // Predictions are decoded (greedily, the batch at once), not the teacher-forced argmax.
+    std::vector<std::vector<int32_t>> predictions;
+    EvalOptions eo;
+    eo.max_len = 6;
+    eo.predictions = &predictions;
+    EvalSums sums;
+    std::vector<int64_t> all(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) all[size_t(i)] = i;
+    model->eval_batch(ex.data->batch(Split::valid, all), sums, eo);
+    REQUIRE(int64_t(predictions.size()) == n);
+    for (int64_t i = 0; i < n; ++i)
+      CHECK(predictions[size_t(i)] ==
+            model->greedy(ex.data->encode_input(ex.data->source_text(Split::valid, i)).src, 6)
+                .tokens);
   }
 
   TEST_CASE("evaluation sums and loss units split over slices add up to the whole") {

@@ -2,6 +2,7 @@
 #include "tools/runner/task.h"
 
 #include <algorithm>
+#include <map>
 #include <numeric>
 
 #include "dist/comm.h"
@@ -18,8 +19,10 @@ std::unique_ptr<Task> make_task(const data::Dataset& d, std::shared_ptr<Model> m
 }
 
 EvalSums evaluate_sums(Task& task, Module& model, const data::Dataset& d, data::Split s,
-                       int64_t limit, int64_t batch_size) {
-  const int64_t n = limit > 0 ? std::min(limit, d.size(s)) : d.size(s);
+                       int64_t limit, int64_t batch_size, const std::vector<int64_t>* examples) {
+  const int64_t n = examples    ? int64_t(examples->size())
+                    : limit > 0 ? std::min(limit, d.size(s))
+                                : d.size(s);
   const bool was_training = model.training();
   model.eval();
   NoGrad no_grad;
@@ -29,7 +32,10 @@ EvalSums evaluate_sums(Task& task, Module& model, const data::Dataset& d, data::
   for (int64_t start = batch_size * dist::rank(); start < n; start += batch_size * dist::size()) {
     const int64_t end = std::min(n, start + batch_size);
     idx.resize(size_t(end - start));
-    std::iota(idx.begin(), idx.end(), start);
+    if (examples)
+      std::copy(examples->begin() + start, examples->begin() + end, idx.begin());
+    else
+      std::iota(idx.begin(), idx.end(), start);
     task.eval_batch(d.batch(s, idx), sums);
   }
   model.train(was_training);
@@ -40,6 +46,42 @@ EvalSums evaluate_sums(Task& task, Module& model, const data::Dataset& d, data::
 Metrics evaluate(Task& task, Module& model, const data::Dataset& d, data::Split s, int64_t limit,
                  int64_t batch_size) {
   return task.metrics(evaluate_sums(task, model, d, s, limit, batch_size));
+}
+
+// ---- quality against source length ------------------------------------------------
+
+std::vector<LengthBucket> evaluate_by_length(Task& task, Module& model, const data::Dataset& d,
+                                             data::Split s, int64_t width, int64_t batch_size) {
+  check(width >= 1, "eval: --bucket-width must be >= 1, got ", width);
+  // The examples of each bucket, from the source lengths the data set serves.
+  std::map<int64_t, std::vector<int64_t>> groups;
+  const int64_t n = d.size(s);
+  for (int64_t start = 0; start < n; start += batch_size) {
+    std::vector<int64_t> idx(size_t(std::min(n, start + batch_size) - start));
+    std::iota(idx.begin(), idx.end(), start);
+    const data::Batch b = d.batch(s, idx);
+    check(b.src_len.defined(), "eval --by-length: the ", d.name(),
+          " data set has no source sequences to measure");
+    for (size_t i = 0; i < idx.size(); ++i)
+      groups[(b.src_len.data()[i] - 1) / width].push_back(idx[i]);
+  }
+  std::vector<LengthBucket> out;
+  for (const auto& [bucket, examples] : groups) {
+    LengthBucket lb{bucket * width + 1, (bucket + 1) * width, int64_t(examples.size()), {}};
+    lb.metrics = task.metrics(evaluate_sums(task, model, d, s, 0, batch_size, &examples));
+    out.push_back(std::move(lb));
+  }
+  return out;
+}
+
+Json length_buckets_json(const std::vector<LengthBucket>& b) {
+  Json out = Json::array();
+  for (const LengthBucket& x : b)
+    out.push_back({{"min_len", x.min_len},
+                   {"max_len", x.max_len},
+                   {"examples", x.examples},
+                   {"metrics", metrics_json(x.metrics)}});
+  return out;
 }
 
 }  // namespace qkv::runner

@@ -40,11 +40,27 @@ class Task {
 // set's task) when the model cannot do it. beam: eval decoding width (seq2seq).
 std::unique_ptr<Task> make_task(const data::Dataset& d, std::shared_ptr<Model> model, int64_t beam);
 
-// Evaluates split s over its first `limit` examples (0: all), batch_size at a
+// Evaluates split s over its first `limit` examples (0: all), or over the
+// examples named in `examples` (if not null; limit ignored), batch_size at a
 // time: the sums (to be added across processes), and the metrics from them.
 EvalSums evaluate_sums(Task& task, Module& model, const data::Dataset& d, data::Split s,
-                       int64_t limit, int64_t batch_size);
+                       int64_t limit, int64_t batch_size,
+                       const std::vector<int64_t>* examples = nullptr);
 Metrics evaluate(Task& task, Module& model, const data::Dataset& d, data::Split s, int64_t limit,
                  int64_t batch_size);
+
+// One bucket of source lengths [min_len, max_len] and the metrics of its examples.
+struct LengthBucket {
+  int64_t min_len = 0, max_len = 0;
+  int64_t examples = 0;
+  Metrics metrics;
+};
+// Split s (every example) by source length: buckets `width` lengths wide (1..width,
+// width+1..2 width, ...; empty ones left out), each evaluated alone with every metric.
+// Error when the data set has no sources (images).
+std::vector<LengthBucket> evaluate_by_length(Task& task, Module& model, const data::Dataset& d,
+                                             data::Split s, int64_t width, int64_t batch_size);
+// [{"min_len":..., "max_len":..., "examples":..., "metrics":{...}}, ...]
+Json length_buckets_json(const std::vector<LengthBucket>& b);
 
 }  // namespace qkv::runner

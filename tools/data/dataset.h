@@ -26,7 +26,7 @@ using Task = qkv::TaskKind;  // seq2seq, text_classification, image_classificati
 class Vocab {
  public:
   static constexpr int32_t pad = 0, bos = 1, eos = 2, unk = 3;
-  enum class Level { chars, words };  // chars: bytes; words: split on whitespace
+  enum class Level { chars, words };  // chars: UTF-8 code points; words: split on whitespace
 
   Vocab() = default;
   Vocab(std::vector<std::string> tokens, Level level);  // sorted and deduplicated inside
@@ -34,7 +34,8 @@ class Vocab {
   Level level() const { return level_; }
   int32_t id(const std::string& token) const;                  // unk when unknown
   const std::string& token(int32_t id) const;                  // "<pad>", "<s>", "</s>", "<unk>" for specials
-  std::vector<std::string> split(const std::string& text) const;  // text's tokens at this level
+  // text's tokens at this level; Error "text: invalid UTF-8 at byte N" for chars.
+  std::vector<std::string> split(const std::string& text) const;
   std::vector<int32_t> encode(const std::string& text) const;     // no bos / eos added
   // Stops at eos, skips pad and bos; words are joined by single spaces.
   std::string decode(const std::vector<int32_t>& ids) const;

@@ -8,10 +8,12 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <utility>
 
 #include "engine/error.h"
 #include "tools/data/pairs.h"
 #include "tools/data/registry.h"
+#include "tools/data/utf8.h"
 
 namespace qkv::data {
 namespace fs = std::filesystem;
@@ -159,11 +161,14 @@ class TextClassification : public Dataset {
         for (const auto& f : list_dir(e.path().string(), what)) {
           if (!f.is_regular_file()) continue;
           std::string t = read_text_file(f.path(), what);
+          utf8_check_lines(t, f.path().string());
           if (!normalise(t, false).empty()) xs.push_back(std::move(t));
         }
         class_names_.push_back(e.path().filename().string());
       } else {
-        std::istringstream in(read_text_file(e.path(), what));
+        const std::string text = read_text_file(e.path(), what);
+        utf8_check_lines(text, e.path().string());
+        std::istringstream in(text);
         for (std::string line; std::getline(in, line);) {
           if (!normalise(line, false).empty()) xs.push_back(line);
         }
@@ -205,21 +210,24 @@ class TextLm : public Dataset {
  public:
   explicit TextLm(const TextLmOptions& o) : seq_len_(o.seq_len) {
     for (const auto& f : o.files) {
-      text_ += read_text_file(f, "text-lm");
+      const std::string t = read_text_file(f, "text-lm");
+      utf8_check_lines(t, f);
+      text_ += t;
       if (!text_.empty() && text_.back() != '\n') text_ += '\n';
     }
-    std::vector<std::string> chars;
-    bool seen[256] = {};
-    for (unsigned char c : text_) seen[c] = true;
-    for (int c = 0; c < 256; ++c) {
-      if (seen[c]) chars.emplace_back(1, char(c));
-    }
-    src_vocab_ = Vocab(chars, Vocab::Level::chars);
-    ids_ = src_vocab_.encode(text_);
+    // Characters are code points; offsets_ maps each to its first byte.
+    const std::vector<std::string> chars = utf8_split(text_, "text-lm");
+    offsets_.reserve(chars.size() + 1);
+    size_t at = 0;
+    for (const auto& c : chars) offsets_.push_back(std::exchange(at, at + c.size()));
+    offsets_.push_back(at);
+    src_vocab_ = Vocab(chars, Vocab::Level::chars);  // deduplicated inside
+    ids_.reserve(chars.size());
+    for (const auto& c : chars) ids_.push_back(src_vocab_.id(c));
     max_target_len_ = seq_len_;
 
     // Contiguous chunks: [0, a) train, [a, b) valid, [b, N) test.
-    const auto N = int64_t(text_.size());
+    const auto N = int64_t(ids_.size());
     const auto b = N - int64_t(std::llround(o.test * double(N)));
     const auto a = b - int64_t(std::llround(o.valid * double(N)));
     chunk_ = {{{0, a}, {a, b}, {b, N}}};
@@ -254,12 +262,8 @@ class TextLm : public Dataset {
     }
     return b;
   }
-  std::string source_text(Split s, int64_t i) const override {
-    return text_.substr(size_t(start(s, i)), size_t(seq_len_));
-  }
-  std::string target_text(Split s, int64_t i) const override {
-    return text_.substr(size_t(start(s, i)) + 1, size_t(seq_len_));
-  }
+  std::string source_text(Split s, int64_t i) const override { return chars(start(s, i)); }
+  std::string target_text(Split s, int64_t i) const override { return chars(start(s, i) + 1); }
   Batch encode_input(const std::string& text) const override {
     check(!text.empty(), "text-lm: empty input");
     std::vector<int32_t> ids = encode_strict(src_vocab_, text, "text-lm input");
@@ -274,8 +278,14 @@ class TextLm : public Dataset {
           size(s), ")");
     return chunk_[size_t(s)].first + i * seq_len_;
   }
+  // seq_len_ characters from character `from`, as text.
+  std::string chars(int64_t from) const {
+    const size_t a = offsets_[size_t(from)], b = offsets_[size_t(from + seq_len_)];
+    return text_.substr(a, b - a);
+  }
   int64_t seq_len_;
   std::string text_;
+  std::vector<size_t> offsets_;  // byte offset of each character, and the end
   std::vector<int32_t> ids_;
   std::array<std::pair<int64_t, int64_t>, 3> chunk_;  // [lo, hi) per split
 };

@@ -40,6 +40,9 @@ struct EvalOptions {
   // forced argmax, which is greedy decoding exactly when it is correct), so a
   // data set can score its own metrics from them.
   std::vector<std::vector<int32_t>>* predictions = nullptr;
+  // Sequence models: the predictions are decoded, greedy when beam == 1 (for
+  // metrics that score wrong outputs too, such as an edit distance).
+  bool decode = false;
 };
 
 struct PredictParams {

@@ -40,11 +40,11 @@ void SeqToSeqModel::eval_batch(const Batch& b, EvalSums& s, const EvalOptions& o
   const std::vector<int32_t> pred = token_eval(logits, b.tgt_out, pad_id(), s, &correct);
   int64_t examples_correct = 0;
   for (int64_t i = 0; i < B; ++i) {
-    if (o.beam > 1) {
-      // Beam-decodes example i and compares with its target (eos included).
+    if (o.beam > 1 || o.decode) {
+      // Decodes example i and compares with its target (eos included).
       const int64_t len = b.src_len.data()[i];
       IntTensor src = slice(b.src.narrow_rows(i, i + 1), 1, 0, len);  // [1,len]
-      const Decoded d = beam(src, o.beam, o.max_len);
+      const Decoded d = o.beam > 1 ? beam(src, o.beam, o.max_len) : greedy(src, o.max_len);
       correct[size_t(i)] = d.tokens == row_tokens(b.tgt_out, i, pad_id());
       if (o.predictions) o.predictions->push_back(d.tokens);
     } else if (o.predictions) {

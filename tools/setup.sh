@@ -14,6 +14,8 @@ pkgs=(g++ meson ninja-build pkg-config libxsimd-dev libcli11-dev doctest-dev nlo
   zlib1g-dev)
 # The Fashion-MNIST experiments read its gzip'd IDX files from /usr/share/datasets/fashion-mnist/.
 pkgs+=(dataset-fashion-mnist)
+# g2p reads CMUdict (festlex-cmu); language-id reads the word lists under /usr/share/dict/.
+pkgs+=(festlex-cmu wamerican wngerman wfrench wspanish witalian wdutch wportuguese wswedish)
 # shellcheck disable=SC2206
 pkgs+=(${QKV_EXTRA_PKGS:-})
 missing=()

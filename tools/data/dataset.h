@@ -13,6 +13,7 @@
 #include "engine/tensor.h"
 #include "nn/batch.h"
 #include "nn/json_config.h"
+#include "nn/model.h"
 
 namespace qkv::data {
 
@@ -65,6 +66,23 @@ class Dataset {
   // Throws qkv::Error naming what cannot be encoded (e.g. images: not supported).
   virtual Batch encode_input(const std::string& text) const = 0;
 
+  // ---- scoring hook: metrics of the data set's own (g2p's WER and PER) ----
+  // The evaluation hands a data set that scores predictions the model's
+  // decoded output for each example (greedy, or beam search when beam > 1);
+  // score() adds per-example sums (so slices and processes add up) and
+  // metrics() turns sums into the metrics listed after the model's.
+  virtual bool scores_predictions() const { return false; }
+  // predictions[k]: the decoded ids (eos included if reached) of example indices[k] of s.
+  virtual void score(Split s, const std::vector<int64_t>& indices,
+                     const std::vector<std::vector<int32_t>>& predictions, EvalSums& sums) const;
+  // The same names for any sums, empty ones included (metric names come from metrics({})).
+  virtual Metrics metrics(const EvalSums& sums) const;
+  // Every reference target of example i (several for a word with several
+  // pronunciations); by default the one target_text. export_tsv writes one line each.
+  virtual std::vector<std::string> target_texts(Split s, int64_t i) const {
+    return {target_text(s, i)};
+  }
+
   // What the model needs to know; the runner fills these into the model config.
   const Vocab* src_vocab() const { return src_vocab_.size() ? &src_vocab_ : nullptr; }
   const Vocab* tgt_vocab() const { return tgt_vocab_.size() ? &tgt_vocab_ : nullptr; }
@@ -105,9 +123,11 @@ Made make_dataset(const Json& cfg, uint64_t seed, const std::string& path = "dat
 std::vector<std::string> dataset_names();
 
 // Writes split s as "source<TAB>target" lines (so a peer script can train on
-// exactly qkv's data): the source as the model sees it (reversal included),
-// the target text or class name; tab, newline and backslash in either are
-// escaped as \t, \n, \\. Image data sets throw qkv::Error.
+// exactly qkv's data, and the pairs data set reads it back): the source as
+// the model sees it (reversal included), one line per reference target; a
+// classification set writes "label<TAB>text" lines, the layout its TSV reader
+// takes. Tab, newline and backslash are escaped as \t, \n, \\. Image data
+// sets throw qkv::Error.
 void export_tsv(const Dataset& d, Split s, const std::string& path);
 
 }  // namespace qkv::data

@@ -87,7 +87,9 @@ void export_tsv(const Dataset& d, Split s, const std::string& path) {
                              ? v.decode(std::vector<int32_t>(b.tgt_out.begin(), b.tgt_out.end()))
                              : d.target_text(s, i);
     if (d.task() == Task::text_classification) {
-      out << tsv_escape(target) << '\t' << tsv_escape(v.decode(ids)) << '\n';
+      // The normalised text, rare words spelled out (not "<unk>"): read back,
+      // it maps them to unk again by the same training-split vocabulary.
+      out << tsv_escape(target) << '\t' << tsv_escape(d.source_text(s, i)) << '\n';
       continue;
     }
     if (d.task() == Task::language_model) {

@@ -31,6 +31,8 @@ TEST_SUITE("tools/language_id") {
           Strings{"abbaugerät", "ärger", "straße", "été"});
     CHECK(test::error_of([] { read_word_list("gut\nSch\xf6n\n", "ngerman"); }) ==
           "ngerman:2: invalid UTF-8 at byte 3 of the line (0xF6)");
+    // wswedish ships ISO-8859-1: converted before reading.
+    CHECK(read_word_list(latin1_to_utf8("\xc5r\nsj\xf6\n"), "swedish") == Strings{"år", "sjö"});
   }
 
   TEST_CASE("language-id: balanced classes, shared words dropped, code points as tokens") {

@@ -20,7 +20,7 @@ const std::vector<WordList>& language_id_lists() {
       {"dutch", "dutch", "wdutch"},       {"english", "american-english", "wamerican"},
       {"french", "french", "wfrench"},    {"german", "ngerman", "wngerman"},
       {"italian", "italian", "witalian"}, {"portuguese", "portuguese", "wportuguese"},
-      {"spanish", "spanish", "wspanish"}, {"swedish", "swedish", "wswedish"},
+      {"spanish", "spanish", "wspanish"}, {"swedish", "swedish", "wswedish", /*latin1=*/true},
   };
   return lists;
 }
@@ -46,6 +46,21 @@ std::string lower_letter(const std::string& c) {
 }
 
 }  // namespace
+
+std::string latin1_to_utf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 8);
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x80) {
+      out += ch;
+    } else {
+      out += char(0xC0 | (c >> 6));
+      out += char(0x80 | (c & 0x3F));
+    }
+  }
+  return out;
+}
 
 std::vector<std::string> read_word_list(std::string_view text, const std::string& file) {
   utf8_check_lines(text, file);
@@ -113,7 +128,9 @@ std::unique_ptr<Dataset> make_language_id(const LanguageIdOptions& o, uint64_t s
     struct stat st;
     check(::stat(path.c_str(), &st) == 0, "language-id: missing word list '", path,
           "' (the Debian package ", l.package, " provides it; tools/setup.sh installs it)");
-    std::vector<std::string> ws = read_word_list(read_file_bytes(path, "language-id"), path);
+    std::string text = read_file_bytes(path, "language-id");
+    if (l.latin1) text = latin1_to_utf8(text);
+    std::vector<std::string> ws = read_word_list(text, path);
     std::sort(ws.begin(), ws.end());
     ws.erase(std::unique(ws.begin(), ws.end()), ws.end());
     for (const auto& w : ws) ++lists_of[w];

@@ -31,9 +31,12 @@ struct WordList {
   const char* language;  // class name
   const char* file;      // under dir
   const char* package;   // the Debian package that installs it
+  bool latin1 = false;   // ISO-8859-1 rather than UTF-8 (wswedish), converted when read
 };
 const std::vector<WordList>& language_id_lists();
 
+// ISO-8859-1 text as UTF-8 (every byte is the code point of its value).
+std::string latin1_to_utf8(std::string_view text);
 // The words of a list's text (the contents of file): lower-cased, letters only.
 std::vector<std::string> read_word_list(std::string_view text, const std::string& file);
 

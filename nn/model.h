@@ -39,6 +39,9 @@ struct EvalOptions {
   // including eos, decoded by beam search when beam > 1, else greedily, the
   // whole batch at once), so a data set can score its own metrics from them.
   std::vector<std::vector<int32_t>>* predictions = nullptr;
+  // Sequence models: the predictions are decoded, greedy when beam == 1 (for
+  // metrics that score wrong outputs too, such as an edit distance).
+  bool decode = false;
 };
 
 struct PredictParams {

@@ -29,12 +29,12 @@ void SeqToSeqModel::eval_batch(const Batch& b, EvalSums& s, const EvalOptions& o
   std::vector<bool> correct;
   token_eval(logits, b.tgt_out, pad_id(), s, &correct);
   // Beam search, and the predictions, decode the whole batch (eos included in the target).
-  if (o.beam > 1 || o.predictions) {
+  if (o.beam > 1 || o.decode || o.predictions) {
     const std::vector<int64_t> max_len(size_t(B), o.max_len);
     const std::vector<Decoded> d = o.beam > 1 ? beam_batch(b.src, b.src_len, max_len, o.beam)
                                               : greedy_batch(b.src, b.src_len, max_len);
     for (int64_t i = 0; i < B; ++i) {
-      if (o.beam > 1)
+      if (o.beam > 1 || o.decode)
         correct[size_t(i)] = d[size_t(i)].tokens == row_tokens(b.tgt_out, i, pad_id());
       if (o.predictions) o.predictions->push_back(d[size_t(i)].tokens);
     }

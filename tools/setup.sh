@@ -16,6 +16,8 @@ pkgs=(g++ meson ninja-build pkg-config libxsimd-dev libcli11-dev doctest-dev nlo
 pkgs+=(dataset-fashion-mnist)
 # Data-parallel training (mpirun -np N qkv train): Open MPI, found by meson's MPI dependency.
 pkgs+=(openmpi-bin libopenmpi-dev)
+# g2p reads CMUdict (festlex-cmu); language-id reads the word lists under /usr/share/dict/.
+pkgs+=(festlex-cmu wamerican wngerman wfrench wspanish witalian wdutch wportuguese wswedish)
 # shellcheck disable=SC2206
 pkgs+=(${QKV_EXTRA_PKGS:-})
 missing=()

@@ -12,6 +12,9 @@
 #include "tools/data/addition.h"
 #include "tools/data/dates.h"
 #include "tools/data/fashion_mnist.h"
+#include "tools/data/g2p.h"
+#include "tools/data/language_id.h"
+#include "tools/data/pairs_tsv.h"
 #include "tools/data/sequence.h"
 #include "tools/data/text.h"
 #include "tools/runner/config.h"
@@ -202,6 +205,14 @@ TEST_SUITE("tools/config_defaults") {
     std::string text;
     for (int i = 0; i < 200; ++i) text += "the quick brown fox jumps over the lazy dog. ";
     test::write_text(dir / "lm.txt", text);
+    std::string pairs, cmu = "MNCL\n";
+    for (int i = 0; i < 40; ++i) {
+      const std::string w(size_t(1 + i / 26), char('a' + i % 26));
+      pairs += w + "\t" + w + w + "\n";
+      cmu += "(\"" + w + "\" nil (((" + w.substr(0, 1) + ") 1)))\n";
+    }
+    test::write_text(dir / "pairs.tsv", pairs);
+    test::write_text(dir / "cmu.out", cmu);
 
     using Want = std::function<Json()>;
     // Each data set's required keys and its defaults; built with make_dataset
@@ -209,7 +220,8 @@ TEST_SUITE("tools/config_defaults") {
     struct DataCase {
       Json required;
       Want defaults;
-      bool build = true;
+      // Built with make_dataset when null, else read by this options reader alone.
+      std::function<void(JsonReader&)> read_options = nullptr;
     };
     const std::map<std::string, DataCase> cases = {
         {"dates",
@@ -245,12 +257,37 @@ TEST_SUITE("tools/config_defaults") {
             const data::FashionMnistOptions d;
             return Json{{"dir", d.dir}, {"valid", d.valid}, {"limit", d.limit}};
           },
-          /*build=*/false}},
+          [](JsonReader& r) { data::fashion_mnist_options(r); }}},
+        {"pairs",
+         {{{"file", dir / "pairs.tsv"}},
+          [] {
+            const data::PairsOptions d;
+            return Json{{"tokens", d.tokens}, {"valid", d.valid}, {"test", d.test}};
+          }}},
+        {"g2p",
+         {{{"file", dir / "cmu.out"}},
+          [] {
+            const data::G2pOptions d;
+            return Json{{"stress", d.stress}, {"valid", d.valid}, {"test", d.test}};
+          }}},
+        // Its defaults read every installed word list: options only.
+        {"language-id",
+         {Json::object(),
+          [] {
+            const data::LanguageIdOptions d;
+            return Json{{"dir", d.dir},
+                        {"per_class", d.per_class},
+                        {"max_len", d.max_len},
+                        {"valid", d.valid},
+                        {"test", d.test}};
+          },
+          [](JsonReader& r) { data::language_id_options(r); }}},
         {"text-classification",
          {{{"dir", dir / "classes"}},
           [] {
             const data::TextClassificationOptions d;
-            return Json{{"tokens", d.tokens},
+            return Json{{"file", d.file},
+                        {"tokens", d.tokens},
                         {"max_len", d.max_len},
                         {"min_freq", d.min_freq},
                         {"valid", d.valid},
@@ -271,12 +308,12 @@ TEST_SUITE("tools/config_defaults") {
       Json given = it->second.required;
       given["name"] = name;
       Json resolved;
-      if (it->second.build) {
+      if (!it->second.read_options) {
         resolved = data::make_dataset(given, 1).resolved;
       } else {
         JsonReader r(given, "data");
         r.get_string("name", "");
-        data::fashion_mnist_options(r);
+        it->second.read_options(r);
         r.finish();
         resolved = r.resolved();
       }

@@ -419,7 +419,8 @@ TEST_SUITE("tools/data") {
             make(R"({"name": "dates", "trian": 10})");
           }).rfind("data.trian: unknown key", 0) == 0);
     CHECK(test::error_of([] { make(R"({"name": "datez"})"); }) ==
-          "data.name: expected one of addition, dates, fashion-mnist, sequence, "
+          "data.name: expected one of addition, dates, fashion-mnist, g2p, language-id, pairs, "
+          "sequence, "
           "text-classification, text-lm, "
           "got \"datez\"");
     CHECK(test::error_of([] { make(R"({"train": 5})"); }) == "data.name: missing (required)");
@@ -435,7 +436,8 @@ TEST_SUITE("tools/data") {
     CHECK(test::error_of([] { make(R"({"name": "sequence", "task": "shuffle"})"); }) ==
           "data.task: expected one of copy, reverse, sort, got \"shuffle\"");
     CHECK(test::error_of([] { make(R"({"name": "text-classification"})"); }) ==
-          "data.dir: missing (required)");
+          "data.dir: give either \"dir\" (a file or folder per class) or \"file\" (label<TAB>text "
+          "lines)");
     CHECK(test::error_of([] { make(R"({"name": "fashion-mnist", "valid": 2.5})"); }) ==
           "data.valid: expected a fraction in (0,1) or a whole count >= 1, got 2.5");
     CHECK(test::error_of([] { make(R"({"name": "text-lm"})"); }) ==

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "tools/data/registry.h"
+#include "tools/data/tsv.h"
 
 namespace qkv::data {
 
@@ -62,22 +63,14 @@ Made make_dataset(const Json& cfg, uint64_t seed, const std::string& path) {
   return m;
 }
 
+// ---- scoring hook: none by default ----------------------------------------------
+
+void Dataset::score(Split, const std::vector<int64_t>&, const std::vector<std::vector<int32_t>>&,
+                    EvalSums&) const {}
+Metrics Dataset::metrics(const EvalSums&) const { return {}; }
+
 // ---- TSV export ---------------------------------------------------------------
 
-namespace {
-
-std::string tsv_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\t') out += "\\t";
-    else if (c == '\n') out += "\\n";
-    else if (c == '\\') out += "\\\\";
-    else out += c;
-  }
-  return out;
-}
-
-}  // namespace
 
 void export_tsv(const Dataset& d, Split s, const std::string& path) {
   check(d.task() != Task::image_classification, "export_tsv: ", d.name(),
@@ -93,7 +86,18 @@ void export_tsv(const Dataset& d, Split s, const std::string& path) {
     std::string target = d.task() == Task::language_model
                              ? v.decode(std::vector<int32_t>(b.tgt_out.begin(), b.tgt_out.end()))
                              : d.target_text(s, i);
-    out << tsv_escape(v.decode(ids)) << '\t' << tsv_escape(target) << '\n';
+    if (d.task() == Task::text_classification) {
+      // The normalised text, rare words spelled out (not "<unk>"): read back,
+      // it maps them to unk again by the same training-split vocabulary.
+      out << tsv_escape(target) << '\t' << tsv_escape(d.source_text(s, i)) << '\n';
+      continue;
+    }
+    if (d.task() == Task::language_model) {
+      out << tsv_escape(v.decode(ids)) << '\t' << tsv_escape(target) << '\n';
+      continue;
+    }
+    for (const std::string& t : d.target_texts(s, i))
+      out << tsv_escape(v.decode(ids)) << '\t' << tsv_escape(t) << '\n';
   }
   out.flush();
   check(bool(out), "export_tsv: cannot write '", path, "'");

@@ -13,6 +13,7 @@
 #include "engine/tensor.h"
 #include "nn/batch.h"
 #include "nn/json_config.h"
+#include "nn/model.h"
 
 namespace qkv::data {
 
@@ -26,7 +27,7 @@ using Task = qkv::TaskKind;  // seq2seq, text_classification, image_classificati
 class Vocab {
  public:
   static constexpr int32_t pad = 0, bos = 1, eos = 2, unk = 3;
-  enum class Level { chars, words };  // chars: bytes; words: split on whitespace
+  enum class Level { chars, words };  // chars: UTF-8 code points; words: split on whitespace
 
   Vocab() = default;
   Vocab(std::vector<std::string> tokens, Level level);  // sorted and deduplicated inside
@@ -34,7 +35,8 @@ class Vocab {
   Level level() const { return level_; }
   int32_t id(const std::string& token) const;                  // unk when unknown
   const std::string& token(int32_t id) const;                  // "<pad>", "<s>", "</s>", "<unk>" for specials
-  std::vector<std::string> split(const std::string& text) const;  // text's tokens at this level
+  // text's tokens at this level; Error "text: invalid UTF-8 at byte N" for chars.
+  std::vector<std::string> split(const std::string& text) const;
   std::vector<int32_t> encode(const std::string& text) const;     // no bos / eos added
   // Stops at eos, skips pad and bos; words are joined by single spaces.
   std::string decode(const std::vector<int32_t>& ids) const;
@@ -63,6 +65,23 @@ class Dataset {
   // exactly as the data set encodes its sources (reversal included).
   // Throws qkv::Error naming what cannot be encoded (e.g. images: not supported).
   virtual Batch encode_input(const std::string& text) const = 0;
+
+  // ---- scoring hook: metrics of the data set's own (g2p's WER and PER) ----
+  // The evaluation hands a data set that scores predictions the model's
+  // decoded output for each example (greedy, or beam search when beam > 1);
+  // score() adds per-example sums (so slices and processes add up) and
+  // metrics() turns sums into the metrics listed after the model's.
+  virtual bool scores_predictions() const { return false; }
+  // predictions[k]: the decoded ids (eos included if reached) of example indices[k] of s.
+  virtual void score(Split s, const std::vector<int64_t>& indices,
+                     const std::vector<std::vector<int32_t>>& predictions, EvalSums& sums) const;
+  // The same names for any sums, empty ones included (metric names come from metrics({})).
+  virtual Metrics metrics(const EvalSums& sums) const;
+  // Every reference target of example i (several for a word with several
+  // pronunciations); by default the one target_text. export_tsv writes one line each.
+  virtual std::vector<std::string> target_texts(Split s, int64_t i) const {
+    return {target_text(s, i)};
+  }
 
   // What the model needs to know; the runner fills these into the model config.
   const Vocab* src_vocab() const { return src_vocab_.size() ? &src_vocab_ : nullptr; }
@@ -104,9 +123,11 @@ Made make_dataset(const Json& cfg, uint64_t seed, const std::string& path = "dat
 std::vector<std::string> dataset_names();
 
 // Writes split s as "source<TAB>target" lines (so a peer script can train on
-// exactly qkv's data): the source as the model sees it (reversal included),
-// the target text or class name; tab, newline and backslash in either are
-// escaped as \t, \n, \\. Image data sets throw qkv::Error.
+// exactly qkv's data, and the pairs data set reads it back): the source as
+// the model sees it (reversal included), one line per reference target; a
+// classification set writes "label<TAB>text" lines, the layout its TSV reader
+// takes. Tab, newline and backslash are escaped as \t, \n, \\. Image data
+// sets throw qkv::Error.
 void export_tsv(const Dataset& d, Split s, const std::string& path);
 
 }  // namespace qkv::data

@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include "engine/error.h"
+#include "tools/data/utf8.h"
 
 namespace qkv::data {
 
@@ -111,9 +112,12 @@ void pad_targets(Batch& b, const std::vector<const std::vector<int32_t>*>& tgts)
 
 std::vector<int32_t> encode_strict(const Vocab& v, const std::string& text,
                                    const std::string& what) {
-  std::vector<int32_t> ids = v.encode(text);
-  for (size_t i = 0; i < ids.size(); ++i) {
-    check(ids[i] != Vocab::unk, what, ": character '", text.substr(i, 1), "' at ", i,
+  const std::vector<std::string> chars = utf8_split(text, what);
+  std::vector<int32_t> ids;
+  ids.reserve(chars.size());
+  for (size_t i = 0; i < chars.size(); ++i) {
+    ids.push_back(v.id(chars[i]));
+    check(ids.back() != Vocab::unk, what, ": character '", chars[i], "' at ", i,
           " is not in the source vocabulary");
   }
   return ids;
@@ -123,15 +127,12 @@ std::vector<int32_t> encode_strict(const Vocab& v, const std::string& text,
 
 namespace {
 
-std::vector<std::string> chars_of(const std::string& alphabet) {
-  std::vector<std::string> t;
-  for (char c : alphabet) t.emplace_back(1, c);
-  return t;
-}
-
-std::string reversed(std::string s) {
-  std::reverse(s.begin(), s.end());
-  return s;
+// The source's ids, in the order the model reads them.
+std::vector<int32_t> encode_source(const Vocab& v, const std::string& text, bool reverse,
+                                   const std::string& what) {
+  std::vector<int32_t> ids = encode_strict(v, text, what);
+  if (reverse) std::reverse(ids.begin(), ids.end());
+  return ids;
 }
 
 }  // namespace
@@ -139,13 +140,12 @@ std::string reversed(std::string s) {
 PairDataset::PairDataset(std::string name, Splits splits, const std::string& src_alphabet,
                          const std::string& tgt_alphabet, bool reverse_source)
     : name_(std::move(name)), splits_(std::move(splits)), reverse_source_(reverse_source) {
-  src_vocab_ = Vocab(chars_of(src_alphabet), Vocab::Level::chars);
-  tgt_vocab_ = Vocab(chars_of(tgt_alphabet), Vocab::Level::chars);
+  src_vocab_ = Vocab(utf8_split(src_alphabet, name_ + " alphabet"), Vocab::Level::chars);
+  tgt_vocab_ = Vocab(utf8_split(tgt_alphabet, name_ + " alphabet"), Vocab::Level::chars);
   for (size_t s = 0; s < 3; ++s) {
     for (const Pair& p : splits_[s]) {
       // Generators only emit alphabet characters: an unk here is a bug in one.
-      src_ids_[s].push_back(
-          encode_strict(src_vocab_, reverse_source_ ? reversed(p.src) : p.src, name_));
+      src_ids_[s].push_back(encode_source(src_vocab_, p.src, reverse_source_, name_));
       tgt_ids_[s].push_back(encode_strict(tgt_vocab_, p.tgt, name_ + " target"));
       max_target_len_ = std::max<int64_t>(max_target_len_, int64_t(tgt_ids_[s].back().size()) + 1);
     }
@@ -179,8 +179,7 @@ std::string PairDataset::target_text(Split s, int64_t i) const { return at(s, i)
 
 Batch PairDataset::encode_input(const std::string& text) const {
   check(!text.empty(), name_, ": empty input");
-  std::vector<int32_t> ids =
-      encode_strict(src_vocab_, reverse_source_ ? reversed(text) : text, name_ + " input");
+  std::vector<int32_t> ids = encode_source(src_vocab_, text, reverse_source_, name_ + " input");
   Batch b;
   pad_sources(b, {&ids});
   return b;

@@ -8,10 +8,13 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <utility>
 
 #include "engine/error.h"
 #include "tools/data/pairs.h"
 #include "tools/data/registry.h"
+#include "tools/data/tsv.h"
+#include "tools/data/utf8.h"
 
 namespace qkv::data {
 namespace fs = std::filesystem;
@@ -67,13 +70,72 @@ struct Example {
   int32_t label = 0;
 };
 
+// One file per class (each non-empty line an example) or one folder per
+// class (each file an example); classes sorted by name.
+TextClasses load_class_dir(const std::string& dir) {
+  const char* what = "text-classification";
+  auto entries = list_dir(dir, what);
+  const bool folders =
+      std::any_of(entries.begin(), entries.end(), [](const auto& e) { return e.is_directory(); });
+  TextClasses c;
+  for (const auto& e : entries) {
+    check(e.is_directory() == folders, what, ": '", dir, "' mixes files and folders ('",
+          e.path().filename().string(), "'): use one file per class or one folder per class");
+    std::vector<std::string> xs;
+    if (folders) {
+      for (const auto& f : list_dir(e.path().string(), what)) {
+        if (!f.is_regular_file()) continue;
+        std::string t = read_text_file(f.path(), what);
+        utf8_check_lines(t, f.path().string());
+        if (!normalise(t, false).empty()) xs.push_back(std::move(t));
+      }
+      c.names.push_back(e.path().filename().string());
+    } else {
+      const std::string text = read_text_file(e.path(), what);
+      utf8_check_lines(text, e.path().string());
+      std::istringstream in(text);
+      for (std::string line; std::getline(in, line);) {
+        if (!normalise(line, false).empty()) xs.push_back(line);
+      }
+      c.names.push_back(e.path().stem().string());
+    }
+    check(!xs.empty(), what, ": class '", c.names.back(), "' in '", dir, "' has no examples");
+    c.examples.push_back(std::move(xs));
+  }
+  check(c.examples.size() >= 2, what, ": '", dir, "' holds ", c.examples.size(),
+        " classes; expected at least 2 (files or folders)");
+  for (size_t i = 1; i < c.names.size(); ++i) {
+    check(c.names[i] != c.names[i - 1], what, ": class '", c.names[i], "' appears twice in '", dir,
+          "'");
+  }
+  return c;
+}
+
+// "label<TAB>text" lines; classes sorted by label, examples in file order.
+TextClasses load_class_tsv(const std::string& file) {
+  std::map<std::string, std::vector<std::string>> by_label;
+  for (auto& row : read_tsv(read_file_bytes(file, "text-classification"), file, {"label", "text"}))
+    by_label[row.fields[0]].push_back(std::move(row.fields[1]));
+  check(by_label.size() >= 2, "text-classification: '", file, "' holds ", by_label.size(),
+        " labels; expected at least 2");
+  TextClasses c;
+  for (auto& [label, xs] : by_label) {
+    c.names.push_back(label);
+    c.examples.push_back(std::move(xs));
+  }
+  return c;
+}
+
 class TextClassification : public Dataset {
  public:
-  TextClassification(const TextClassificationOptions& o, uint64_t seed) : o_(o) {
+  TextClassification(const TextClassificationOptions& o, uint64_t seed, std::string name,
+                     TextClasses classes)
+      : o_(o), name_(std::move(name)) {
     const Vocab::Level level = o.tokens == "chars" ? Vocab::Level::chars : Vocab::Level::words;
     level_ = Vocab(std::vector<std::string>{}, level);  // only for split() before the vocab exists
-    std::vector<std::vector<std::string>> by_class = load(o.dir);
-    Generator gen = data_generator(seed, "text-classification");
+    class_names_ = std::move(classes.names);
+    std::vector<std::vector<std::string>>& by_class = classes.examples;
+    Generator gen = data_generator(seed, name_);
     for (size_t c = 0; c < by_class.size(); ++c) {
       auto& xs = by_class[c];
       for (int64_t i = int64_t(xs.size()) - 1; i > 0; --i)
@@ -89,7 +151,7 @@ class TextClassification : public Dataset {
       }
     }
     for (Split s : {Split::train, Split::valid, Split::test}) {
-      check(!splits_[size_t(s)].empty(), "text-classification: '", o.dir, "': the ", split_name(s),
+      check(!splits_[size_t(s)].empty(), name_, ": the ", split_name(s),
             " split is empty (too few examples for the valid/test fractions)");
     }
     build_vocab(level);
@@ -99,11 +161,11 @@ class TextClassification : public Dataset {
   }
 
   Task task() const override { return Task::text_classification; }
-  std::string name() const override { return "text-classification"; }
+  std::string name() const override { return name_; }
   int64_t size(Split s) const override { return int64_t(splits_[size_t(s)].size()); }
 
   Batch batch(Split s, const std::vector<int64_t>& indices) const override {
-    check(!indices.empty(), "text-classification: batch of no examples");
+    check(!indices.empty(), name_, ": batch of no examples");
     std::vector<const std::vector<int32_t>*> src;
     Batch b;
     b.labels = IntTensor({int64_t(indices.size())});
@@ -121,7 +183,7 @@ class TextClassification : public Dataset {
   }
   Batch encode_input(const std::string& text) const override {
     std::vector<int32_t> ids = src_vocab_.encode(prepare(text));
-    check(!ids.empty(), "text-classification: the input has no tokens");
+    check(!ids.empty(), name_, ": the input has no tokens");
     Batch b;
     pad_sources(b, {&ids});
     return b;
@@ -129,7 +191,7 @@ class TextClassification : public Dataset {
 
  private:
   const Example& at(Split s, int64_t i) const {
-    check(i >= 0 && i < size(s), "text-classification: ", split_name(s), " example ", i,
+    check(i >= 0 && i < size(s), name_, ": ", split_name(s), " example ", i,
           " out of range [0,", size(s), ")");
     return splits_[size_t(s)][size_t(i)];
   }
@@ -142,44 +204,6 @@ class TextClassification : public Dataset {
     std::string out;
     for (const auto& t : toks) out += (words && !out.empty() ? " " : "") + t;
     return out;
-  }
-
-  // Examples per class (class_names_ filled, sorted).
-  std::vector<std::vector<std::string>> load(const std::string& dir) {
-    const char* what = "text-classification";
-    auto entries = list_dir(dir, what);
-    const bool folders =
-        std::any_of(entries.begin(), entries.end(), [](const auto& e) { return e.is_directory(); });
-    std::vector<std::vector<std::string>> by_class;
-    for (const auto& e : entries) {
-      check(e.is_directory() == folders, what, ": '", dir, "' mixes files and folders ('",
-            e.path().filename().string(), "'): use one file per class or one folder per class");
-      std::vector<std::string> xs;
-      if (folders) {
-        for (const auto& f : list_dir(e.path().string(), what)) {
-          if (!f.is_regular_file()) continue;
-          std::string t = read_text_file(f.path(), what);
-          if (!normalise(t, false).empty()) xs.push_back(std::move(t));
-        }
-        class_names_.push_back(e.path().filename().string());
-      } else {
-        std::istringstream in(read_text_file(e.path(), what));
-        for (std::string line; std::getline(in, line);) {
-          if (!normalise(line, false).empty()) xs.push_back(line);
-        }
-        class_names_.push_back(e.path().stem().string());
-      }
-      check(!xs.empty(), what, ": class '", class_names_.back(), "' in '", dir,
-            "' has no examples");
-      by_class.push_back(std::move(xs));
-    }
-    check(by_class.size() >= 2, what, ": '", dir, "' holds ", by_class.size(),
-          " classes; expected at least 2 (files or folders)");
-    for (size_t i = 1; i < class_names_.size(); ++i) {
-      check(class_names_[i] != class_names_[i - 1], what, ": class '", class_names_[i],
-            "' appears twice in '", dir, "'");
-    }
-    return by_class;
   }
 
   void build_vocab(Vocab::Level level) {
@@ -195,6 +219,7 @@ class TextClassification : public Dataset {
   }
 
   TextClassificationOptions o_;
+  std::string name_;
   Vocab level_;  // empty vocabulary at the right level: its split() tokenises
   std::array<std::vector<Example>, 3> splits_;
 };
@@ -205,21 +230,24 @@ class TextLm : public Dataset {
  public:
   explicit TextLm(const TextLmOptions& o) : seq_len_(o.seq_len) {
     for (const auto& f : o.files) {
-      text_ += read_text_file(f, "text-lm");
+      const std::string t = read_text_file(f, "text-lm");
+      utf8_check_lines(t, f);
+      text_ += t;
       if (!text_.empty() && text_.back() != '\n') text_ += '\n';
     }
-    std::vector<std::string> chars;
-    bool seen[256] = {};
-    for (unsigned char c : text_) seen[c] = true;
-    for (int c = 0; c < 256; ++c) {
-      if (seen[c]) chars.emplace_back(1, char(c));
-    }
-    src_vocab_ = Vocab(chars, Vocab::Level::chars);
-    ids_ = src_vocab_.encode(text_);
+    // Characters are code points; offsets_ maps each to its first byte.
+    const std::vector<std::string> chars = utf8_split(text_, "text-lm");
+    offsets_.reserve(chars.size() + 1);
+    size_t at = 0;
+    for (const auto& c : chars) offsets_.push_back(std::exchange(at, at + c.size()));
+    offsets_.push_back(at);
+    src_vocab_ = Vocab(chars, Vocab::Level::chars);  // deduplicated inside
+    ids_.reserve(chars.size());
+    for (const auto& c : chars) ids_.push_back(src_vocab_.id(c));
     max_target_len_ = seq_len_;
 
     // Contiguous chunks: [0, a) train, [a, b) valid, [b, N) test.
-    const auto N = int64_t(text_.size());
+    const auto N = int64_t(ids_.size());
     const auto b = N - int64_t(std::llround(o.test * double(N)));
     const auto a = b - int64_t(std::llround(o.valid * double(N)));
     chunk_ = {{{0, a}, {a, b}, {b, N}}};
@@ -254,12 +282,8 @@ class TextLm : public Dataset {
     }
     return b;
   }
-  std::string source_text(Split s, int64_t i) const override {
-    return text_.substr(size_t(start(s, i)), size_t(seq_len_));
-  }
-  std::string target_text(Split s, int64_t i) const override {
-    return text_.substr(size_t(start(s, i)) + 1, size_t(seq_len_));
-  }
+  std::string source_text(Split s, int64_t i) const override { return chars(start(s, i)); }
+  std::string target_text(Split s, int64_t i) const override { return chars(start(s, i) + 1); }
   Batch encode_input(const std::string& text) const override {
     check(!text.empty(), "text-lm: empty input");
     std::vector<int32_t> ids = encode_strict(src_vocab_, text, "text-lm input");
@@ -274,8 +298,14 @@ class TextLm : public Dataset {
           size(s), ")");
     return chunk_[size_t(s)].first + i * seq_len_;
   }
+  // seq_len_ characters from character `from`, as text.
+  std::string chars(int64_t from) const {
+    const size_t a = offsets_[size_t(from)], b = offsets_[size_t(from + seq_len_)];
+    return text_.substr(a, b - a);
+  }
   int64_t seq_len_;
   std::string text_;
+  std::vector<size_t> offsets_;  // byte offset of each character, and the end
   std::vector<int32_t> ids_;
   std::array<std::pair<int64_t, int64_t>, 3> chunk_;  // [lo, hi) per split
 };
@@ -284,7 +314,10 @@ class TextLm : public Dataset {
 
 TextClassificationOptions text_classification_options(JsonReader& r) {
   TextClassificationOptions o;
-  o.dir = r.require_string("dir");
+  o.dir = r.get_string("dir", o.dir);
+  o.file = r.get_string("file", o.file);
+  check(o.dir.empty() != o.file.empty(), r.path_of("dir"),
+        ": give either \"dir\" (a file or folder per class) or \"file\" (label<TAB>text lines)");
   o.tokens = r.get_string("tokens", o.tokens, {"words", "chars"});
   o.max_len = r.get_int("max_len", o.max_len, 1);
   o.min_freq = r.get_int("min_freq", o.min_freq, 1);
@@ -297,7 +330,14 @@ TextClassificationOptions text_classification_options(JsonReader& r) {
 
 std::unique_ptr<Dataset> make_text_classification(const TextClassificationOptions& o,
                                                   uint64_t seed) {
-  return std::make_unique<TextClassification>(o, seed);
+  return make_text_classification(o, seed, "text-classification",
+                                  o.file.empty() ? load_class_dir(o.dir) : load_class_tsv(o.file));
+}
+
+std::unique_ptr<Dataset> make_text_classification(const TextClassificationOptions& o,
+                                                  uint64_t seed, const std::string& name,
+                                                  TextClasses classes) {
+  return std::make_unique<TextClassification>(o, seed, name, std::move(classes));
 }
 
 TextLmOptions text_lm_options(JsonReader& r) {

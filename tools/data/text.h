@@ -1,7 +1,8 @@
 // Data sets from text files on disk:
 //  - text-classification: a directory with one file per class (each non-empty
 //    line one example; the class is the file name without its extension) or
-//    one folder per class (each file one example). Words (lower-cased,
+//    one folder per class (each file one example), or one TSV file of
+//    "label<TAB>text" lines (the layout `qkv data` exports). Words (lower-cased,
 //    whitespace-separated) or characters; whitespace runs become one space.
 //    Each class is shuffled (seed-fixed) and cut into valid / test / train
 //    fractions, so every split holds every class in proportion.
@@ -19,7 +20,8 @@
 namespace qkv::data {
 
 struct TextClassificationOptions {
-  std::string dir;                 // required
+  std::string dir;                 // a file or folder per class; or
+  std::string file;                // one TSV file of label<TAB>text lines
   std::string tokens = "words";    // words or chars
   int64_t max_len = 256;           // tokens kept per example (the rest is cut)
   int64_t min_freq = 1;            // training-split count a token needs to get an id (else unk)
@@ -28,6 +30,16 @@ struct TextClassificationOptions {
 TextClassificationOptions text_classification_options(JsonReader& r);
 std::unique_ptr<Dataset> make_text_classification(const TextClassificationOptions& o,
                                                   uint64_t seed);
+
+// Examples by class, for a data set that makes its own classes (language-id).
+struct TextClasses {
+  std::vector<std::string> names;                  // sorted
+  std::vector<std::vector<std::string>> examples;  // per class, each non-empty
+};
+// The same data set over the given classes, named `name` (and its split seeded by name).
+std::unique_ptr<Dataset> make_text_classification(const TextClassificationOptions& o,
+                                                  uint64_t seed, const std::string& name,
+                                                  TextClasses classes);
 
 struct TextLmOptions {
   std::vector<std::string> files;  // "files", or every file of "dir" (sorted)

@@ -1,10 +1,13 @@
 // Vocab: specials first (pad, bos, eos, unk), then the sorted tokens, so the
 // same token set always gets the same ids whatever order it was seen in.
+// Characters are Unicode code points (UTF-8 byte order is code point order,
+// so ASCII text gets the ids it got when characters were bytes).
 #include <algorithm>
 #include <cctype>
 
 #include "engine/error.h"
 #include "tools/data/dataset.h"
+#include "tools/data/utf8.h"
 
 namespace qkv::data {
 namespace {
@@ -23,7 +26,8 @@ Vocab::Vocab(std::vector<std::string> tokens, Level level) : level_(level) {
   tokens.erase(std::unique(tokens.begin(), tokens.end()), tokens.end());
   if (level == Level::chars) {
     for (const auto& t : tokens)
-      check(t.size() == 1, "Vocab: a chars token must be one byte, got \"", t, "\"");
+      check(utf8_sequence_length(t, 0) == t.size(),
+            "Vocab: a chars token must be one UTF-8 code point, got \"", t, "\"");
   }
   tokens_.assign(std::begin(kSpecials), std::end(kSpecials));
   tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
@@ -43,9 +47,7 @@ const std::string& Vocab::token(int32_t id) const {
 std::vector<std::string> Vocab::split(const std::string& text) const {
   std::vector<std::string> out;
   if (level_ == Level::chars) {
-    out.reserve(text.size());
-    for (char c : text) out.emplace_back(1, c);
-    return out;
+    return utf8_split(text, "text");
   }
   size_t i = 0;
   while (i < text.size()) {

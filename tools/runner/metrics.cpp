@@ -17,7 +17,9 @@ double metric_value(const Metrics& m, const std::string& name) {
 }
 
 bool metric_lower_is_better(const std::string& name) {
-  return name == "loss" || name == "perplexity";
+  // wer, per: word and phoneme error rates (g2p); ser, ter: sequence and token error rates (pairs)
+  return name == "loss" || name == "perplexity" || name == "wer" || name == "per" ||
+         name == "ser" || name == "ter";
 }
 
 bool metric_better(const std::string& name, double a, double b) {

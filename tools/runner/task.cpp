@@ -15,7 +15,33 @@ std::unique_ptr<Task> make_task(const data::Dataset& d, std::shared_ptr<Model> m
   EvalOptions o;
   o.beam = beam;
   o.max_len = std::max<int64_t>(1, d.max_target_len());
-  return std::make_unique<Task>(std::move(model), o);
+  return std::make_unique<Task>(std::move(model), o, &d);
+}
+
+void Task::eval_examples(const data::Dataset& d, data::Split sp, const std::vector<int64_t>& idx,
+                         EvalSums& s) {
+  const data::Batch b = d.batch(sp, idx);
+  if (!d.scores_predictions()) return eval_batch(b, s);
+  EvalOptions o = eval_;
+  o.decode = true;
+  o.predictions = &predictions_;
+  predictions_.clear();
+  m_->eval_batch(b, s, o);
+  d.score(sp, idx, predictions_, s);
+}
+
+Metrics Task::metrics(const EvalSums& s) const {
+  Metrics m = m_->metrics(s);
+  if (data_) {
+    for (auto& kv : data_->metrics(s)) m.push_back(std::move(kv));
+  }
+  return m;
+}
+
+std::vector<std::string> Task::metric_names() const {
+  std::vector<std::string> names;
+  for (const auto& [name, _] : metrics(EvalSums{})) names.push_back(name);
+  return names;
 }
 
 EvalSums evaluate_sums(Task& task, Module& model, const data::Dataset& d, data::Split s,
@@ -36,7 +62,7 @@ EvalSums evaluate_sums(Task& task, Module& model, const data::Dataset& d, data::
       std::copy(examples->begin() + start, examples->begin() + end, idx.begin());
     else
       std::iota(idx.begin(), idx.end(), start);
-    task.eval_batch(d.batch(s, idx), sums);
+    task.eval_examples(d, s, idx, sums);
   }
   model.train(was_training);
   dist::allreduce_sum(sums);

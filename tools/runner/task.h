@@ -20,20 +20,29 @@ using qkv::EvalSums;
 
 class Task {
  public:
-  Task(std::shared_ptr<Model> model, EvalOptions eval) : m_(std::move(model)), eval_(eval) {}
+  // data (if not null): the data set whose scoring hook adds metrics of its own.
+  Task(std::shared_ptr<Model> model, EvalOptions eval, const data::Dataset* data = nullptr)
+      : m_(std::move(model)), eval_(eval), data_(data) {}
   // The mean training loss of a batch (recorded on the tape).
   Var loss(const data::Batch& b) { return m_->loss(b); }
   // The units loss() averages over (tokens or examples): weights slices of a batch.
   int64_t loss_units(const data::Batch& b) const { return m_->loss_units(b); }
   // Adds a batch's evaluation to s. Called under NoGrad, model in eval mode.
   void eval_batch(const data::Batch& b, EvalSums& s) { m_->eval_batch(b, s, eval_); }
-  Metrics metrics(const EvalSums& s) const { return m_->metrics(s); }
+  // The same for examples idx of split sp of d, and d's own scoring of the
+  // decoded predictions when d scores them.
+  void eval_examples(const data::Dataset& d, data::Split sp, const std::vector<int64_t>& idx,
+                     EvalSums& s);
+  // The model's metrics, then the data set's.
+  Metrics metrics(const EvalSums& s) const;
   // The metrics this task reports, "loss" first.
-  std::vector<std::string> metric_names() const { return m_->metric_names(); }
+  std::vector<std::string> metric_names() const;
 
  private:
   std::shared_ptr<Model> m_;
   EvalOptions eval_;
+  const data::Dataset* data_;
+  std::vector<std::vector<int32_t>> predictions_;  // reused by eval_examples
 };
 
 // Binds the data set's task to the model; Error (naming the model and the data

@@ -166,6 +166,37 @@ LuongDecoderOutput luong_decoder(const Var& x, const Var& h0, const Var& c0, con
                                  const Var& w_c, float scale = 1.f,
                                  const LuongDecoderPack* pack = nullptr);
 
+// ---- fused Bahdanau attention decoder (ops_decoder.cpp) ---------------------------
+// Bahdanau's decoder with an LSTM cell, the additive score attending from the
+// previous state, as one op over T steps (or one step when decoding): per step t
+//   a_t   = softmax(v . tanh(h_{t-1} W^T + KP[s]) + mask),   ctx_t = a_t V
+//   g_t   = [x_t | ctx_t] W_ih^T + h_{t-1} W_hh^T + b_ih + b_hh
+//   h_t, c_t = lstm(g_t, c_{t-1}),                          out_t = [h_t | ctx_t]
+// It shares luong_decoder's cell code (input projection in one GEMM, packed
+// recurrent weights, one-pass backward, weight gradients from one GEMM); the
+// score per row is engine/kernels/step_attention.h's additive pair.
+// x: [B,T,E]; h0, c0: [B,H]; w_ih: [4H,E+K]; w_hh: [4H,H]; b_ih, b_hh: [4H] or
+// undefined; w_q: [A,H] (the score's W, no bias); KP: [B,S,A] the projected keys
+// U k; v: [1,A]; V: [B,S,K]; mask: [B,S] additive (0 / -inf) or undefined.
+// The composite (Attention + LSTMCell per step) is its oracle.
+struct BahdanauDecoderOutput {
+  Var out;      // [B,T,H+K] [h_t | ctx_t] of every step: the output layer's input
+  Var weights;  // [B,T,S] attention
+  Var h, c;     // [B,H] the last step's state
+};
+// W_ih^T, W_hh^T and W^T packed once for many calls (see LuongDecoderPack).
+struct BahdanauDecoderPack {
+  BahdanauDecoderPack(const Var& w_ih, const Var& w_hh, const Var& w_q);
+  PackedB w_ih_t;  // [E+K, 4H]
+  PackedB w_hh_t;  // [H, 4H]
+  PackedB w_q_t;   // [H, A]
+};
+BahdanauDecoderOutput bahdanau_decoder(const Var& x, const Var& h0, const Var& c0,
+                                       const Var& w_ih, const Var& w_hh, const Var& b_ih,
+                                       const Var& b_hh, const Var& w_q, const Var& KP,
+                                       const Var& v, const Var& V, const Tensor& mask,
+                                       const BahdanauDecoderPack* pack = nullptr);
+
 // ---- losses (ops_loss.cpp) ---------------------------------------------------------------------
 enum class Reduction { mean, sum, none };
 // logits: [N, C] (or [..., C]), target: [N] (or [...]) class ids. Targets equal

@@ -81,6 +81,55 @@ Dims check_dims(const Var& x, const Var& h0, const Var& c0, const Var& feed0, co
   return {B, T, E, H, G, F, S, K};
 }
 
+// ---- the LSTM part both decoders share ---------------------------------------------
+// Each step's cell input is xyh's row [x_t | y_t | h_{t-1}] ([T,B,E+Y+H]): y is
+// Luong's fed h~_{t-1} or Bahdanau's context c_t, written as the steps run.
+
+// act[t] = x_t W_x^T + b_ih + b_hh for all steps in one GEMM (the biases folded
+// in as a column bias); with a pack (decoding) each step does it with y instead.
+void cell_input_projection(const Tensor& xyh, const float* Wih, int64_t ldw, int64_t T, int64_t B,
+                           int64_t E, int64_t G, const GemmEpilogue& with_bias, Tensor& act) {
+  gemm(false, true, T * B, G, E, 1.f, xyh.data(), xyh.size(2), Wih, ldw, 0.f, act.data(), G,
+       with_bias);
+}
+
+// g += y W_y^T + h_prev W_hh^T (or, with the whole W_ih^T packed, g = [x | y] W_ih^T + b first),
+// then the cell: c, h from g and c_prev.
+void cell_step(float* g, const float* row, int64_t XW, int64_t E, int64_t Y, int64_t B, int64_t H,
+               const PackedB* w_ih_t, const PackedB* w_y_t, const PackedB& w_hh_t,
+               const GemmEpilogue& with_bias, const float* c_prev, float* c, float* h) {
+  const int64_t G = 4 * H;
+  if (w_ih_t)
+    gemm(B, 1.f, row, XW, *w_ih_t, 0.f, g, G, with_bias);
+  else if (Y)
+    gemm(B, 1.f, row + E, XW, *w_y_t, 1.f, g, G);
+  gemm(B, 1.f, row + E + Y, XW, w_hh_t, 1.f, g, G);
+  lstm_cell_forward(g, c_prev, c, h, B, H, nullptr);
+}
+
+// After the reverse walk: dx = dG W_x ([B,T,E]), and [dW_ih | dW_hh] = dG^T xyh
+// in one GEMM over all T*B rows, whose packing of dG^T sums dG's columns: the
+// bias gradient. g[i0..i0+4) = dW_ih, dW_hh, db_ih, db_hh; g[ix] = dx.
+void cell_weight_grads(const Tensor& dG, const Tensor& xyh, const Tensor& Wi, int64_t T, int64_t B,
+                       int64_t E, int64_t G, const std::vector<bool>& needs, size_t ix, size_t i0,
+                       std::vector<Tensor>& g) {
+  const int64_t XW = xyh.size(2), IW = Wi.size(1);
+  if (needs[ix]) {
+    Tensor dx({T, B, E});
+    gemm(false, false, T * B, E, G, 1.f, dG.data(), G, Wi.data(), IW, 0.f, dx.data(), E);
+    g[ix] = to_batch_major(dx.data(), T, B, E);
+  }
+  if (!(needs[i0] || needs[i0 + 1] || needs[i0 + 2] || needs[i0 + 3])) return;
+  Tensor dw({G, XW}), db({G});
+  GemmEpilogue sums;
+  sums.row_sums = db.data();
+  gemm(true, false, G, XW, T * B, 1.f, dG.data(), G, xyh.data(), XW, 0.f, dw.data(), XW, sums);
+  if (needs[i0]) g[i0] = qkv::slice(dw, 1, 0, IW);
+  if (needs[i0 + 1]) g[i0 + 1] = qkv::slice(dw, 1, IW, XW);
+  if (needs[i0 + 2]) g[i0 + 2] = db;
+  if (needs[i0 + 3]) g[i0 + 3] = needs[i0 + 2] ? db.clone() : db;
+}
+
 }  // namespace
 
 LuongDecoderPack::LuongDecoderPack(const Var& w_ih, const Var& w_hh, const Var& w_c)
@@ -121,7 +170,7 @@ LuongDecoderOutput luong_decoder(const Var& x, const Var& h0, const Var& c0, con
               pack->w_ih_t.K == E + F && pack->w_c_t.K == CW,
           "luong_decoder: the pack was made for other weights");
   else
-    gemm(false, true, T * B, G, E, 1.f, xfh.data(), XW, Wih, E + F, 0.f, act.data(), G, with_bias);
+    cell_input_projection(xfh, Wih, E + F, T, B, E, G, with_bias, act);
   std::unique_ptr<PackedB> own_f, own_hh, own_c;
   if (!pack) {
     own_f = std::make_unique<PackedB>(true, F, G, Wih + E, E + F);  // W_f^T [F,G] (F = 0: empty)
@@ -133,16 +182,11 @@ LuongDecoderOutput luong_decoder(const Var& x, const Var& h0, const Var& c0, con
 
   Tensor c_all({T, B, H}), h_all({T, B, H}), cat({T, B, CW}), ht_all({T, B, H}), w_all({T, B, S});
   for (int64_t t = 0; t < T; ++t) {
-    float* g = act.data() + t * B * G;
-    const float* row = xfh.data() + t * B * XW;
-    if (pack)
-      gemm(B, 1.f, row, XW, pack->w_ih_t, 0.f, g, G, with_bias);
-    else if (F)
-      gemm(B, 1.f, row + E, XW, *own_f, 1.f, g, G);
-    gemm(B, 1.f, row + E + F, XW, whh_t, 1.f, g, G);
     const float* c_prev = t ? c_all.data() + (t - 1) * B * H : c0.value().data();
     float *ht = h_all.data() + t * B * H, *cat_t = cat.data() + t * B * CW;
-    lstm_cell_forward(g, c_prev, c_all.data() + t * B * H, ht, B, H, nullptr);
+    cell_step(act.data() + t * B * G, xfh.data() + t * B * XW, XW, E, F, B, H,
+              pack ? &pack->w_ih_t : nullptr, own_f.get(), whh_t, with_bias, c_prev,
+              c_all.data() + t * B * H, ht);
     step_attention_forward(B, S, H, K, ht, H, Pd, Vd, Md, scale, w_all.data() + t * B * S, S, cat_t,
                            CW);
     copy_rows(cat_t + K, CW, ht, B, H);
@@ -210,27 +254,10 @@ LuongDecoderOutput luong_decoder(const Var& x, const Var& h0, const Var& c0, con
           gemm(B, 1.f, dg, G, whh, 0.f, dh.data(), H);
         }
         std::vector<Tensor> g(11);
-        if (needs[0]) {  // dx = dG W_x, back to [B,T,E]
-          Tensor dx({T, B, E});
-          gemm(false, false, T * B, E, G, 1.f, dG.data(), G, Wi.data(), E + F, 0.f, dx.data(), E);
-          g[0] = to_batch_major(dx.data(), T, B, E);
-        }
+        cell_weight_grads(dG, xfh, Wi, T, B, E, G, needs, 0, 4, g);
         if (needs[1]) g[1] = dh;
         if (needs[2]) g[2] = dc;
         if (needs[3] && F) g[3] = dfeed;
-        if (needs[4] || needs[5] || needs[6] || needs[7]) {
-          // [dW_ih | dW_hh] = dG^T [x | f | h_prev], one GEMM over all T*B rows;
-          // its packing of dG^T sums the columns of dG: the bias gradient.
-          Tensor dw({G, XW}), db({G});
-          GemmEpilogue sums;
-          sums.row_sums = db.data();
-          gemm(true, false, G, XW, T * B, 1.f, dG.data(), G, xfh.data(), XW, 0.f, dw.data(), XW,
-               sums);
-          if (needs[4]) g[4] = qkv::slice(dw, 1, 0, E + F);
-          if (needs[5]) g[5] = qkv::slice(dw, 1, E + F, XW);
-          if (needs[6]) g[6] = db;
-          if (needs[7]) g[7] = needs[6] ? db.clone() : db;
-        }
         if (needs[8]) g[8] = dP;
         if (needs[9]) g[9] = dV;
         if (needs[10]) {  // dW_c = dZ^T [ctx | h]
@@ -240,6 +267,196 @@ LuongDecoderOutput luong_decoder(const Var& x, const Var& h0, const Var& c0, con
         return g;
       });
   r.ht = outs[0];
+  r.weights = outs[1];
+  r.h = outs[2];
+  r.c = outs[3];
+  return r;
+}
+
+}  // namespace qkv
+
+// ---- Bahdanau ----------------------------------------------------------------------------
+
+namespace qkv {
+namespace {
+
+struct BahdanauDims {
+  int64_t B, T, E, H, G, S, A, K;
+};
+
+BahdanauDims check_bahdanau(const Var& x, const Var& h0, const Var& c0, const Var& w_ih,
+                            const Var& w_hh, const Var& b_ih, const Var& b_hh, const Var& w_q,
+                            const Var& KP, const Var& v, const Var& V, const Tensor& mask) {
+  const char* op = "bahdanau_decoder";
+  check(x.defined() && x.dim() == 3 && x.size(0) >= 1 && x.size(1) >= 1, op,
+        ": x must be [B,T,E] with B, T >= 1, got ", x.defined() ? x.shape() : Shape{});
+  const int64_t B = x.size(0), T = x.size(1), E = x.size(2);
+  check(w_hh.defined() && w_hh.dim() == 2 && w_hh.size(0) == 4 * w_hh.size(1), op,
+        ": weight_hh must be [4H,H], got ", w_hh.defined() ? w_hh.shape() : Shape{});
+  const int64_t H = w_hh.size(1), G = 4 * H;
+  for (const Var* s : {&h0, &c0})
+    check(s->defined() && s->shape() == Shape{B, H}, op, ": h0, c0 must be [", B, ",", H, "], got ",
+          s->defined() ? s->shape() : Shape{});
+  for (const Var* b : {&b_ih, &b_hh})
+    check(!b->defined() || b->shape() == Shape{G}, op, ": biases must be [", G, "], got ",
+          b->shape());
+  check(KP.defined() && KP.dim() == 3 && KP.size(0) == B, op,
+        ": projected keys must be [B,S,A] with B=", B, ", got ",
+        KP.defined() ? KP.shape() : Shape{});
+  const int64_t S = KP.size(1), A = KP.size(2);
+  check(w_q.defined() && w_q.shape() == Shape{A, H}, op, ": W (query) must be [", A, ",", H,
+        "], got ", w_q.defined() ? w_q.shape() : Shape{});
+  check(v.defined() && v.numel() == A && v.size(-1) == A, op, ": v must be [1,", A, "], got ",
+        v.defined() ? v.shape() : Shape{});
+  check(V.defined() && V.dim() == 3 && V.size(0) == B && V.size(1) == S, op,
+        ": values must be [B,S,K] with B=", B, ", S=", S, ", got ",
+        V.defined() ? V.shape() : Shape{});
+  const int64_t K = V.size(2);
+  check(w_ih.defined() && w_ih.shape() == Shape{G, E + K}, op, ": weight_ih must be [", G, ",",
+        E + K, "] (E = ", E, " + context K = ", K, "), got ",
+        w_ih.defined() ? w_ih.shape() : Shape{});
+  check(!mask.defined() || mask.shape() == Shape{B, S}, op, ": mask must be [", B, ",", S,
+        "], got ", mask.defined() ? mask.shape() : Shape{});
+  return {B, T, E, H, G, S, A, K};
+}
+
+}  // namespace
+
+BahdanauDecoderPack::BahdanauDecoderPack(const Var& w_ih, const Var& w_hh, const Var& w_q)
+    : w_ih_t(true, w_ih.size(1), w_ih.size(0), w_ih.value().data(), w_ih.size(1)),
+      w_hh_t(true, w_hh.size(1), w_hh.size(0), w_hh.value().data(), w_hh.size(1)),
+      w_q_t(true, w_q.size(1), w_q.size(0), w_q.value().data(), w_q.size(1)) {}
+
+BahdanauDecoderOutput bahdanau_decoder(const Var& x, const Var& h0, const Var& c0, const Var& w_ih,
+                                       const Var& w_hh, const Var& b_ih_in, const Var& b_hh_in,
+                                       const Var& w_q, const Var& KP, const Var& v, const Var& V,
+                                       const Tensor& mask, const BahdanauDecoderPack* pack) {
+  const auto [B, T, E, H, G, S, A, K] =
+      check_bahdanau(x, h0, c0, w_ih, w_hh, b_ih_in, b_hh_in, w_q, KP, v, V, mask);
+  const Var b_ih = b_ih_in.defined() ? b_ih_in : zeros_var({G});
+  const Var b_hh = b_hh_in.defined() ? b_hh_in : zeros_var({G});
+  const int64_t XW = E + K + H, OW = H + K;  // row widths of xch and of the output
+  const float *Wih = w_ih.value().data(), *Whh = w_hh.value().data(), *Wq = w_q.value().data();
+  const float *KPd = KP.value().data(), *vd = v.value().data(), *Vd = V.value().data();
+  const float* Md = mask.defined() ? mask.data() : nullptr;
+
+  // xch: [T,B,E+K+H] rows [x_t | ctx_t | h_{t-1}] (ctx, h written as the steps run)
+  Tensor xch({T, B, XW});
+  to_time_major(x.value().data(), B, T, E, xch.data(), XW);
+  copy_rows(xch.data() + E + K, XW, h0.value().data(), B, H);
+  Tensor bias = qkv::add(b_ih.value(), b_hh.value());
+  Tensor act({T, B, G});
+  GemmEpilogue with_bias;
+  with_bias.col_bias = bias.data();
+  if (pack)
+    check(pack->w_ih_t.B == Wih && pack->w_hh_t.B == Whh && pack->w_q_t.B == Wq &&
+              pack->w_ih_t.K == E + K && pack->w_q_t.N == A,
+          "bahdanau_decoder: the pack was made for other weights");
+  else
+    cell_input_projection(xch, Wih, E + K, T, B, E, G, with_bias, act);
+  std::unique_ptr<PackedB> own_c, own_hh, own_q;
+  if (!pack) {
+    own_c = std::make_unique<PackedB>(true, K, G, Wih + E, E + K);  // W_ctx^T [K,G]
+    own_hh = std::make_unique<PackedB>(true, H, G, Whh, H);         // W_hh^T [H,G]
+    own_q = std::make_unique<PackedB>(true, H, A, Wq, H);           // W^T [H,A]
+  }
+  const PackedB& whh_t = pack ? pack->w_hh_t : *own_hh;
+  const PackedB& wq_t = pack ? pack->w_q_t : *own_q;
+
+  Tensor c_all({T, B, H}), h_all({T, B, H}), qp_all({T, B, A}), w_all({T, B, S});
+  for (int64_t t = 0; t < T; ++t) {
+    float* row = xch.data() + t * B * XW;
+    float* qp = qp_all.data() + t * B * A;
+    // attend from s_{t-1}: qp = h_{t-1} W^T, ctx_t into the row's context columns
+    gemm(B, 1.f, row + E + K, XW, wq_t, 0.f, qp, A);
+    additive_attention_forward(B, S, A, K, qp, A, KPd, vd, Vd, Md, w_all.data() + t * B * S, S,
+                               row + E, XW);
+    const float* c_prev = t ? c_all.data() + (t - 1) * B * H : c0.value().data();
+    float* ht = h_all.data() + t * B * H;
+    cell_step(act.data() + t * B * G, row, XW, E, K, B, H, pack ? &pack->w_ih_t : nullptr,
+              own_c.get(), whh_t, with_bias, c_prev, c_all.data() + t * B * H, ht);
+    if (t + 1 < T) copy_rows(xch.data() + (t + 1) * B * XW + E + K, XW, ht, B, H);
+  }
+
+  // out[b,t] = [h_t | ctx_t]: the output layer's input
+  Tensor out({B, T, OW});
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t b = 0; b < B; ++b) {
+      float* o = out.data() + (b * T + t) * OW;
+      std::memcpy(o, h_all.data() + (t * B + b) * H, size_t(H) * sizeof(float));
+      std::memcpy(o + H, xch.data() + (t * B + b) * XW + E, size_t(K) * sizeof(float));
+    }
+  Tensor h_T({B, H}), c_T({B, H});
+  std::memcpy(h_T.data(), h_all.data() + (T - 1) * B * H, size_t(B * H) * sizeof(float));
+  std::memcpy(c_T.data(), c_all.data() + (T - 1) * B * H, size_t(B * H) * sizeof(float));
+  std::vector<Var> outs =
+      record_multi("bahdanau_decoder", {out, to_batch_major(w_all.data(), T, B, S), h_T, c_T},
+                   {x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_q, KP, v, V},
+                   [xch, act, c_all, qp_all, w_all, C0 = c0.value(), KPt = KP.value(),
+                    vt = v.value(), Vt = V.value(), Wi = w_ih.value(), Wh = w_hh.value(),
+                    Wqt = w_q.value(), B = B, T = T, E = E, H = H, G = G, S = S, A = A,
+                    K = K](const std::vector<Tensor>& d, const std::vector<bool>& needs) {
+                     const int64_t XW = E + K + H, OW = H + K;
+                     const float* dout = d[0].defined() ? d[0].data() : nullptr;
+                     Tensor dw_all = d[1].defined() ? Tensor({T, B, S}) : Tensor();
+                     if (d[1].defined()) to_time_major(d[1].data(), B, T, S, dw_all.data(), S);
+                     Tensor dh = d[2].defined() ? d[2].clone() : Tensor::zeros({B, H});
+                     Tensor dc = d[3].defined() ? d[3].clone() : Tensor::zeros({B, H});
+                     Tensor dG({T, B, G}), dQP = Tensor::zeros({T, B, A}), dctx({B, K}), ds({B, S});
+                     Tensor dv_rows = Tensor::zeros({B, A});
+                     Tensor dKP = needs[8] ? Tensor::zeros(KPt.shape()) : Tensor();
+                     Tensor dV = needs[10] ? Tensor::zeros(Vt.shape()) : Tensor();
+                     const PackedB wc(false, G, K, Wi.data() + E, E + K);  // W_ctx [G,K]
+                     const PackedB whh(false, G, H, Wh.data(), H);         // W_hh [G,H]
+                     const PackedB wq(false, A, H, Wqt.data(), H);         // W [A,H]
+                     for (int64_t t = T - 1; t >= 0; --t) {
+                       // out_t = [h_t | ctx_t]: d h_t += its h part; d ctx_t = its ctx part + the
+                       // cell's
+                       for (int64_t b = 0; b < B; ++b) {
+                         const float* o = dout ? dout + (b * T + t) * OW : nullptr;
+                         float* dhb = dh.data() + b * H;
+                         float* dcb = dctx.data() + b * K;
+                         for (int64_t j = 0; j < H; ++j) dhb[j] += o ? o[j] : 0.f;
+                         for (int64_t k = 0; k < K; ++k) dcb[k] = o ? o[H + k] : 0.f;
+                       }
+                       const float* c_prev = t ? c_all.data() + (t - 1) * B * H : C0.data();
+                       float* dg = dG.data() + t * B * G;
+                       lstm_cell_backward(act.data() + t * B * G, c_prev, c_all.data() + t * B * H,
+                                          dh.data(), dc.data(), dg, B, H, nullptr);
+                       // g = [x | ctx] W_ih^T + h_{t-1} W_hh^T: d ctx += dg W_ctx, d h_{t-1} = dg
+                       // W_hh
+                       gemm(B, 1.f, dg, G, wc, 1.f, dctx.data(), K);
+                       gemm(B, 1.f, dg, G, whh, 0.f, dh.data(), H);
+                       float* dqp = dQP.data() + t * B * A;
+                       additive_attention_backward(
+                           B, S, A, K, qp_all.data() + t * B * A, A, KPt.data(), vt.data(),
+                           Vt.data(), w_all.data() + t * B * S, S, dctx.data(), K,
+                           dw_all.defined() ? dw_all.data() + t * B * S : nullptr, S, dqp, A,
+                           needs[8] ? dKP.data() : nullptr, needs[10] ? dV.data() : nullptr,
+                           needs[9] ? dv_rows.data() : nullptr, ds.data());
+                       gemm(B, 1.f, dqp, A, wq, 1.f, dh.data(), H);  // qp = h_{t-1} W^T
+                     }
+                     std::vector<Tensor> g(11);
+                     cell_weight_grads(dG, xch, Wi, T, B, E, G, needs, 0, 3, g);
+                     if (needs[1]) g[1] = dh;
+                     if (needs[2]) g[2] = dc;
+                     if (needs[7]) {  // dW = dQP^T h_prev over all T*B rows
+                       g[7] = Tensor({A, H});
+                       gemm(true, false, A, H, T * B, 1.f, dQP.data(), A, xch.data() + E + K, XW,
+                            0.f, g[7].data(), H);
+                     }
+                     if (needs[8]) g[8] = dKP;
+                     if (needs[9]) {  // dv = the rows' sums, in row order
+                       g[9] = Tensor::zeros(vt.shape());
+                       for (int64_t b = 0; b < B; ++b)
+                         for (int64_t a = 0; a < A; ++a)
+                           g[9].data()[a] += dv_rows.data()[b * A + a];
+                     }
+                     if (needs[10]) g[10] = dV;
+                     return g;
+                   });
+  BahdanauDecoderOutput r;
+  r.out = outs[0];
   r.weights = outs[1];
   r.h = outs[2];
   r.c = outs[3];

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include "autograd/ops.h"
 #include "engine/error.h"
@@ -135,20 +136,33 @@ bool Seq2SeqDecoder::fused_luong() const {
          (s == Score::dot || s == Score::scaled_dot || s == Score::general);
 }
 
+bool Seq2SeqDecoder::fused_bahdanau() const {
+  return fused && lstm && options.attention == Seq2SeqAttention::bahdanau &&
+         options.score == Score::additive && !attention->W->bias.defined();
+}
+
 // The output layer's weight^T and bias and the fused decoder's weights, packed.
 struct Seq2SeqDecodePack {
   Seq2SeqDecodePack(const Seq2SeqDecoder& d, const Linear& out)
-      : luong(d.lstm->weight_ih, d.lstm->weight_hh, d.combine->weight),
-        out_t(true, out.options.in_features, out.options.out_features, out.weight.value().data(),
+      : out_t(true, out.options.in_features, out.options.out_features, out.weight.value().data(),
               out.options.in_features),
-        out_bias(out.bias.defined() ? out.bias.value().data() : nullptr) {}
-  LuongDecoderPack luong;
-  PackedB out_t;          // [H,V]
+        out_bias(out.bias.defined() ? out.bias.value().data() : nullptr) {
+    if (d.fused_luong())
+      luong = std::make_unique<LuongDecoderPack>(d.lstm->weight_ih, d.lstm->weight_hh,
+                                                 d.combine->weight);
+    else
+      bahdanau = std::make_unique<BahdanauDecoderPack>(d.lstm->weight_ih, d.lstm->weight_hh,
+                                                       d.attention->W->weight);
+  }
+  std::unique_ptr<LuongDecoderPack> luong;        // exactly one of the two
+  std::unique_ptr<BahdanauDecoderPack> bahdanau;
+  PackedB out_t;          // [H',V]
   const float* out_bias;  // [V] or null
 };
 
 void Seq2Seq::pack_for_decoding(EncoderMemory& mem) const {
-  if (decoder->fused_luong()) mem.pack = std::make_shared<Seq2SeqDecodePack>(*decoder, *out);
+  if (decoder->fused_luong() || decoder->fused_bahdanau())
+    mem.pack = std::make_shared<Seq2SeqDecodePack>(*decoder, *out);
 }
 
 namespace {
@@ -165,12 +179,38 @@ LuongDecoderOutput luong_fused(Seq2SeqDecoder& d, const Var& emb, DecoderState& 
   LuongDecoderOutput r = luong_decoder(
       emb, st.h, st.c, d.options.input_feeding ? st.feed : Var(), cell.weight_ih, cell.weight_hh,
       cell.bias_ih, cell.bias_hh, P, mem.outputs, mem.keys.mask, d.combine->weight, scale,
-      mem.pack ? &mem.pack->luong : nullptr);
+      mem.pack ? mem.pack->luong.get() : nullptr);
   const int64_t B = emb.size(0), T = emb.size(1), H = d.options.hidden;
   st.h = r.h;
   st.c = r.c;
   st.feed = reshape(T == 1 ? r.ht : slice(r.ht, 1, T - 1, T), {B, H});
   return r;
+}
+
+// The fused Bahdanau decoder over emb: [B,T,E] -> {[h | ctx] [B,T,H+K], weights [B,T,S]};
+// updates st. Its scores are the composite's: v . tanh(W h + U k), U k prepared.
+BahdanauDecoderOutput bahdanau_fused(Seq2SeqDecoder& d, const Var& emb, DecoderState& st,
+                                     const EncoderMemory& mem) {
+  LSTMCell& cell = *d.lstm;
+  Attention& a = *d.attention;
+  BahdanauDecoderOutput r = bahdanau_decoder(
+      emb, st.h, st.c, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, a.W->weight,
+      mem.keys.proj, a.v->weight, mem.outputs, mem.keys.mask,
+      mem.pack ? mem.pack->bahdanau.get() : nullptr);
+  st.h = r.h;
+  st.c = r.c;
+  return r;
+}
+
+// Runs whichever fused decoder applies over emb [B,T,E]: -> {out's input [B,T,H'], weights}.
+std::pair<Var, Var> run_fused(Seq2SeqDecoder& d, const Var& emb, DecoderState& st,
+                              const EncoderMemory& mem) {
+  if (d.fused_luong()) {
+    LuongDecoderOutput r = luong_fused(d, emb, st, mem);
+    return {r.ht, r.weights};
+  }
+  BahdanauDecoderOutput r = bahdanau_fused(d, emb, st, mem);
+  return {r.out, r.weights};
 }
 
 }  // namespace
@@ -212,22 +252,23 @@ DecoderStep Seq2SeqDecoder::step(const IntTensor& tokens, DecoderState& st,
                                  const EncoderMemory& mem, Linear& out) {
   // tokens: [B] -> logits [B,V], weights [B,S]
   DecoderStep r;
-  if (fused_luong()) {
+  if (fused_luong() || fused_bahdanau()) {
     const int64_t B = tokens.size(0);
     Var emb = embedding->forward(tokens);  // [B,E]
-    LuongDecoderOutput d = luong_fused(*this, reshape(emb, {B, 1, emb.size(1)}), st, mem);
-    r.weights = reshape(d.weights, {B, d.weights.size(2)});
+    auto [o, w] = run_fused(*this, reshape(emb, {B, 1, emb.size(1)}), st, mem);
+    r.weights = reshape(w, {B, w.size(2)});
+    Var feat = reshape(o, {B, o.size(2)});  // [B,H']
     if (mem.pack && !grad_enabled() && mem.pack->out_t.B == out.weight.value().data()) {
-      // logits = h~ out^T + bias on the packed weight (no tape to record)
+      // logits = feat out^T + bias on the packed weight (no tape to record)
       Tensor logits({B, out.options.out_features});
       GemmEpilogue ep;
       ep.col_bias = mem.pack->out_bias;
-      gemm(B, 1.f, st.feed.value().data(), st.feed.size(1), mem.pack->out_t, 0.f, logits.data(),
+      gemm(B, 1.f, feat.value().data(), feat.size(1), mem.pack->out_t, 0.f, logits.data(),
            logits.size(1), ep);
       r.logits = Var(logits);
       return r;
     }
-    r.logits = out.forward(st.feed);
+    r.logits = out.forward(feat);
     return r;
   }
   r.logits = out.forward(features(tokens, st, mem, &r.weights));
@@ -237,10 +278,10 @@ DecoderStep Seq2SeqDecoder::step(const IntTensor& tokens, DecoderState& st,
 Var Seq2SeqDecoder::run(const IntTensor& tokens, DecoderState& st, const EncoderMemory& mem,
                         Tensor* weights) {
   // tokens: [B,T] -> [B,T,H'], weights [B,T,S]
-  if (fused_luong()) {
-    LuongDecoderOutput d = luong_fused(*this, embedding->forward(tokens), st, mem);
-    if (weights) *weights = d.weights.value();
-    return d.ht;
+  if (fused_luong() || fused_bahdanau()) {
+    auto [o, w] = run_fused(*this, embedding->forward(tokens), st, mem);
+    if (weights) *weights = w.value();
+    return o;
   }
   std::vector<Var> feats;
   std::vector<Tensor> ws;

@@ -6,8 +6,8 @@
 // bidirectional); the last layer's final states of both directions are
 // concatenated ([B,ND*H]) and bridged to the decoder's initial state.
 // Decoder: Embedding + one LSTMCell/GRUCell, stepped one token at a time
-// (a single decoder layer, deliberately); the Luong LSTM decoder runs as one
-// fused op over all steps (teacher forcing) or one step (decoding). Not here: multi-layer decoders,
+// (a single decoder layer, deliberately); the Luong and Bahdanau LSTM decoders run
+// as one fused op over all steps (teacher forcing) or one step (decoding). Not here: multi-layer decoders,
 // dropout, coverage, scheduled sampling.
 //
 // Legend: B batch, S source time, T target time, E embed, H hidden,
@@ -112,6 +112,9 @@ class Seq2SeqDecoder : public Module {
   // Whether the fused op luong_decoder (autograd/ops.h) computes the decoder:
   // an LSTM cell with Luong attention and a dot, scaled_dot or general score.
   bool fused_luong() const;
+  // Whether the fused op bahdanau_decoder computes it: an LSTM cell with
+  // Bahdanau attention and the additive score (without projection biases).
+  bool fused_bahdanau() const;
   std::string describe() const override;
 
   // Use the fused op where it applies. false: the composite of modules and

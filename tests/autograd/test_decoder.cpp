@@ -85,6 +85,63 @@ Var objective(const std::vector<Var>& o, uint64_t seed) {
   return total;
 }
 
+struct BInputs {
+  Var x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_q, KP, v, V;
+  Tensor mask;
+  std::vector<Var> all() const { return {x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_q, KP, v, V}; }
+};
+
+BInputs make_b(int64_t B, int64_t T, int64_t S, int64_t E, int64_t H, int64_t A, int64_t K,
+               bool masked, uint64_t seed) {
+  BInputs in;
+  const int64_t G = 4 * H;
+  in.x = test::rv({B, T, E}, seed++);
+  in.h0 = test::rv({B, H}, seed++);
+  in.c0 = test::rv({B, H}, seed++);
+  in.w_ih = test::rv({G, E + K}, seed++, -0.5f, 0.5f);
+  in.w_hh = test::rv({G, H}, seed++, -0.5f, 0.5f);
+  in.b_ih = test::rv({G}, seed++);
+  in.b_hh = test::rv({G}, seed++);
+  in.w_q = test::rv({A, H}, seed++, -0.5f, 0.5f);
+  in.KP = test::rv({B, S, A}, seed++);
+  in.v = test::rv({1, A}, seed++);
+  in.V = test::rv({B, S, K}, seed++);
+  if (masked) in.mask = make(B, 1, S, 1, 1, 1, false, true, seed).mask;
+  return in;
+}
+
+// The composite: additive attention from h_{t-1}, then the LSTM cell on [x_t | ctx_t].
+// -> {[h_t | ctx_t] [B,T,H+K], h, c, weights [B,T,S]}
+std::vector<Var> composite_b(const BInputs& in) {
+  const int64_t B = in.x.size(0), T = in.x.size(1), E = in.x.size(2), H = in.w_hh.size(1);
+  const int64_t S = in.KP.size(1), A = in.KP.size(2), K = in.V.size(2);
+  Var h = in.h0, c = in.c0;
+  std::vector<Var> outs, ws;
+  for (int64_t t = 0; t < T; ++t) {
+    Var qp = matmul(h, in.w_q, false, true);                                        // [B,A]
+    Var u = tanh(reshape(qp, {B, 1, A}) + in.KP);                                   // [B,S,A]
+    Var scores = reshape(matmul(u, in.v, false, true), {B, 1, S});                  // [B,1,S]
+    if (in.mask.defined()) scores = scores + Var(in.mask.view({B, 1, S}));
+    Var w = softmax(scores);
+    ws.push_back(reshape(w, {B, S}));
+    Var ctx = reshape(matmul(w, in.V), {B, K});
+    Var xt = concat({reshape(slice(in.x, 1, t, t + 1), {B, E}), ctx}, 1);
+    Var g = matmul(xt, in.w_ih, false, true) + in.b_ih + matmul(h, in.w_hh, false, true) + in.b_hh;
+    Var i = sigmoid(slice(g, 1, 0, H)), fg = sigmoid(slice(g, 1, H, 2 * H));
+    Var gg = tanh(slice(g, 1, 2 * H, 3 * H)), o = sigmoid(slice(g, 1, 3 * H, 4 * H));
+    c = fg * c + i * gg;
+    h = o * tanh(c);
+    outs.push_back(concat({h, ctx}, 1));
+  }
+  return {stack(outs, 1), h, c, stack(ws, 1)};
+}
+
+std::vector<Var> fused_b(const BInputs& in) {
+  BahdanauDecoderOutput r = bahdanau_decoder(in.x, in.h0, in.c0, in.w_ih, in.w_hh, in.b_ih,
+                                             in.b_hh, in.w_q, in.KP, in.v, in.V, in.mask);
+  return {r.out, r.h, r.c, r.weights};
+}
+
 TEST_SUITE("autograd/decoder") {
   TEST_CASE("luong_decoder equals its composite: values and every gradient") {
     uint64_t seed = 1;
@@ -158,6 +215,65 @@ TEST_SUITE("autograd/decoder") {
                     in.mask, in.w_hh);
     });
     CHECK(e.find("luong_decoder: W_c must be [4,9]") != std::string::npos);
+  }
+
+  // ---- Bahdanau ----
+  TEST_CASE("bahdanau_decoder equals its composite: values and every gradient") {
+    uint64_t seed = 1000;
+    struct Case {
+      int64_t B, T, S, E, H, A, K;
+      bool masked;
+    };
+    for (Case k : {Case{3, 4, 5, 6, 8, 8, 16, true}, Case{2, 3, 7, 5, 17, 19, 34, false},
+                   Case{4, 5, 3, 16, 16, 33, 16, true}, Case{1, 1, 1, 3, 5, 7, 7, false}}) {
+      const std::string what = "B" + std::to_string(k.B) + " T" + std::to_string(k.T) + " S" +
+                               std::to_string(k.S) + " H" + std::to_string(k.H) + " A" +
+                               std::to_string(k.A) + " K" + std::to_string(k.K) +
+                               (k.masked ? " masked" : "");
+      BInputs in = make_b(k.B, k.T, k.S, k.E, k.H, k.A, k.K, k.masked, seed);
+      seed += 20;
+      const std::vector<Var> vars = in.all();
+      auto grads = [&](const std::vector<Var>& o) {
+        backward(objective(o, 77));
+        std::vector<Tensor> g;
+        for (const Var& v : vars) {
+          g.push_back(v.grad().clone());
+          Var(v).zero_grad();
+        }
+        return g;
+      };
+      const std::vector<Var> f = fused_b(in), c = composite_b(in);
+      for (int i = 0; i < 4; ++i)
+        test::expect_close(f[size_t(i)].value(), c[size_t(i)].value(), 1e-5,
+                           what + " output " + std::to_string(i));
+      const std::vector<Tensor> gf = grads(f);
+      const std::vector<Tensor> gc = grads(composite_b(in));
+      for (size_t i = 0; i < vars.size(); ++i)
+        test::expect_close(gf[i], gc[i], 1e-5, what + " gradient of input " + std::to_string(i));
+    }
+  }
+
+  TEST_CASE("bahdanau_decoder gradcheck") {
+    BInputs in = make_b(2, 3, 4, 3, 4, 5, 6, true, 1500);
+    const std::vector<Var> vars = in.all();
+    test::expect_ok(
+        [&](const std::vector<Var>& v) {
+          BahdanauDecoderOutput r = bahdanau_decoder(v[0], v[1], v[2], v[3], v[4], v[5], v[6],
+                                                     v[7], v[8], v[9], v[10], in.mask);
+          return concat({reshape(r.out, {-1}), reshape(r.h, {-1}), reshape(r.c, {-1}),
+                         reshape(r.weights, {-1})},
+                        0);
+        },
+        vars, "bahdanau_decoder");
+  }
+
+  TEST_CASE("bahdanau_decoder names bad shapes") {
+    BInputs in = make_b(2, 3, 4, 3, 4, 5, 6, false, 1700);
+    const std::string e = test::error_of([&] {
+      bahdanau_decoder(in.x, in.h0, in.c0, in.w_hh, in.w_hh, in.b_ih, in.b_hh, in.w_q, in.KP,
+                       in.v, in.V, in.mask);
+    });
+    CHECK(e.find("bahdanau_decoder: weight_ih must be [16,9]") != std::string::npos);
   }
 }
 

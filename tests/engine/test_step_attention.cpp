@@ -76,6 +76,68 @@ TEST_SUITE("engine/step_attention") {
     CHECK(w[0] == doctest::Approx(w0).epsilon(1e-6));
     CHECK(ctx[0] == doctest::Approx(w0 * 1 + (1 - w0) * 3).epsilon(1e-6));
   }
+
+  TEST_CASE("additive score: forward and backward vs reference over sizes with tails") {
+    uint64_t seed = 70;
+    for (int64_t B : {1, 3})
+      for (int64_t S : {1, 2, 7, 30})
+        for (int64_t A : {1, 7, 16, 33, 64})
+          for (int64_t K : {3, 31})
+            for (bool masked : {false, true}) {
+              const std::string what = "B=" + std::to_string(B) + " S=" + std::to_string(S) +
+                                       " A=" + std::to_string(A) + " K=" + std::to_string(K) +
+                                       (masked ? " masked" : "");
+              const int64_t ldq = A + 2, ldw = S + 1, ldc = K + 3;  // padded rows
+              Tensor qp = test::rand_tensor({B, ldq}, seed++),
+                     KP = test::rand_tensor({B, S, A}, seed++);
+              Tensor v = test::rand_tensor({A}, seed++), V = test::rand_tensor({B, S, K}, seed++);
+              Tensor mask = masked ? ragged_mask(B, S) : Tensor();
+              const float* m = masked ? mask.data() : nullptr;
+              Tensor w1 = full({B, ldw}, 5.f), w2 = full({B, ldw}, 5.f);
+              Tensor c1 = full({B, ldc}, 5.f), c2 = full({B, ldc}, 5.f);
+              additive_attention_forward(B, S, A, K, qp.data(), ldq, KP.data(), v.data(),
+                                         V.data(), m, w1.data(), ldw, c1.data(), ldc);
+              additive_attention_forward_ref(B, S, A, K, qp.data(), ldq, KP.data(), v.data(),
+                                             V.data(), m, w2.data(), ldw, c2.data(), ldc);
+              test::expect_close(w1, w2, test::tol_for(A), "weights " + what);
+              test::expect_close(c1, c2, test::tol_for(S * A), "context " + what);
+              if (masked && S > 1 && B > 1) CHECK(w1.at({1, S - 1}) == 0.f);
+              CHECK(c1.at({0, K}) == 5.f);
+
+              Tensor dctx = test::rand_tensor({B, ldc}, seed++),
+                     dw = test::rand_tensor({B, ldw}, seed++);
+              const float* dwp = S % 2 ? dw.data() : nullptr;
+              Tensor dq0 = test::rand_tensor({B, ldq}, seed++),
+                     dKP0 = test::rand_tensor({B, S, A}, seed++);
+              Tensor dV0 = test::rand_tensor({B, S, K}, seed++),
+                     dv0 = test::rand_tensor({B, A}, seed++);
+              Tensor dq1 = dq0.clone(), dq2 = dq0.clone(), dKP1 = dKP0.clone(),
+                     dKP2 = dKP0.clone(), dV1 = dV0.clone(), dV2 = dV0.clone(),
+                     dv1 = dv0.clone(), dv2 = dv0.clone(), ds1({B, S}), ds2({B, S});
+              additive_attention_backward(B, S, A, K, qp.data(), ldq, KP.data(), v.data(),
+                                          V.data(), w2.data(), ldw, dctx.data(), ldc, dwp, ldw,
+                                          dq1.data(), ldq, dKP1.data(), dV1.data(), dv1.data(),
+                                          ds1.data());
+              additive_attention_backward_ref(B, S, A, K, qp.data(), ldq, KP.data(), v.data(),
+                                              V.data(), w2.data(), ldw, dctx.data(), ldc, dwp,
+                                              ldw, dq2.data(), ldq, dKP2.data(), dV2.data(),
+                                              dv2.data(), ds2.data());
+              test::expect_close(dq1, dq2, test::tol_for(S * K), "dqp " + what);
+              test::expect_close(dKP1, dKP2, test::tol_for(K), "dKP " + what);
+              test::expect_close(dV1, dV2, 1e-6, "dV " + what);
+              test::expect_close(dv1, dv2, test::tol_for(S * K), "dv " + what);
+            }
+  }
+
+  TEST_CASE("additive score by hand") {
+    // qp = [0.5], keys KP = [[0], [1]], v = [2]: scores 2 tanh(0.5), 2 tanh(1.5).
+    const float qp[1] = {0.5f}, KP[2] = {0.f, 1.f}, v[1] = {2.f}, V[2] = {1.f, 3.f};
+    float w[2], ctx[1];
+    additive_attention_forward(1, 2, 1, 1, qp, 1, KP, v, V, nullptr, w, 2, ctx, 1);
+    const double e0 = std::exp(2 * std::tanh(0.5)), e1 = std::exp(2 * std::tanh(1.5));
+    CHECK(w[0] == doctest::Approx(e0 / (e0 + e1)).epsilon(1e-6));
+    CHECK(ctx[0] == doctest::Approx((e0 + 3 * e1) / (e0 + e1)).epsilon(1e-6));
+  }
 }
 
 }  // namespace

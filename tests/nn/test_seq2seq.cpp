@@ -220,6 +220,41 @@ TEST_SUITE("nn/seq2seq") {
     }
   }
 
+  TEST_CASE("the fused Bahdanau decoder equals the composite: loss, attention, every gradient, steps") {
+    struct Case { bool bidirectional, reverse; };
+    for (Case k : {Case{true, false}, Case{false, true}}) {
+      Seq2SeqOptions o = tiny("bahdanau");
+      o.score = Score::additive;
+      o.bidirectional = k.bidirectional;
+      o.reverse_source = k.reverse;
+      Generator g(5);
+      Seq2Seq m(o, g);
+      const std::string what = m.describe();
+      REQUIRE(m.decoder->fused_bahdanau());
+      Batch b;
+      auto run = [&](bool fused) {
+        m.decoder->fused = fused;
+        m.zero_grad();
+        Seq2SeqOutput out = m.forward_teacher(b.src, b.len, b.tgt_in);
+        Var loss = cross_entropy(reshape(out.logits, {-1, 8}), b.tgt_out.reshape({-1}), 0);
+        backward(loss);
+        std::map<std::string, Tensor> r{{"loss", loss.value()}, {"attention", out.attention}};
+        for (auto& [n, v] : m.named_parameters()) r["grad " + n] = v.grad().clone();
+        return r;
+      };
+      const auto fused = run(true), comp = run(false);
+      CHECK(!m.decoder->fused_bahdanau());
+      for (auto& [n, t] : comp) test::expect_close(fused.at(n), t, 1e-5, what + " " + n);
+      IntTensor src = IntTensor::from({1, 4}, {3, 4, 5, 6});
+      m.decoder->fused = true;
+      const Decoded df = m.beam(src, 3, 6);
+      m.decoder->fused = false;
+      const Decoded dc = m.beam(src, 3, 6);
+      CHECK(df.tokens == dc.tokens);
+      test::expect_close(df.attention, dc.attention, 1e-5, what + " beam attention");
+    }
+  }
+
   TEST_CASE("reverse_source equals feeding the reversed source; attention maps back") {
     Batch b;
     IntTensor rev = IntTensor::from({2, 4}, {6, 5, 4, 3, 3, 5, 0, 0});

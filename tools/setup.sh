@@ -14,6 +14,8 @@ pkgs=(g++ meson ninja-build pkg-config libxsimd-dev libcli11-dev doctest-dev nlo
   zlib1g-dev)
 # The Fashion-MNIST experiments read its gzip'd IDX files from /usr/share/datasets/fashion-mnist/.
 pkgs+=(dataset-fashion-mnist)
+# fuzz/run.sh (called by tools/test.sh): clang's libFuzzer, and OpenMP for clang.
+pkgs+=(clang libfuzzer-14-dev libomp-14-dev)
 # shellcheck disable=SC2206
 pkgs+=(${QKV_EXTRA_PKGS:-})
 missing=()

@@ -67,12 +67,31 @@ struct Example {
   int32_t label = 0;
 };
 
+struct ClassExamples {
+  std::string name;
+  std::vector<std::string> texts;  // raw, non-blank
+};
+
+// The non-blank lines of a class file: its examples.
+std::vector<std::string> example_lines(const std::string& text) {
+  std::vector<std::string> xs;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!normalise(line, false).empty()) xs.push_back(line);
+  }
+  return xs;
+}
+
 class TextClassification : public Dataset {
  public:
-  TextClassification(const TextClassificationOptions& o, uint64_t seed) : o_(o) {
+  // classes: from the directory o.dir when empty.
+  TextClassification(const TextClassificationOptions& o, uint64_t seed,
+                     std::vector<ClassExamples> classes = {})
+      : o_(o) {
     const Vocab::Level level = o.tokens == "chars" ? Vocab::Level::chars : Vocab::Level::words;
     level_ = Vocab(std::vector<std::string>{}, level);  // only for split() before the vocab exists
-    std::vector<std::vector<std::string>> by_class = load(o.dir);
+    if (classes.empty()) classes = load(o.dir);
+    std::vector<std::vector<std::string>> by_class = take_classes(std::move(classes));
     Generator gen = data_generator(seed, "text-classification");
     for (size_t c = 0; c < by_class.size(); ++c) {
       auto& xs = by_class[c];
@@ -144,34 +163,43 @@ class TextClassification : public Dataset {
     return out;
   }
 
-  // Examples per class (class_names_ filled, sorted).
-  std::vector<std::vector<std::string>> load(const std::string& dir) {
+  // The classes of dir, sorted by name.
+  static std::vector<ClassExamples> load(const std::string& dir) {
     const char* what = "text-classification";
     auto entries = list_dir(dir, what);
     const bool folders =
         std::any_of(entries.begin(), entries.end(), [](const auto& e) { return e.is_directory(); });
-    std::vector<std::vector<std::string>> by_class;
+    std::vector<ClassExamples> classes;
     for (const auto& e : entries) {
       check(e.is_directory() == folders, what, ": '", dir, "' mixes files and folders ('",
             e.path().filename().string(), "'): use one file per class or one folder per class");
-      std::vector<std::string> xs;
+      ClassExamples c;
       if (folders) {
         for (const auto& f : list_dir(e.path().string(), what)) {
           if (!f.is_regular_file()) continue;
           std::string t = read_text_file(f.path(), what);
-          if (!normalise(t, false).empty()) xs.push_back(std::move(t));
+          if (!normalise(t, false).empty()) c.texts.push_back(std::move(t));
         }
-        class_names_.push_back(e.path().filename().string());
+        c.name = e.path().filename().string();
       } else {
-        std::istringstream in(read_text_file(e.path(), what));
-        for (std::string line; std::getline(in, line);) {
-          if (!normalise(line, false).empty()) xs.push_back(line);
-        }
-        class_names_.push_back(e.path().stem().string());
+        c.texts = example_lines(read_text_file(e.path(), what));
+        c.name = e.path().stem().string();
       }
-      check(!xs.empty(), what, ": class '", class_names_.back(), "' in '", dir,
+      classes.push_back(std::move(c));
+    }
+    return classes;
+  }
+
+  // Examples per class (class_names_ filled), checked.
+  std::vector<std::vector<std::string>> take_classes(std::vector<ClassExamples> classes) {
+    const char* what = "text-classification";
+    const std::string& dir = o_.dir;
+    std::vector<std::vector<std::string>> by_class;
+    for (ClassExamples& c : classes) {
+      class_names_.push_back(c.name);
+      check(!c.texts.empty(), what, ": class '", class_names_.back(), "' in '", dir,
             "' has no examples");
-      by_class.push_back(std::move(xs));
+      by_class.push_back(std::move(c.texts));
     }
     check(by_class.size() >= 2, what, ": '", dir, "' holds ", by_class.size(),
           " classes; expected at least 2 (files or folders)");
@@ -203,8 +231,9 @@ class TextClassification : public Dataset {
 
 class TextLm : public Dataset {
  public:
-  explicit TextLm(const TextLmOptions& o) : seq_len_(o.seq_len) {
-    for (const auto& f : o.files) {
+  // text: o.files concatenated, each ending in a newline (when empty: read here).
+  TextLm(const TextLmOptions& o, std::string text) : seq_len_(o.seq_len), text_(std::move(text)) {
+    for (const auto& f : text_.empty() ? o.files : std::vector<std::string>{}) {
       text_ += read_text_file(f, "text-lm");
       if (!text_.empty() && text_.back() != '\n') text_ += '\n';
     }
@@ -300,6 +329,17 @@ std::unique_ptr<Dataset> make_text_classification(const TextClassificationOption
   return std::make_unique<TextClassification>(o, seed);
 }
 
+std::unique_ptr<Dataset> make_text_classification(
+    const TextClassificationOptions& o, uint64_t seed,
+    const std::vector<std::pair<std::string, std::string>>& class_files) {
+  std::vector<ClassExamples> classes;
+  for (const auto& [name, text] : class_files) classes.push_back({name, example_lines(text)});
+  std::sort(classes.begin(), classes.end(),
+            [](const ClassExamples& a, const ClassExamples& b) { return a.name < b.name; });
+  check(!classes.empty(), "text-classification: '", o.dir, "' holds no classes");
+  return std::make_unique<TextClassification>(o, seed, std::move(classes));
+}
+
 TextLmOptions text_lm_options(JsonReader& r) {
   TextLmOptions o;
   const Json files = r.get_raw("files");
@@ -330,7 +370,12 @@ TextLmOptions text_lm_options(JsonReader& r) {
 }
 
 std::unique_ptr<Dataset> make_text_lm(const TextLmOptions& o) {
-  return std::make_unique<TextLm>(o);
+  return std::make_unique<TextLm>(o, std::string());
+}
+
+std::unique_ptr<Dataset> make_text_lm(const TextLmOptions& o, std::string text) {
+  check(!text.empty(), "text-lm: no text");
+  return std::make_unique<TextLm>(o, std::move(text));
 }
 
 namespace {

@@ -12,6 +12,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tools/data/dataset.h"
@@ -28,6 +29,11 @@ struct TextClassificationOptions {
 TextClassificationOptions text_classification_options(JsonReader& r);
 std::unique_ptr<Dataset> make_text_classification(const TextClassificationOptions& o,
                                                   uint64_t seed);
+// The same from class files already read: (class name, the file's text), one
+// example a line, sorted by name (o.dir only names them in messages).
+std::unique_ptr<Dataset> make_text_classification(
+    const TextClassificationOptions& o, uint64_t seed,
+    const std::vector<std::pair<std::string, std::string>>& class_files);
 
 struct TextLmOptions {
   std::vector<std::string> files;  // "files", or every file of "dir" (sorted)
@@ -38,5 +44,7 @@ struct TextLmOptions {
 };
 TextLmOptions text_lm_options(JsonReader& r);
 std::unique_ptr<Dataset> make_text_lm(const TextLmOptions& o);
+// The same from the text of o.files already read and concatenated (not empty).
+std::unique_ptr<Dataset> make_text_lm(const TextLmOptions& o, std::string text);
 
 }  // namespace qkv::data

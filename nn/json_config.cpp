@@ -183,7 +183,14 @@ void json_set_path(Json& root, const std::string& assignment) {
         ": expected path=value (e.g. train.optimizer.lr=0.001)");
   const std::string path = assignment.substr(0, eq), text = assignment.substr(eq + 1);
   Json value = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) value = text;  // a bare word: a string
+  if (value.is_discarded()) {  // a bare word: a string, which JSON wants in UTF-8
+    value = text;
+    try {
+      (void)value.dump();
+    } catch (const Json::type_error&) {
+      fail("--set ", path, ": the value is not valid UTF-8");
+    }
+  }
   Json* node = &root;
   std::string walked;
   size_t start = 0;

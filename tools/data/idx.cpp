@@ -146,7 +146,7 @@ IdxArray idx_parse(std::string_view bytes, const std::string& path, int ndim) {
   // short file whose header promises 16 GiB fails as truncated, allocating little.
   got = 0;
   while (got < total) {
-    const size_t want = std::min<size_t>(size_t(total) - got, std::max<size_t>(got, 1 << 20));
+    const size_t want = std::min<size_t>(size_t(total) - got, std::max<size_t>(got, 1 << 16));
     a.data.resize(got + want);
     const size_t n = in.read(a.data.data() + got, want);
     got += n;

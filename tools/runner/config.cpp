@@ -161,7 +161,7 @@ Json parse_config_text(std::string_view text, const std::string& path,
   Json root;
   try {
     root = Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error; out_of_range for a number past double's range
     // nlohmann's message: "[json.exception.parse_error.101] parse error at line 3, column 5: ..."
     std::string what = e.what();
     const auto at = what.find("parse error");

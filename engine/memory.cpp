@@ -2,10 +2,12 @@
 
 #include <malloc.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <atomic>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -97,12 +99,96 @@ void keep_small_blocks_in_heap() {
 
 }  // namespace
 
+// ---- the memory limit and allocation scopes -------------------------------------
+
+namespace {
+
+size_t default_limit() {
+  if (const char* env = std::getenv("QKV_MEMORY_LIMIT"); env && *env) {
+    char* end = nullptr;
+    const double v = std::strtod(env, &end);
+    double scale = 1;
+    switch (*end) {
+      case 'K': case 'k': scale = 0x1p10; ++end; break;
+      case 'M': case 'm': scale = 0x1p20; ++end; break;
+      case 'G': case 'g': scale = 0x1p30; ++end; break;
+      case 'T': case 't': scale = 0x1p40; ++end; break;
+      default: break;
+    }
+    check(end != env && *end == '\0' && v > 0 && v * scale < 0x1p63,
+          "QKV_MEMORY_LIMIT: expected a number of bytes > 0 (suffix K, M, G or T allowed), got '",
+          env, "'");
+    return size_t(v * scale);
+  }
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? size_t(pages) * size_t(page) : SIZE_MAX;
+}
+
+std::atomic<size_t>& limit_ref() {
+  static std::atomic<size_t> limit{default_limit()};
+  return limit;
+}
+
+thread_local const AllocScope* t_scope = nullptr;
+
+std::string scope_prefix() {
+  std::string s = alloc_scope();
+  return s.empty() ? "" : s + ": ";
+}
+
+// Before any block is taken: the request alone, then beside what is live.
+void limit_check(size_t bytes) {
+  const size_t limit = limit_ref().load(std::memory_order_relaxed);
+  const size_t live = g_live.load(std::memory_order_relaxed);
+  if (bytes <= limit && live <= limit - bytes) [[likely]]
+    return;
+  fail(scope_prefix(), "out of memory allocating ", bytes_str(double(bytes)), " with ",
+       bytes_str(double(live)), " live: more than the memory limit of ",
+       bytes_str(double(limit)), " (QKV_MEMORY_LIMIT)");
+}
+
+}  // namespace
+
+size_t memory_limit() { return limit_ref().load(std::memory_order_relaxed); }
+
+size_t memory_limit_set(size_t bytes) {
+  return limit_ref().exchange(bytes ? bytes : default_limit(), std::memory_order_relaxed);
+}
+
+std::string bytes_str(double bytes) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.0f bytes (%.1f GiB)", bytes, bytes / 0x1p30);
+  return buf;
+}
+
+void memory_check_fits(double bytes, const std::string& what) {
+  const double limit = double(memory_limit()), live = double(live_bytes());
+  // The live bytes are named only when they make the difference.
+  check(bytes <= limit - live, what, " need ", bytes_str(bytes), ", more than the memory limit of ",
+        bytes_str(limit), bytes <= limit ? " less the " + bytes_str(live) + " live" : std::string(),
+        " (set QKV_MEMORY_LIMIT to change it)");
+}
+
+AllocScope::AllocScope(std::string what) : what_(std::move(what)), outer_(t_scope) {
+  t_scope = this;
+}
+AllocScope::~AllocScope() { t_scope = outer_; }
+
+std::string alloc_scope() { return t_scope ? t_scope->what_ : std::string(); }
+
+void fail_out_of_memory(const std::string& what) {
+  const std::string scope = alloc_scope();
+  fail(what, ": out of memory (std::bad_alloc)", scope.empty() || scope == what ? "" : " in ",
+       scope == what ? "" : scope, "; the memory limit is ", bytes_str(double(memory_limit())));
+}
+
 void* alloc_aligned(size_t bytes) {
+  limit_check(bytes);
   bytes = (bytes + 63) / 64 * 64;
   if (bytes < kCacheMin) {
     keep_small_blocks_in_heap();
     void* p = std::aligned_alloc(64, bytes);
-    check(p != nullptr, "out of memory allocating ", bytes, " bytes");
+    check(p != nullptr, scope_prefix(), "out of memory allocating ", bytes_str(double(bytes)));
     count_alloc(malloc_usable_size(p));
     return p;
   }
@@ -127,7 +213,7 @@ void* alloc_aligned(size_t bytes) {
     }
   }
   void* p = std::aligned_alloc(bytes >= kHuge ? kHuge : 64, bytes);
-  check(p != nullptr, "out of memory allocating ", bytes, " bytes");
+  check(p != nullptr, scope_prefix(), "out of memory allocating ", bytes_str(double(bytes)));
 #ifdef MADV_HUGEPAGE
   if (bytes >= kHuge) madvise(p, bytes, MADV_HUGEPAGE);  // advisory: failure is harmless
 #endif

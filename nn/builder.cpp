@@ -1,7 +1,9 @@
 #include "nn/builder.h"
 
 #include <algorithm>
+#include <new>
 
+#include "engine/memory.h"
 #include "nn/activation.h"
 #include "nn/attention.h"
 #include "nn/attn_classifier.h"
@@ -19,7 +21,7 @@ namespace {
 // passes its member as the default: the struct is the one home of each default
 // (tests/nn/test_defaults.cpp holds the resolved configs against it).
 
-RNNOptions rnn_options(JsonReader& r) {
+RNNOptions rnn_options(JsonReader& r, double gates) {
   RNNOptions o;
   o.input_size = r.require_int("input_size", 1);
   o.hidden_size = r.require_int("hidden_size", 1);
@@ -28,14 +30,19 @@ RNNOptions rnn_options(JsonReader& r) {
   o.batch_first = r.get_bool("batch_first", o.batch_first);
   o.dropout = r.get_float("dropout", o.dropout, 0.0, 0.999);
   o.bidirectional = r.get_bool("bidirectional", o.bidirectional);
+  r.check_fits(kFloatBytes * rnn_param_floats(gates, double(o.input_size), double(o.hidden_size),
+                                              o.bidirectional ? 2 : 1),
+               "the parameters", {"input_size", "hidden_size"});
   return o;
 }
 
-RNNCellOptions cell_options(JsonReader& r) {
+RNNCellOptions cell_options(JsonReader& r, double gates) {
   RNNCellOptions o;
   o.input_size = r.require_int("input_size", 1);
   o.hidden_size = r.require_int("hidden_size", 1);
   o.bias = r.get_bool("bias", o.bias);
+  r.check_fits(kFloatBytes * rnn_param_floats(gates, double(o.input_size), double(o.hidden_size), 1),
+               "the parameters", {"input_size", "hidden_size"});
   return o;
 }
 
@@ -47,6 +54,8 @@ MakerMap core_makers() {
          o.in_features = r.require_int("in_features", 1);
          o.out_features = r.require_int("out_features", 1);
          o.bias = r.get_bool("bias", o.bias);
+         r.check_fits(kFloatBytes * double(o.in_features) * double(o.out_features),
+                      "the parameters", {"in_features", "out_features"});
          return std::make_shared<Linear>(o, g);
        }},
       {"embedding",
@@ -55,19 +64,21 @@ MakerMap core_makers() {
          o.num_embeddings = r.require_int("num_embeddings", 1);
          o.embedding_dim = r.require_int("embedding_dim", 1);
          o.padding_idx = r.get_int("padding_idx", o.padding_idx, -1, o.num_embeddings - 1);
+         r.check_fits(kFloatBytes * double(o.num_embeddings) * double(o.embedding_dim),
+                      "the parameters", {"num_embeddings", "embedding_dim"});
          return std::make_shared<Embedding>(o, g);
        }},
       {"lstm",
-       [](JsonReader& r, Generator& g) { return std::make_shared<LSTM>(rnn_options(r), g); }},
-      {"gru", [](JsonReader& r, Generator& g) { return std::make_shared<GRU>(rnn_options(r), g); }},
+       [](JsonReader& r, Generator& g) { return std::make_shared<LSTM>(rnn_options(r, 4), g); }},
+      {"gru", [](JsonReader& r, Generator& g) { return std::make_shared<GRU>(rnn_options(r, 3), g); }},
       {"lstm_cell",
        [](JsonReader& r, Generator& g) {
-         const RNNCellOptions o = cell_options(r);
+         const RNNCellOptions o = cell_options(r, 4);
          return std::make_shared<LSTMCell>(o.input_size, o.hidden_size, g, o.bias);
        }},
       {"gru_cell",
        [](JsonReader& r, Generator& g) {
-         const RNNCellOptions o = cell_options(r);
+         const RNNCellOptions o = cell_options(r, 3);
          return std::make_shared<GRUCell>(o.input_size, o.hidden_size, g, o.bias);
        }},
       {"relu", [](JsonReader&, Generator&) { return std::make_shared<Activation>(UnaryOp::relu); }},
@@ -94,6 +105,10 @@ MakerMap core_makers() {
          o.classes = r.require_int("classes", 2);
          o.bidirectional = r.get_bool("bidirectional", o.bidirectional);
          o.padding_idx = r.get_int("padding_idx", o.padding_idx, -1, o.vocab - 1);
+         const double E = double(o.embed), H = double(o.hidden);
+         r.check_fits(kFloatBytes * (double(o.vocab) * E +
+                                     rnn_param_floats(4, E, H, o.bidirectional ? 2 : 1)),
+                      "the parameters", {"vocab", "embed", "hidden"});
          return std::make_shared<AttnClassifier>(o, g);
        }},
       {"seq2seq",
@@ -119,6 +134,13 @@ MakerMap core_makers() {
          o.pad = int32_t(r.get_int("pad", o.pad, 0));
          o.bos = int32_t(r.get_int("bos", o.bos, 0));
          o.eos = int32_t(r.get_int("eos", o.eos, 0));
+         // Both embeddings, the encoder's first layer, the decoder's output layer.
+         const double E = double(o.embed), H = double(o.hidden);
+         const double gates = o.rnn == RNNKind::gru ? 3 : 4;
+         r.check_fits(kFloatBytes * (double(o.src_vocab + o.tgt_vocab) * E +
+                                     rnn_param_floats(gates, E, H, o.bidirectional ? 2 : 1) +
+                                     double(o.tgt_vocab) * H),
+                      "the parameters", {"src_vocab", "tgt_vocab", "embed", "hidden"});
          return std::make_shared<Seq2Seq>(o, g);
        }},
       {"dropout",
@@ -206,7 +228,16 @@ Built build_module(const Json& config, Generator& gen, const std::string& path) 
     b.resolved["layers"] = resolved_layers;
     return b;
   }
-  b.module = makers().at(type).make(r, gen);
+  {
+    // Allocation failures inside name this module's config; library code's
+    // bad_alloc (a vector, a map) too.
+    AllocScope scope(path);
+    try {
+      b.module = makers().at(type).make(r, gen);
+    } catch (const std::bad_alloc&) {
+      fail_out_of_memory(path + ": building a " + type);
+    }
+  }
   r.finish();
   b.resolved = r.resolved();
   return b;

@@ -25,6 +25,9 @@ TransformerLayerOptions layer_options(JsonReader& r) {
   return o;
 }
 
+// An encoder layer's attention and feed-forward weights: 4 D^2 + 2 D FF floats.
+double layer_param_floats(double D, double FF) { return 4 * D * D + 2 * D * FF; }
+
 }  // namespace
 
 void add_transformer_makers(MakerMap& m) {
@@ -37,6 +40,9 @@ void add_transformer_makers(MakerMap& m) {
     o.kdim = r.get_int("kdim", o.embed_dim, 1);
     o.vdim = r.get_int("vdim", o.embed_dim, 1);
     o.batch_first = r.get_bool("batch_first", o.batch_first);
+    const double E = double(o.embed_dim);
+    r.check_fits(kFloatBytes * E * (2 * E + double(o.kdim) + double(o.vdim)), "the parameters",
+                 {"embed_dim", "kdim", "vdim"});
     return std::make_shared<MultiheadAttention>(o, g);
   };
   m["layer_norm"] = [](JsonReader& r, Generator&) {
@@ -44,19 +50,30 @@ void add_transformer_makers(MakerMap& m) {
     o.normalized_shape = r.require_int("normalized_shape", 1);
     o.eps = r.get_float("eps", o.eps, 0.0, 1.0);
     o.elementwise_affine = r.get_bool("elementwise_affine", o.elementwise_affine);
+    r.check_fits(kFloatBytes * 2 * double(o.normalized_shape), "the parameters",
+                 {"normalized_shape"});
     return std::make_shared<LayerNorm>(o);
   };
   m["transformer_encoder_layer"] = [](JsonReader& r, Generator& g) {
-    return std::make_shared<TransformerEncoderLayer>(layer_options(r), g);
+    const TransformerLayerOptions o = layer_options(r);
+    r.check_fits(kFloatBytes * layer_param_floats(double(o.d_model), double(o.dim_feedforward)),
+                 "the parameters", {"d_model", "dim_feedforward"});
+    return std::make_shared<TransformerEncoderLayer>(o, g);
   };
   m["transformer_decoder_layer"] = [](JsonReader& r, Generator& g) {
-    return std::make_shared<TransformerDecoderLayer>(layer_options(r), g);
+    const TransformerLayerOptions o = layer_options(r);
+    r.check_fits(kFloatBytes * layer_param_floats(double(o.d_model), double(o.dim_feedforward)),
+                 "the parameters", {"d_model", "dim_feedforward"});
+    return std::make_shared<TransformerDecoderLayer>(o, g);
   };
   m["transformer_encoder"] = [](JsonReader& r, Generator& g) {
     TransformerLayerOptions o = layer_options(r);
     TransformerEncoderOptions e;
     e.num_layers = r.get_int("num_layers", e.num_layers, 1, 64);
     e.final_norm = r.get_bool("norm", e.final_norm);
+    r.check_fits(kFloatBytes * double(e.num_layers) *
+                     layer_param_floats(double(o.d_model), double(o.dim_feedforward)),
+                 "the parameters", {"num_layers", "d_model", "dim_feedforward"});
     return std::make_shared<TransformerEncoder>(o, e.num_layers, e.final_norm, g);
   };
   m["transformer"] = [](JsonReader& r, Generator& g) {
@@ -76,6 +93,13 @@ void add_transformer_makers(MakerMap& m) {
     o.pad = int32_t(r.get_int("pad", o.pad, 0, o.tgt_vocab - 1));
     o.bos = int32_t(r.get_int("bos", o.bos, 0, o.tgt_vocab - 1));
     o.eos = int32_t(r.get_int("eos", o.eos, 0, o.tgt_vocab - 1));
+    // Embeddings, the encoder layers (a decoder layer holds more) and the position table.
+    const double D = double(o.d_model);
+    r.check_fits(kFloatBytes * (double(o.src_vocab + o.tgt_vocab) * D +
+                                double(o.num_encoder_layers + o.num_decoder_layers) *
+                                    layer_param_floats(D, double(o.dim_feedforward)) +
+                                double(o.max_len) * D),
+                 "the parameters", {"src_vocab", "tgt_vocab", "d_model", "dim_feedforward", "max_len"});
     return std::make_shared<Transformer>(o, g);
   };
   m["transformer_lm"] = [](JsonReader& r, Generator& g) {
@@ -91,6 +115,11 @@ void add_transformer_makers(MakerMap& m) {
     o.norm_first = r.get_bool("norm_first", o.norm_first);
     o.positional = r.get_enum("positional", o.positional);
     o.pad = int32_t(r.get_int("pad", o.pad, 0, o.vocab - 1));
+    const double D = double(o.d_model);
+    r.check_fits(kFloatBytes * (double(o.vocab) * D +
+                                double(o.num_layers) * layer_param_floats(D, double(o.dim_feedforward)) +
+                                double(o.max_len) * D),
+                 "the parameters", {"vocab", "d_model", "dim_feedforward", "max_len"});
     return std::make_shared<TransformerLM>(o, g);
   };
   m["transformer"].data_fills = {{"src_vocab", "src_vocab"}, {"tgt_vocab", "tgt_vocab"}};

@@ -65,6 +65,9 @@ void add_vision_makers(MakerMap& m) {
           ": in_channels ", o.in_channels, " and out_channels ", o.out_channels,
           " must be divisible by groups ", o.groups);
     o.bias = r.get_bool("bias", o.bias);
+    r.check_fits(kFloatBytes * double(o.out_channels) * double(o.in_channels / o.groups) *
+                     double(o.kernel_h) * double(o.kernel_w),
+                 "the parameters", {"in_channels", "out_channels", "kernel_size"});
     return std::make_shared<Conv2d>(o, g);
   };
   m["max_pool2d"] = [](JsonReader& r, Generator&) {
@@ -87,6 +90,7 @@ void add_vision_makers(MakerMap& m) {
     o.eps = r.get_float("eps", o.eps, 0.0, 1.0, true);
     o.momentum = r.get_float("momentum", o.momentum, 0.0, 1.0);
     o.affine = r.get_bool("affine", o.affine);
+    r.check_fits(kFloatBytes * 2 * double(o.num_features), "the parameters", {"num_features"});
     return std::make_shared<BatchNorm2d>(o);
   };
   m["flatten"] = [](JsonReader& r, Generator&) {
@@ -100,6 +104,8 @@ void add_vision_makers(MakerMap& m) {
     CbamOptions o;
     o.channels = r.require_int("channels", 1);
     o.ratio = r.get_int("ratio", o.ratio, 1, o.channels);
+    r.check_fits(kFloatBytes * 2 * double(o.channels) * double(o.channels / o.ratio),
+                 "the parameters", {"channels", "ratio"});
     return std::make_shared<ChannelAttention>(o.channels, o.ratio, g);
   };
   m["spatial_attention"] = [](JsonReader& r, Generator& g) {
@@ -112,12 +118,16 @@ void add_vision_makers(MakerMap& m) {
     o.channels = r.require_int("channels", 1);
     o.ratio = r.get_int("ratio", o.ratio, 1, o.channels);
     o.kernel_size = r.get_int("kernel_size", o.kernel_size, 3, 7);
+    r.check_fits(kFloatBytes * 2 * double(o.channels) * double(o.channels / o.ratio),
+                 "the parameters", {"channels", "ratio"});
     return std::make_shared<CBAM>(o.channels, o.ratio, o.kernel_size, g);
   };
   m["se"] = [](JsonReader& r, Generator& g) {
     SqueezeExcitationOptions o;
     o.channels = r.require_int("channels", 1);
     o.reduction = r.get_int("reduction", o.reduction, 1, o.channels);
+    r.check_fits(kFloatBytes * 2 * double(o.channels) * double(o.channels / o.reduction),
+                 "the parameters", {"channels", "reduction"});
     return std::make_shared<SqueezeExcitation>(o.channels, o.reduction, g);
   };
   m["basic_block"] = [](JsonReader& r, Generator& g) {
@@ -130,6 +140,10 @@ void add_vision_makers(MakerMap& m) {
       o.ratio = r.get_int("ratio", o.ratio, 1, o.out_channels);
       o.kernel_size = r.get_int("kernel_size", o.kernel_size, 3, 7);
     }
+    // Two 3x3 convolutions.
+    const double C = double(o.out_channels);
+    r.check_fits(kFloatBytes * 9 * C * (double(o.in_channels) + C), "the parameters",
+                 {"in_channels", "out_channels"});
     return std::make_shared<BasicBlock>(o, g);
   };
 }

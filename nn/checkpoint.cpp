@@ -27,7 +27,11 @@ void save_checkpoint(const std::string& path, const Module& model, const Optimiz
 
 std::map<std::string, std::string> load_checkpoint(const std::string& path, Module& model,
                                                    Optimizer* opt) {
-  TensorFile f = load_safetensors(path);
+  return load_checkpoint(load_safetensors(path), path, model, opt);
+}
+
+std::map<std::string, std::string> load_checkpoint(const TensorFile& f, const std::string& path,
+                                                   Module& model, Optimizer* opt) {
   std::map<std::string, Tensor> model_tensors;
   std::map<std::string, IntTensor> model_ints;
   for (const auto& [n, t] : f.floats)

@@ -12,6 +12,7 @@
 namespace qkv {
 
 class Optimizer;
+struct TensorFile;
 
 // opt may be null (a model-only checkpoint, as torch.save(model.state_dict())).
 void save_checkpoint(const std::string& path, const Module& model, const Optimizer* opt,
@@ -23,5 +24,8 @@ void save_checkpoint(const std::string& path, const Module& model, const Optimiz
 // Returns the file's metadata.
 std::map<std::string, std::string> load_checkpoint(const std::string& path, Module& model,
                                                    Optimizer* opt = nullptr);
+// The same from a file already read (parse_safetensors); what names it in messages.
+std::map<std::string, std::string> load_checkpoint(const TensorFile& f, const std::string& what,
+                                                   Module& model, Optimizer* opt = nullptr);
 
 }  // namespace qkv

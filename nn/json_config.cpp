@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "engine/error.h"
+#include "engine/memory.h"
 
 namespace qkv {
 namespace {
@@ -50,6 +51,8 @@ int64_t JsonReader::get_int(const std::string& key, int64_t def, int64_t lo, int
         (v->is_number_float() && std::floor(v->get<double>()) == v->get<double>() &&
          std::fabs(v->get<double>()) < 9e15);
     check(integral, path_of(key), ": expected an integer, got ", show(*v));
+    check(!v->is_number_unsigned() || v->get<uint64_t>() <= uint64_t(INT64_MAX), path_of(key),
+          ": expected an integer, got ", show(*v), " (too large)");
     x = v->is_number_integer() ? v->get<int64_t>() : int64_t(v->get<double>());
   }
   if (x < lo || x > hi) {
@@ -61,6 +64,20 @@ int64_t JsonReader::get_int(const std::string& key, int64_t def, int64_t lo, int
   }
   resolved_[key] = x;
   return x;
+}
+
+void JsonReader::check_fits(double bytes, const std::string& what,
+                            const std::vector<std::string>& keys) const {
+  if (bytes <= double(memory_limit())) [[likely]]  // the cheap test first; then with the live bytes
+    if (bytes + double(live_bytes()) <= double(memory_limit())) return;
+  std::string cause;
+  for (const auto& k : keys) {
+    if (!resolved_.contains(k)) continue;
+    cause += cause.empty() ? " (" : ", ";
+    cause += path_of(k) + " = " + resolved_.at(k).dump();
+  }
+  memory_check_fits(bytes, (path_.empty() ? "config" : path_) + ": " + what +
+                               (cause.empty() ? "" : cause + ")"));
 }
 
 int64_t JsonReader::require_int(const std::string& key, int64_t lo, int64_t hi) {
@@ -166,7 +183,14 @@ void json_set_path(Json& root, const std::string& assignment) {
         ": expected path=value (e.g. train.optimizer.lr=0.001)");
   const std::string path = assignment.substr(0, eq), text = assignment.substr(eq + 1);
   Json value = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) value = text;  // a bare word: a string
+  if (value.is_discarded()) {  // a bare word: a string, which JSON wants in UTF-8
+    value = text;
+    try {
+      (void)value.dump();
+    } catch (const Json::type_error&) {
+      fail("--set ", path, ": the value is not valid UTF-8");
+    }
+  }
   Json* node = &root;
   std::string walked;
   size_t start = 0;

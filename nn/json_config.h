@@ -65,6 +65,13 @@ class JsonReader {
   // Records a nested reader's resolved object under key (call after reading it).
   void set_child(const std::string& key, const JsonReader& c);
 
+  // Refuses what cannot fit in memory before it is allocated: Error "PATH: WHAT
+  // (PATH.k = v, ...) need N bytes, more than the memory limit ..." unless
+  // `bytes` fit under engine/memory.h's memory_limit(). keys: the options
+  // (already read) the size comes from.
+  void check_fits(double bytes, const std::string& what,
+                  const std::vector<std::string>& keys) const;
+
   // Error if any key was never read.
   void finish() const;
   const Json& resolved() const { return resolved_; }

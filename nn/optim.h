@@ -140,24 +140,28 @@ class SGD final : public Optimizer {
 //
 // Adam's and AdamW's options share their fields and defaults but weight_decay's
 // (torch: 0 for Adam, 1e-2 for AdamW), so one template holds them, with that
-// default as its parameter; each stays a plain aggregate (AdamWOptions{.lr = 1e-2}).
-template <double DefaultWeightDecay>
+// default from its parameter; each stays a plain aggregate (AdamWOptions{.lr = 1e-2}).
+// The parameter is a type, not the double itself: clang before 18 (Debian's,
+// which builds the fuzz targets) takes no floating-point template arguments.
+struct AdamDefaults { static constexpr double weight_decay = 0.0; };
+struct AdamWDefaults { static constexpr double weight_decay = 1e-2; };
+template <class Defaults>
 struct AdamFamilyOptions {
   double lr = 1e-3;
-  double beta1 = 0.9;                        // first-moment decay, in [0, 1)
-  double beta2 = 0.999;                      // second-moment decay, in [0, 1)
-  double eps = 1e-8;                         // added to the bias-corrected sqrt(v)
-  double weight_decay = DefaultWeightDecay;  // L2 (Adam) or decoupled (AdamW)
-  bool amsgrad = false;                      // normalise by the running max of v
+  double beta1 = 0.9;                                // first-moment decay, in [0, 1)
+  double beta2 = 0.999;                              // second-moment decay, in [0, 1)
+  double eps = 1e-8;                                 // added to the bias-corrected sqrt(v)
+  double weight_decay = Defaults::weight_decay;      // L2 (Adam) or decoupled (AdamW)
+  bool amsgrad = false;                              // normalise by the running max of v
 
   // The same values as the other family member (AdamW hands its options to Adam).
-  template <double D>
+  template <class D>
   explicit operator AdamFamilyOptions<D>() const {
     return std::bit_cast<AdamFamilyOptions<D>>(*this);  // identical layouts
   }
 };
-using AdamOptions = AdamFamilyOptions<0.0>;
-using AdamWOptions = AdamFamilyOptions<1e-2>;
+using AdamOptions = AdamFamilyOptions<AdamDefaults>;
+using AdamWOptions = AdamFamilyOptions<AdamWDefaults>;
 
 class Adam : public Optimizer {
  public:

@@ -137,7 +137,7 @@ json header_parse(std::string_view text, const std::string& what) {
   };
   try {
     return json::parse(text.begin(), text.end(), on_event);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error; out_of_range for a number past double's range
     std::string m = e.what();
     size_t skip = m.find("] ");  // drop "[json.exception.parse_error.101] "
     fail(what, ": header is not valid JSON: ", skip == std::string::npos ? m : m.substr(skip + 2));

@@ -16,6 +16,19 @@
 
 namespace qkv::test {
 
+// Built with AddressSanitizer (GCC defines __SANITIZE_ADDRESS__, clang has the feature).
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kAsan = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kAsan = true;
+#else
+inline constexpr bool kAsan = false;
+#endif
+#else
+inline constexpr bool kAsan = false;
+#endif
+
 // Sizes with SIMD tails on every width (4, 8, 16 lanes) and odd shapes.
 inline const std::vector<int64_t> kSizes = {1, 3, 7, 15, 16, 17, 31, 33, 100, 257};
 

@@ -18,6 +18,8 @@ pkgs+=(dataset-fashion-mnist)
 pkgs+=(openmpi-bin libopenmpi-dev)
 # g2p reads CMUdict (festlex-cmu); language-id reads the word lists under /usr/share/dict/.
 pkgs+=(festlex-cmu wamerican wngerman wfrench wspanish witalian wdutch wportuguese wswedish)
+# fuzz/run.sh (called by tools/test.sh): clang's libFuzzer, and OpenMP for clang.
+pkgs+=(clang libfuzzer-14-dev libomp-14-dev)
 # shellcheck disable=SC2206
 pkgs+=(${QKV_EXTRA_PKGS:-})
 missing=()

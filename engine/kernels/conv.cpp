@@ -651,7 +651,10 @@ std::pair<int64_t, int64_t> pool2d_out_hw(const Shape& x, const Pool2dSpec& p, c
 namespace {
 
 MaxPool2dResult max_pool_impl(const Tensor& x, const Pool2dSpec& p, bool threaded) {
-  const auto [OH, OW] = pool2d_out_hw(x.shape(), p, "max_pool2d");
+  // Not a structured binding: the OpenMP region below uses OH and OW, and clang
+  // before 16 (Debian's, which builds the fuzz targets) cannot capture one there.
+  const std::pair<int64_t, int64_t> out_hw = pool2d_out_hw(x.shape(), p, "max_pool2d");
+  const int64_t OH = out_hw.first, OW = out_hw.second;
   const int64_t N = x.size(0), C = x.size(1), IH = x.size(2), IW = x.size(3);
   MaxPool2dResult r{Tensor(Shape{N, C, OH, OW}), IntTensor(Shape{N, C, OH, OW})};
   const float* xp = x.data();
@@ -740,7 +743,8 @@ Tensor max_pool2d_backward(const Tensor& dy, const IntTensor& idx, const Shape& 
 }
 
 Tensor avg_pool2d_forward(const Tensor& x, const Pool2dSpec& p) {
-  const auto [OH, OW] = pool2d_out_hw(x.shape(), p, "avg_pool2d");
+  const std::pair<int64_t, int64_t> out_hw = pool2d_out_hw(x.shape(), p, "avg_pool2d");
+  const int64_t OH = out_hw.first, OW = out_hw.second;
   const int64_t N = x.size(0), C = x.size(1), IH = x.size(2), IW = x.size(3);
   Tensor y(Shape{N, C, OH, OW});
   const float* xp = x.data();
@@ -783,7 +787,8 @@ Tensor avg_pool2d_forward_ref(const Tensor& x, const Pool2dSpec& p) {
 }
 
 Tensor avg_pool2d_backward(const Tensor& dy, const Shape& x_shape, const Pool2dSpec& p) {
-  const auto [OH, OW] = pool2d_out_hw(x_shape, p, "avg_pool2d_backward");
+  const std::pair<int64_t, int64_t> out_hw = pool2d_out_hw(x_shape, p, "avg_pool2d_backward");
+  const int64_t OH = out_hw.first, OW = out_hw.second;
   check(dy.shape() == Shape{x_shape[0], x_shape[1], OH, OW}, "avg_pool2d_backward: dy has shape ",
         dy.shape(), ", expected ", Shape{x_shape[0], x_shape[1], OH, OW});
   const int64_t IH = x_shape[2], IW = x_shape[3];

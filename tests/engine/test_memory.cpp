@@ -4,7 +4,9 @@
 // by dropping the oldest instead of refusing the new ones.
 #include <sys/resource.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "engine/memory.h"
@@ -94,6 +96,47 @@ TEST_SUITE("engine/memory") {
     step(1 << 20);  // three 4 MiB blocks freed: at most two stay
     CHECK(block_cache_bytes() <= size_t(8) << 20);
     CHECK(block_cache_bytes() > 0);
+  }
+
+  TEST_CASE("the memory limit refuses a block past it before allocating, naming the scope") {
+    const size_t old = memory_limit_set(live_bytes() + (size_t(1) << 20));
+    const size_t live = live_bytes();
+    {
+      AllocScope outer("model");
+      AllocScope inner("model.encoder");
+      CHECK(alloc_scope() == "model.encoder");
+      const std::string e = test::error_of([] { Tensor t({int64_t(1) << 20}); });  // 4 MiB
+      CHECK(e.rfind("model.encoder: out of memory allocating 4194304 bytes (0.0 GiB) with ", 0) ==
+            0);
+      CHECK(e.find("more than the memory limit of ") != std::string::npos);
+      CHECK(live_bytes() == live);
+      Tensor fits({int64_t(1) << 16});  // 256 KiB: under the limit
+    }
+    CHECK(alloc_scope().empty());
+    CHECK(
+        test::error_of([] { fail_out_of_memory("data: building the data set"); })
+            .rfind(
+                "data: building the data set: out of memory (std::bad_alloc); the memory limit is ",
+                0) == 0);
+    memory_limit_set(old);
+  }
+
+  TEST_CASE("QKV_MEMORY_LIMIT sets the default limit") {
+    const size_t old = memory_limit();
+    ::setenv("QKV_MEMORY_LIMIT", "2G", 1);
+    memory_limit_set(0);  // back to the default: read from the environment
+    CHECK(memory_limit() == size_t(2) << 30);
+    ::setenv("QKV_MEMORY_LIMIT", "1500", 1);
+    memory_limit_set(0);
+    CHECK(memory_limit() == 1500);
+    ::setenv("QKV_MEMORY_LIMIT", "lots", 1);
+    CHECK(test::error_of([] { memory_limit_set(0); }) ==
+          "QKV_MEMORY_LIMIT: expected a number of bytes > 0 (suffix K, M, G or T allowed), got "
+          "'lots'");
+    ::unsetenv("QKV_MEMORY_LIMIT");
+    memory_limit_set(0);
+    CHECK(memory_limit() > (size_t(64) << 20));  // the machine's memory
+    memory_limit_set(old);
   }
 }
 

@@ -206,7 +206,10 @@ TEST_SUITE("nn/vision") {
     CHECK(se.module->state_dict().at("fc1.weight").shape() == Shape{4, 16, 1, 1});
     // Conv2d's default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = 2*3*5.
     const float bound = 1.f / std::sqrt(30.f);
-    for (float v : c.module->state_dict().at("weight")) REQUIRE(std::fabs(v) <= bound);
+    // A copy: state_dict() is a temporary map, gone before a range-for over its
+    // element would run.
+    const Tensor weight = c.module->state_dict().at("weight");
+    for (float v : weight) REQUIRE(std::fabs(v) <= bound);
   }
 
   TEST_CASE("builder: errors name the JSON path") {

@@ -207,5 +207,33 @@ done
 expect 2 "forward: missing --input" -- forward "$fixtures/forward/mlp.json" --output "$tmp/x.safetensors"
 expect 1 "missing float tensor 'input'" -- forward "$fixtures/forward/mlp.json" --input "$fixtures/forward/mlp.weights.safetensors" --output "$tmp/x.safetensors"
 
+# ---- sizes checked before they are allocated: exit 2 at once, naming the key and the bytes ----
+# (1 s on a quiet machine; the bound leaves room for a loaded one and the sanitizer build)
+expect_fast() {  # expect_fast 'stderr substring' -- args...
+  local t0=$(date +%s%N)
+  expect 2 "$@"
+  local ms=$((($(date +%s%N) - t0) / 1000000))
+  [ "$ms" -lt 3000 ] || { echo "FAIL: qkv ${*:3} took $ms ms to refuse"; fails=$((fails + 1)); }
+}
+QKV_MEMORY_LIMIT=16G expect_fast "model.embed = 100000000, model.hidden = 16) need 32000004608 bytes" -- train "$tmp/tiny.json" --set model.embed=100000000
+expect_fast "model.hidden = 10000000) need 1" -- train "$tmp/tiny.json" --set model.hidden=10000000
+expect_fast "data: the examples (data.train = 10000000000, data.valid = 32, data.test = 32) need 640" -- \
+  train "$tmp/tiny.json" --set data.train=10000000000
+QKV_MEMORY_LIMIT=1M expect_fast "more than the memory limit of 1048576 bytes" -- inspect "$tmp/tiny.json" --set model.embed=100000
+
+# ---- an output directory that cannot be written is refused before training starts ----
+# Root ignores permission bits, so the portable case is a path under a regular file.
+echo x >"$tmp/plainfile"
+expect 1 "train: cannot create the output directory '$tmp/plainfile/run'" -- train "$tmp/tiny.json" --out "$tmp/plainfile/run"
+if [ "$(id -u)" != 0 ]; then
+  mkdir -p "$tmp/ro" && chmod 555 "$tmp/ro"
+  expect 1 "train: the output directory '$tmp/ro' is not writable: Permission denied" -- train "$tmp/tiny.json" --out "$tmp/ro"
+  chmod 755 "$tmp/ro"
+else
+  echo "cli: read-only directory case not run: root writes into any directory (the regular-file case ran)"
+fi
+out=$("$qkv" train "$tmp/tiny.json" --out "$tmp/plainfile/run" 2>&1)
+[[ "$out" != *"config:"* && "$out" != *"step"* ]] || { echo "FAIL: training started before the output directory was refused: $out"; fails=$((fails + 1)); }
+
 if [ "$fails" -ne 0 ]; then echo "cli: $fails failed"; exit 1; fi
 echo "cli: all checks passed"

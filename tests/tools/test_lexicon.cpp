@@ -238,7 +238,7 @@ TEST_SUITE("tools/lexicon") {
                  {"train",
                   {{"optimizer", {{"type", "adam"}, {"lr", 0.02}}},
                    {"batch_size", 16},
-                   {"steps", 150},
+                   {"steps", 300},
                    {"eval_every", 50},
                    {"log_every", 50}}}};
     runner::Experiment ex = runner::make_experiment(runner::parse_config(root, "x"));

@@ -1,11 +1,15 @@
-// Reading IDX files through zlib, validating every byte count on the way.
+// Reading IDX files (inflated through zlib when gzip'd), validating every byte count on the way.
 #include "tools/data/idx.h"
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <limits>
 #include <memory>
+#include <sstream>
 
 #include "engine/error.h"
 
@@ -18,47 +22,80 @@ std::string hex32(uint32_t x) {
   return buf;
 }
 
-// A gzFile that closes itself; reads report zlib's own error text.
-class GzReader {
+// The file's bytes, inflated on the way when they are gzip'd (one or more
+// members, as gzip writes them), served as from a stream; counts the
+// uncompressed offset for messages. A corrupt or truncated gzip stream throws.
+class ByteReader {
  public:
-  explicit GzReader(const std::string& path) : path_(path), f_(gzopen(path.c_str(), "rb")) {
-    check(f_ != nullptr, "idx: cannot open '", path, "'");
-    gzbuffer(f_, 1 << 17);
+  ByteReader(std::string_view in, const std::string& name) : in_(in), name_(name) {
+    gzip_ = in.size() >= 2 && uint8_t(in[0]) == 0x1f && uint8_t(in[1]) == 0x8b;
+    if (!gzip_) return;
+    check(inflateInit2(&zs_, 16 + MAX_WBITS) == Z_OK, "idx: '", name, "': cannot start zlib");
+    zs_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+    zs_.avail_in = uInt(std::min<size_t>(in.size(), UINT32_MAX));
+    fed_ = zs_.avail_in;
   }
-  ~GzReader() { gzclose(f_); }
-  GzReader(const GzReader&) = delete;
-  GzReader& operator=(const GzReader&) = delete;
+  ~ByteReader() {
+    if (gzip_) inflateEnd(&zs_);
+  }
+  ByteReader(const ByteReader&) = delete;
+  ByteReader& operator=(const ByteReader&) = delete;
 
-  // Reads up to n bytes into p; returns how many (short only at the end of the
-  // data). A corrupt or truncated gzip stream throws, naming the offset.
+  // Reads up to n bytes into p; returns how many (short only at the end of the data).
   size_t read(uint8_t* p, size_t n) {
     size_t got = 0;
-    while (got < n) {
-      const unsigned chunk = unsigned(std::min<size_t>(n - got, 1u << 30));
-      const int r = gzread(f_, p + got, chunk);
-      if (r < 0 || (r == 0 && !gzeof(f_))) fail_stream();
-      if (r == 0) break;
-      got += size_t(r);
+    if (!gzip_) {
+      got = std::min(n, in_.size() - pos_);
+      std::memcpy(p, in_.data() + pos_, got);
+      pos_ += got;
+    } else {
+      got = inflate_into(p, n);
     }
-    // zlib reports a truncated stream as end of data with Z_BUF_ERROR set.
-    int err = Z_OK;
-    gzerror(f_, &err);
-    if (err != Z_OK) fail_stream();
     offset_ += got;
     return got;
   }
   size_t offset() const { return offset_; }
 
  private:
-  [[noreturn]] void fail_stream() {
-    int err = Z_OK;
-    const char* msg = gzerror(f_, &err);
-    fail("idx: '", path_, "': corrupt or truncated gzip data near uncompressed byte ", offset_,
-         " (zlib: ", msg ? msg : "?", ")");
+  size_t inflate_into(uint8_t* p, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+      refill();
+      if (member_done_) {
+        if (zs_.avail_in == 0) break;  // the end of the data
+        // Another member follows (gzip allows concatenation), or garbage: inflate says which.
+        check(inflateReset(&zs_) == Z_OK, "idx: '", name_, "': cannot reset zlib");
+        member_done_ = false;
+      }
+      zs_.next_out = p + got;
+      zs_.avail_out = uInt(std::min<size_t>(n - got, 1u << 30));
+      const uInt room = zs_.avail_out;
+      const int r = inflate(&zs_, Z_NO_FLUSH);
+      got += room - zs_.avail_out;
+      if (r == Z_STREAM_END) {
+        member_done_ = true;
+      } else if (r != Z_OK) {  // Z_BUF_ERROR: the input ended inside a member
+        fail_stream(offset_ + got);
+      }
+    }
+    return got;
   }
-  std::string path_;
-  gzFile f_;
-  size_t offset_ = 0;
+  // zlib counts input in 32 bits: feeds the rest of a larger file in pieces.
+  void refill() {
+    if (zs_.avail_in > 0 || fed_ >= in_.size()) return;
+    zs_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in_.data() + fed_));
+    zs_.avail_in = uInt(std::min<size_t>(in_.size() - fed_, UINT32_MAX));
+    fed_ += zs_.avail_in;
+  }
+  [[noreturn]] void fail_stream(size_t at) {
+    fail("idx: '", name_, "': corrupt or truncated gzip data near uncompressed byte ", at,
+         " (zlib: ", zs_.msg ? zs_.msg : "unexpected end of data", ")");
+  }
+  std::string_view in_;
+  std::string name_;
+  bool gzip_ = false, member_done_ = false;
+  z_stream zs_{};
+  size_t pos_ = 0, fed_ = 0, offset_ = 0;
 };
 
 uint32_t be32(const uint8_t* p) {
@@ -68,8 +105,16 @@ uint32_t be32(const uint8_t* p) {
 }  // namespace
 
 IdxArray idx_read(const std::string& path, int ndim) {
+  std::ifstream file(path, std::ios::binary);
+  check(bool(file), "idx: cannot open '", path, "'");
+  std::ostringstream bytes;
+  bytes << file.rdbuf();
+  return idx_parse(bytes.str(), path, ndim);
+}
+
+IdxArray idx_parse(std::string_view bytes, const std::string& path, int ndim) {
   check(ndim == 1 || ndim == 3, "idx_read: ndim must be 1 or 3, got ", ndim);
-  GzReader in(path);
+  ByteReader in(bytes, path);
   const uint32_t want = 0x00000800u | uint32_t(ndim);
   const char* kind = ndim == 3 ? "images" : "labels";
 
@@ -97,9 +142,17 @@ IdxArray idx_read(const std::string& path, int ndim) {
     a.dims.push_back(int64_t(d));
   }
   const size_t start = in.offset();
-  a.data.resize(size_t(total));
-  got = in.read(a.data.data(), a.data.size());
-  check(got == a.data.size(), "idx: '", path, "': truncated: the header promises ", total,
+  // Grown as the data arrives (doubling), not to the header's claim at once: a
+  // short file whose header promises 16 GiB fails as truncated, allocating little.
+  got = 0;
+  while (got < total) {
+    const size_t want = std::min<size_t>(size_t(total) - got, std::max<size_t>(got, 1 << 16));
+    a.data.resize(got + want);
+    const size_t n = in.read(a.data.data() + got, want);
+    got += n;
+    if (n < want) break;
+  }
+  check(got == total, "idx: '", path, "': truncated: the header promises ", total,
         " data bytes from byte ", start, " but the file ends at byte ", start + got);
   uint8_t extra;
   check(in.read(&extra, 1) == 0, "idx: '", path, "': byte ", start + total,

@@ -14,6 +14,9 @@ SplitSizes read_split_sizes(JsonReader& r, SplitSizes def) {
   n.train = r.get_int("train", def.train, 1);
   n.valid = r.get_int("valid", def.valid, 1);
   n.test = r.get_int("test", def.test, 1);
+  // draw_distinct holds every example at once, a Pair each at least.
+  r.check_fits((double(n.train) + double(n.valid) + double(n.test)) * double(sizeof(Pair)),
+               "the examples", {"train", "valid", "test"});
   return n;
 }
 

@@ -112,9 +112,9 @@ TextClasses load_class_dir(const std::string& dir) {
 }
 
 // "label<TAB>text" lines; classes sorted by label, examples in file order.
-TextClasses load_class_tsv(const std::string& file) {
+TextClasses tsv_classes(std::string_view bytes, const std::string& file) {
   std::map<std::string, std::vector<std::string>> by_label;
-  for (auto& row : read_tsv(read_file_bytes(file, "text-classification"), file, {"label", "text"}))
+  for (auto& row : read_tsv(bytes, file, {"label", "text"}))
     by_label[row.fields[0]].push_back(std::move(row.fields[1]));
   check(by_label.size() >= 2, "text-classification: '", file, "' holds ", by_label.size(),
         " labels; expected at least 2");
@@ -124,6 +124,10 @@ TextClasses load_class_tsv(const std::string& file) {
     c.examples.push_back(std::move(xs));
   }
   return c;
+}
+
+TextClasses load_class_tsv(const std::string& file) {
+  return tsv_classes(read_file_bytes(file, "text-classification"), file);
 }
 
 class TextClassification : public Dataset {
@@ -228,8 +232,10 @@ class TextClassification : public Dataset {
 
 class TextLm : public Dataset {
  public:
-  explicit TextLm(const TextLmOptions& o) : seq_len_(o.seq_len) {
-    for (const auto& f : o.files) {
+  // text: o.files concatenated, each ending in a newline (when empty: read here).
+  TextLm(const TextLmOptions& o, std::string text) : seq_len_(o.seq_len), text_(std::move(text)) {
+    if (!text_.empty()) utf8_check_lines(text_, "text-lm input");
+    for (const auto& f : text_.empty() ? o.files : std::vector<std::string>{}) {
       const std::string t = read_text_file(f, "text-lm");
       utf8_check_lines(t, f);
       text_ += t;
@@ -370,7 +376,16 @@ TextLmOptions text_lm_options(JsonReader& r) {
 }
 
 std::unique_ptr<Dataset> make_text_lm(const TextLmOptions& o) {
-  return std::make_unique<TextLm>(o);
+  return std::make_unique<TextLm>(o, std::string());
+}
+
+std::unique_ptr<Dataset> make_text_lm(const TextLmOptions& o, std::string text) {
+  check(!text.empty(), "text-lm: no text");
+  return std::make_unique<TextLm>(o, std::move(text));
+}
+
+TextClasses classes_from_tsv(std::string_view bytes, const std::string& file) {
+  return tsv_classes(bytes, file);
 }
 
 namespace {

@@ -13,6 +13,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tools/data/dataset.h"
@@ -40,6 +41,8 @@ struct TextClasses {
 std::unique_ptr<Dataset> make_text_classification(const TextClassificationOptions& o,
                                                   uint64_t seed, const std::string& name,
                                                   TextClasses classes);
+// The classes of a label<TAB>text file's bytes (file names it in errors).
+TextClasses classes_from_tsv(std::string_view bytes, const std::string& file);
 
 struct TextLmOptions {
   std::vector<std::string> files;  // "files", or every file of "dir" (sorted)
@@ -50,5 +53,7 @@ struct TextLmOptions {
 };
 TextLmOptions text_lm_options(JsonReader& r);
 std::unique_ptr<Dataset> make_text_lm(const TextLmOptions& o);
+// The same from the text of o.files already read and concatenated (not empty).
+std::unique_ptr<Dataset> make_text_lm(const TextLmOptions& o, std::string text);
 
 }  // namespace qkv::data

@@ -153,10 +153,15 @@ Json load_config_file(const std::string& path, const std::vector<std::string>& s
   check(bool(in), path, ": cannot open the config file");
   std::ostringstream text;
   text << in.rdbuf();
+  return parse_config_text(text.str(), path, sets);
+}
+
+Json parse_config_text(std::string_view text, const std::string& path,
+                       const std::vector<std::string>& sets) {
   Json root;
   try {
-    root = Json::parse(text.str());
-  } catch (const Json::parse_error& e) {
+    root = Json::parse(text);
+  } catch (const Json::exception& e) {  // parse_error; out_of_range for a number past double's range
     // nlohmann's message: "[json.exception.parse_error.101] parse error at line 3, column 5: ..."
     std::string what = e.what();
     const auto at = what.find("parse error");

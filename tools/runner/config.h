@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "nn/json_config.h"
@@ -92,6 +93,9 @@ ExperimentConfig parse_config(const Json& root, const std::string& default_name)
 // Reads a JSON file and applies "--set path=value" overrides in order.
 // Errors name the file (missing, unreadable, not JSON: with line and column).
 Json load_config_file(const std::string& path, const std::vector<std::string>& sets = {});
+// The same from the file's bytes; name stands for the file in messages.
+Json parse_config_text(std::string_view text, const std::string& name,
+                       const std::vector<std::string>& sets = {});
 
 // The schedule of a run of total_steps updates.
 Schedule make_schedule(const ScheduleConfig& s, double lr, int64_t total_steps);

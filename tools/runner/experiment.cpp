@@ -4,9 +4,11 @@
 #include <omp.h>
 
 #include <cstdlib>
+#include <new>
 #include <thread>
 
 #include "dist/comm.h"
+#include "engine/memory.h"
 #include "engine/threads.h"
 #include "nn/builder.h"
 
@@ -66,7 +68,15 @@ Experiment make_experiment(ExperimentConfig cfg, std::unique_ptr<data::Dataset> 
 }
 
 Experiment make_experiment(ExperimentConfig cfg) {
-  data::Made made = data::make_dataset(cfg.data, cfg.seed, "data");
+  data::Made made;
+  {
+    AllocScope scope("data");
+    try {
+      made = data::make_dataset(cfg.data, cfg.seed, "data");
+    } catch (const std::bad_alloc&) {
+      fail_out_of_memory("data: building the data set");
+    }
+  }
   cfg.resolved["data"] = made.resolved;
   return make_experiment(std::move(cfg), std::move(made.dataset));
 }

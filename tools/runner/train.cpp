@@ -2,9 +2,14 @@
 // data-parallel over the ranks of dist/).
 #include "tools/runner/train.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <numeric>
 #include <sstream>
@@ -13,6 +18,7 @@
 #include "dist/comm.h"
 #include "engine/collective.h"
 #include "engine/threads.h"
+#include "engine/memory.h"
 #include "nn/checkpoint.h"
 #include "nn/clip.h"
 #include "tools/plot.h"
@@ -120,6 +126,23 @@ std::vector<std::vector<plot::Series>> curve_panels(const std::vector<Json>& rec
   return panels;
 }
 
+// Refuses an output directory that cannot be created or written to. Writability
+// is tried by creating a file: root ignores permission bits, so access() would
+// let a run start that cannot save.
+void output_dir_check(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  check(!ec, "train: cannot create the output directory '", dir.string(), "': ", ec.message());
+  const std::string probe = (dir / (".write_test." + std::to_string(::getpid()))).string();
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    const int err = errno;
+    fail("train: the output directory '", dir.string(), "' is not writable: ", std::strerror(err));
+  }
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
 // run() in order: prepare, resume_from_checkpoint, open_outputs, train_loop
 // (next_batch, train_step, log_step, evaluate_now), close_loop,
 // final_evaluation, summary. train_step is the one update from a batch; every
@@ -207,6 +230,7 @@ class Trainer {
 };
 
 TrainResult Trainer::run() {
+  output_dir_check(dir_);  // before any training: a run must be able to save what it learns
   prepare();
   if (opt_.resume) resume_from_checkpoint();
   open_outputs();
@@ -559,6 +583,15 @@ std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& c, std::vector<
   fail("make_optimizer: unknown optimizer type ", int(c.type));
 }
 
-TrainResult train(Experiment& ex, const RunOptions& opt) { return Trainer(ex, opt).run(); }
+TrainResult train(Experiment& ex, const RunOptions& opt) {
+  // Allocation failures name the run's batch size, the usual cause.
+  const std::string scope = "train (train.batch_size = " + std::to_string(ex.cfg.train.batch_size) + ")";
+  AllocScope alloc_scope(scope);
+  try {
+    return Trainer(ex, opt).run();
+  } catch (const std::bad_alloc&) {
+    fail_out_of_memory(scope);
+  }
+}
 
 }  // namespace qkv::runner

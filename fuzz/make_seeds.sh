@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 c=fuzz/corpus
-mkdir -p $c/{safetensors,checkpoint,idx,config,module,text,predict}
+mkdir -p $c/{safetensors,checkpoint,idx,config,module,text,predict,lexicon}
 
 python3 - "$c" <<'PY'
 import gzip, json, struct, sys
@@ -69,6 +69,10 @@ open(f"{c}/text/utf8.txt", "w").write("Abbaugerät abaissâmes\nMär 3, 2021\n" 
 for i, s in enumerate(["27/09/94", "Tuesday, September 27, 1994", "12+34", "This program is ",
                        "not a good film", "Mär 3, 2021", ""]):
     open(f"{c}/predict/{i}.txt", "w").write(s)
+open(f"{c}/lexicon/cmudict", "w").write('("aardvark" nil (((aa r d) 1) ((v aa r k) 1)))\n("a" dt (((ah) 0)))\n')
+open(f"{c}/lexicon/pairs", "w").write("abc\tcba\nhello\tolleh\nabc\tcab\n")
+open(f"{c}/lexicon/words", "w").write("Abbaugerät\nabaissâmes\nStraße\n")
+open(f"{c}/lexicon/latin1", "wb").write("olé\nsmörgås\n".encode("latin-1"))
 PY
 
 for f in dates_luong dates_transformer lm_transformer fmnist_cnn polarity_attn; do

@@ -52,6 +52,8 @@ if [ "${QKV_SANITIZE:-1}" != 0 ]; then
   # installed libraries, which would need the sanitizer runtimes linked in too;
   # the plain build runs it.
   echo "$asan_build: not run: install (an outside program does not link the sanitizer runtimes)"
+  echo "$asan_build: not run: dist (ranks under mpirun with the sanitizers are not set up yet; the plain build runs it)"
+  echo "$asan_build: not run: concepts (it reads docs/concepts.md, no compiled code)"
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     meson test -C "$asan_build" --print-errorlogs --timeout-multiplier 3 doctest cli || rc=1
   count "$asan_build"

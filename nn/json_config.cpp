@@ -178,19 +178,17 @@ void JsonReader::finish() const {
 }
 
 void json_set_path(Json& root, const std::string& assignment) {
+  try {  // keys and string values end up in JSON, which wants UTF-8 (and so does a terminal)
+    (void)Json(assignment).dump();
+  } catch (const Json::type_error&) {
+    fail("--set: the assignment is not valid UTF-8");
+  }
   const auto eq = assignment.find('=');
   check(eq != std::string::npos && eq > 0, "--set ", assignment,
         ": expected path=value (e.g. train.optimizer.lr=0.001)");
   const std::string path = assignment.substr(0, eq), text = assignment.substr(eq + 1);
   Json value = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) {  // a bare word: a string, which JSON wants in UTF-8
-    value = text;
-    try {
-      (void)value.dump();
-    } catch (const Json::type_error&) {
-      fail("--set ", path, ": the value is not valid UTF-8");
-    }
-  }
+  if (value.is_discarded()) value = text;  // a bare word: a string
   Json* node = &root;
   std::string walked;
   size_t start = 0;

@@ -67,6 +67,10 @@ TEST_SUITE("nn/json_config") {
           "--set seed.x=1: seed is not an object");
     CHECK(test::error_of([&] { json_set_path(root, "noequals"); }).find("expected path=value") !=
           std::string::npos);
+    // Invalid UTF-8 in a key or a value is refused at once (JSON would throw when written).
+    for (const char* bad : {"train.opt\x86mizer=1", "train.optimizer.name=\xff"})
+      CHECK(test::error_of([&] { json_set_path(root, bad); }) ==
+            "--set: the assignment is not valid UTF-8");
   }
 }
 

@@ -175,6 +175,23 @@ void additive_attention_backward(int64_t B, int64_t S, int64_t A, int64_t K, con
 
 // ---- scalar references: the definitions, summed in double ----------------------------
 
+namespace {
+
+// Row b's scores e[0..S) (max m) -> its weights w[0..S) and context ctx[0..K) over V [B,S,K].
+void softmax_context_ref(int64_t b, int64_t S, int64_t K, const float* V, double* e, double m,
+                         float* w, float* ctx) {
+  double sum = 0;
+  for (int64_t s = 0; s < S; ++s) sum += (e[s] = std::exp(e[s] - m));
+  for (int64_t s = 0; s < S; ++s) w[s] = float(e[s] / sum);
+  for (int64_t k = 0; k < K; ++k) {
+    double c = 0;
+    for (int64_t s = 0; s < S; ++s) c += e[s] / sum * V[(b * S + s) * K + k];
+    ctx[k] = float(c);
+  }
+}
+
+}  // namespace
+
 void step_attention_forward_ref(int64_t B, int64_t S, int64_t D, int64_t K, const float* q,
                                 int64_t ldq, const float* P, const float* V, const float* mask,
                                 float scale, float* w, int64_t ldw, float* ctx, int64_t ldc) {
@@ -187,14 +204,7 @@ void step_attention_forward_ref(int64_t B, int64_t S, int64_t D, int64_t K, cons
       e[s] = scale * d + (mask ? mask[b * S + s] : 0.f);
       m = std::max(m, e[s]);
     }
-    double sum = 0;
-    for (int64_t s = 0; s < S; ++s) sum += (e[s] = std::exp(e[s] - m));
-    for (int64_t s = 0; s < S; ++s) w[b * ldw + s] = float(e[s] / sum);
-    for (int64_t k = 0; k < K; ++k) {
-      double c = 0;
-      for (int64_t s = 0; s < S; ++s) c += e[s] / sum * V[(b * S + s) * K + k];
-      ctx[b * ldc + k] = float(c);
-    }
+    softmax_context_ref(b, S, K, V, e.data(), m, w + b * ldw, ctx + b * ldc);
   }
 }
 
@@ -231,9 +241,6 @@ void step_attention_backward_ref(int64_t B, int64_t S, int64_t D, int64_t K, con
   }
 }
 
-}  // namespace qkv
-
-namespace qkv {
 
 void additive_attention_forward_ref(int64_t B, int64_t S, int64_t A, int64_t K, const float* qp,
                                     int64_t ldq, const float* KP, const float* v, const float* V,
@@ -249,14 +256,7 @@ void additive_attention_forward_ref(int64_t B, int64_t S, int64_t A, int64_t K, 
       e[s] = d + (mask ? mask[b * S + s] : 0.f);
       m = std::max(m, e[s]);
     }
-    double sum = 0;
-    for (int64_t s = 0; s < S; ++s) sum += (e[s] = std::exp(e[s] - m));
-    for (int64_t s = 0; s < S; ++s) w[b * ldw + s] = float(e[s] / sum);
-    for (int64_t k = 0; k < K; ++k) {
-      double c = 0;
-      for (int64_t s = 0; s < S; ++s) c += e[s] / sum * V[(b * S + s) * K + k];
-      ctx[b * ldc + k] = float(c);
-    }
+    softmax_context_ref(b, S, K, V, e.data(), m, w + b * ldw, ctx + b * ldc);
   }
 }
 

@@ -241,7 +241,6 @@ void step_attention_backward_ref(int64_t B, int64_t S, int64_t D, int64_t K, con
   }
 }
 
-
 void additive_attention_forward_ref(int64_t B, int64_t S, int64_t A, int64_t K, const float* qp,
                                     int64_t ldq, const float* KP, const float* v, const float* V,
                                     const float* mask, float* w, int64_t ldw, float* ctx,

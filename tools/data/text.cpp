@@ -111,23 +111,8 @@ TextClasses load_class_dir(const std::string& dir) {
   return c;
 }
 
-// "label<TAB>text" lines; classes sorted by label, examples in file order.
-TextClasses tsv_classes(std::string_view bytes, const std::string& file) {
-  std::map<std::string, std::vector<std::string>> by_label;
-  for (auto& row : read_tsv(bytes, file, {"label", "text"}))
-    by_label[row.fields[0]].push_back(std::move(row.fields[1]));
-  check(by_label.size() >= 2, "text-classification: '", file, "' holds ", by_label.size(),
-        " labels; expected at least 2");
-  TextClasses c;
-  for (auto& [label, xs] : by_label) {
-    c.names.push_back(label);
-    c.examples.push_back(std::move(xs));
-  }
-  return c;
-}
-
 TextClasses load_class_tsv(const std::string& file) {
-  return tsv_classes(read_file_bytes(file, "text-classification"), file);
+  return classes_from_tsv(read_file_bytes(file, "text-classification"), file);
 }
 
 class TextClassification : public Dataset {
@@ -384,9 +369,21 @@ std::unique_ptr<Dataset> make_text_lm(const TextLmOptions& o, std::string text) 
   return std::make_unique<TextLm>(o, std::move(text));
 }
 
+// "label<TAB>text" lines; classes sorted by label, examples in file order.
 TextClasses classes_from_tsv(std::string_view bytes, const std::string& file) {
-  return tsv_classes(bytes, file);
+  std::map<std::string, std::vector<std::string>> by_label;
+  for (auto& row : read_tsv(bytes, file, {"label", "text"}))
+    by_label[row.fields[0]].push_back(std::move(row.fields[1]));
+  check(by_label.size() >= 2, "text-classification: '", file, "' holds ", by_label.size(),
+        " labels; expected at least 2");
+  TextClasses c;
+  for (auto& [label, xs] : by_label) {
+    c.names.push_back(label);
+    c.examples.push_back(std::move(xs));
+  }
+  return c;
 }
+
 
 namespace {
 const DatasetRegistrar registered_classification("text-classification", [](JsonReader& r,

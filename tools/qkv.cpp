@@ -382,12 +382,12 @@ int cmd_eval(const EvalArgs& a) {
   qkv::runner::load_model(ex, a.checkpoint);
   const auto s = a.split == "valid" ? qkv::data::Split::valid : qkv::data::Split::test;
   const int64_t batch = ex.cfg.train.batch_size;
-  const qkv::runner::Metrics m = qkv::runner::evaluate(*ex.task, *ex.model, *ex.data, s, 0, batch);
+  const qkv::runner::Metrics m = qkv::runner::evaluate(*ex.task, *ex.data, s, 0, batch);
   qkv::Json out = {{"name", ex.cfg.name}, {"checkpoint", a.checkpoint}, {"split", a.split}};
   out["metrics"] = qkv::runner::metrics_json(m);
   if (a.by_length)
     out["by_length"] = qkv::runner::length_buckets_json(
-        qkv::runner::evaluate_by_length(*ex.task, *ex.model, *ex.data, s, a.bucket_width, batch));
+        qkv::runner::evaluate_by_length(*ex.task, *ex.data, s, a.bucket_width, batch));
   if (qkv::dist::writer()) std::printf("%s\n", out.dump().c_str());
   return 0;
 }

@@ -78,6 +78,29 @@ float normalised_score(double logp, size_t len, float alpha) {
   return float(logp / std::pow(double(std::max<size_t>(len, 1)), double(alpha)));
 }
 
+bool selects_in_place(const IntTensor& rows) {
+  std::vector<bool> taken;
+  for (int64_t k = 0; k < rows.numel(); ++k) {
+    const int32_t r = rows.data()[k];
+    if (r < k) return false;
+    if (size_t(r) >= taken.size()) taken.resize(size_t(r) + 1);
+    if (taken[size_t(r)]) return false;
+    taken[size_t(r)] = true;
+  }
+  return true;
+}
+
+void select_rows(Tensor& x, const IntTensor& rows, bool in_place) {
+  if (!in_place || !x.sole_owner()) {
+    x = index_select(x, rows);
+    return;
+  }
+  const int64_t W = x.numel() / std::max<int64_t>(x.size(0), 1);
+  for (int64_t k = 0; k < rows.numel(); ++k)
+    if (rows.data()[k] != k) std::copy_n(x.data() + rows.data()[k] * W, W, x.data() + k * W);
+  x = x.narrow_rows(0, rows.numel());
+}
+
 // ---- greedy -------------------------------------------------------------------------
 
 std::vector<Decoded> greedy_decode(DecodeState& st, const DecodeOptions& o) {

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <type_traits>
 #include <utility>
 
 #include "autograd/ops.h"
@@ -375,43 +374,6 @@ IntTensor gather(const IntTensor& values, const IntTensor& ids) {
   return r;
 }
 
-// Whether new row k can overwrite old row k in place, in order: each old row taken at most
-// once and none from a row already overwritten (rows[k] >= k). Greedy decoding retires
-// rows this way (nn/decoding.cpp), filling the gaps from the end.
-bool selects_in_place(const IntTensor& rows) {
-  std::vector<bool> taken;
-  for (int64_t k = 0; k < rows.numel(); ++k) {
-    const int32_t r = rows.data()[k];
-    if (r < k) return false;
-    if (size_t(r) >= taken.size()) taken.resize(size_t(r) + 1);
-    if (taken[size_t(r)]) return false;
-    taken[size_t(r)] = true;
-  }
-  return true;
-}
-
-// x: [R,...] -> [R',...] its rows `rows`, in place (x's first R' rows: no allocation, no
-// copy of the rows that stay) when the selection allows it and x alone holds its storage:
-// a source leaving a batch of 256 then moves a few rows of the encoder memory [R,S,K]
-// instead of copying all of it. Else a copy.
-template <class X>
-void select_rows(X& x, const IntTensor& rows, bool in_place) {
-  Tensor& t = [&]() -> Tensor& {
-    if constexpr (std::is_same_v<X, Var>)
-      return x.value_mut();
-    else
-      return x;
-  }();
-  if (!in_place || !t.sole_owner()) {
-    x = index_select(x, rows);
-    return;
-  }
-  const int64_t W = t.numel() / std::max<int64_t>(t.size(0), 1);
-  for (int64_t k = 0; k < rows.numel(); ++k)
-    if (rows.data()[k] != k) std::copy_n(t.data() + rows.data()[k] * W, W, t.data() + k * W);
-  t = t.narrow_rows(0, rows.numel());
-}
-
 }  // namespace
 
 // The recurrent decoder as a DecodeState: R rows of (h, c, feed), each over its
@@ -446,9 +408,8 @@ class Seq2SeqDecodeState : public DecodeState {
 
   void select(const IntTensor& rows) override {
     const bool in_place = selects_in_place(rows);
-    select_rows(st_.h, rows, in_place);
-    if (st_.c.defined()) select_rows(st_.c, rows, in_place);
-    if (st_.feed.defined()) select_rows(st_.feed, rows, in_place);
+    for (Var* v : {&st_.h, &st_.c, &st_.feed})
+      if (v->defined()) select_rows(v->value_mut(), rows, in_place);
     IntTensor sources = gather(row_source_, rows);
     if (sources.numel() == row_source_.numel() &&
         std::equal(sources.begin(), sources.end(), row_source_.begin()))
@@ -456,13 +417,12 @@ class Seq2SeqDecodeState : public DecodeState {
     // The attention keys are the encoder outputs themselves (prepare()): select them once.
     const bool keys_are_outputs =
         mem_.keys.keys.defined() && mem_.keys.keys.value().data() == mem_.outputs.value().data();
-    select_rows(mem_.outputs, rows, in_place);
-    select_rows(mem_.summary, rows, in_place);
+    for (Var* v : {&mem_.outputs, &mem_.summary, &mem_.keys.proj})
+      if (v->defined()) select_rows(v->value_mut(), rows, in_place);
     if (keys_are_outputs)
       mem_.keys.keys = mem_.outputs;
     else if (mem_.keys.keys.defined())
-      select_rows(mem_.keys.keys, rows, in_place);
-    if (mem_.keys.proj.defined()) select_rows(mem_.keys.proj, rows, in_place);
+      select_rows(mem_.keys.keys.value_mut(), rows, in_place);
     if (mem_.keys.mask.defined()) select_rows(mem_.keys.mask, rows, in_place);
     src_len_ = gather(src_len_, rows);
     row_source_ = std::move(sources);

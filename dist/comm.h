@@ -55,6 +55,7 @@ struct CommStats {
   int64_t calls = 0;
   int64_t bytes = 0;   // payload bytes of this rank
   double seconds = 0;  // wall time inside the calls (waiting included)
+  double last = 0;     // wall time of the latest call
 };
 CommStats& stats();
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <chrono>
@@ -248,8 +249,12 @@ class Trainer {
   bool writer_ = true;
   bool stop_seen_ = false;  // some rank saw stop_flag() (exchanged each step)
   Tensor grad_flat_;        // [sum of numels + one has-gradient flag per parameter]
-  // Exchanged after the gradients: [global loss, stop flag, one fault slot per rank].
+  // Exchanged after the gradients: [global loss, stop flag, one fault slot per
+  // rank, each rank's seconds in the gradient all-reduce].
   std::vector<double> status_;
+  // Sum over the steps of the shortest all-reduce time of the ranks: the last
+  // rank to arrive waits for nobody, so its time is the exchange itself.
+  double allreduce_exchange_seconds_ = 0;
 };
 
 TrainResult Trainer::run() {
@@ -282,7 +287,7 @@ void Trainer::prepare() {
     int64_t n = int64_t(params_.size());
     for (const Var& p : params_) n += p.numel();
     grad_flat_ = Tensor(Shape{n});
-    status_.assign(size_t(2 + ranks_), 0.0);
+    status_.assign(size_t(2 + 2 * ranks_), 0.0);
   }
   t0_ = Clock::now();
 }
@@ -410,6 +415,15 @@ double Trainer::forward_backward_ranks(const data::Batch& batch, Fault* fault) {
       std::fill(flat + off, flat + off + p.numel(), 0.f);
     off += p.numel();
   }
+  // One blocking all-reduce after the whole backward, not buckets started as
+  // backward finishes their parameters (DDP's overlap): the most overlap could
+  // hide is the exchange itself (allreduce_exchange_ms_per_step of
+  // bench/dist_step.sh), never the wait for the slower rank. On one machine the
+  // exchange is a shared-memory copy and sum done by the same cores that run
+  // the backward, and Open MPI moves a non-blocking MPI_Iallreduce only inside
+  // MPI calls, so there is nothing idle to overlap with. Across machines the
+  // network moves the bytes while the cores compute: there buckets would pay,
+  // with a "gradients of these parameters are final" hook in backward.
   dist::allreduce_sum(flat, grad_flat_.numel());
   off = P;
   for (int64_t i = 0; i < P; ++i) {
@@ -424,8 +438,11 @@ double Trainer::forward_backward_ranks(const data::Batch& batch, Fault* fault) {
   status_[0] = lv * w;
   status_[1] = stop_flag().load() ? 1.0 : 0.0;
   status_[size_t(2 + r)] = !std::isfinite(lv) ? lv : grads_finite ? 0.0 : 1.0;
+  status_[size_t(2 + ranks_ + r)] = dist::stats().last;
   dist::allreduce_sum(status_.data(), int64_t(status_.size()));
   stop_seen_ = status_[1] > 0;
+  allreduce_exchange_seconds_ +=
+      *std::min_element(status_.begin() + 2 + ranks_, status_.end());
   for (int q = 0; q < ranks_ && fault->rank < 0; ++q)
     if (const double v = status_[size_t(2 + q)]; v != 0) *fault = {q, v};
   return status_[0];
@@ -552,13 +569,16 @@ Json Trainer::summary() const {
   if (!tc_.target.metric.empty())
     s["target_step"] = res_.target_reached ? Json(res_.target_step) : Json();
   if (res_.interrupted) s["interrupted"] = true;
-  if (ranks_ > 1) {  // what the gradient all-reduce cost this rank (rank 0 reports)
+  // What the gradient all-reduce cost this rank (rank 0 reports), waiting for
+  // the slower rank included; and the exchange alone (the last rank's time).
+  if (ranks_ > 1) {
     const dist::CommStats& c = dist::stats();
     const double steps = double(std::max<int64_t>(1, c.calls));
     s["ranks"] = ranks_;
     s["allreduce_bytes_per_step"] = double(c.bytes) / steps;
     s["allreduce_ms_per_step"] = std::round(c.seconds / steps * 1e6) / 1e3;
     s["allreduce_share"] = std::round(c.seconds / std::max(res_.train_seconds, 1e-9) * 1e4) / 1e4;
+    s["allreduce_exchange_ms_per_step"] = std::round(allreduce_exchange_seconds_ / steps * 1e6) / 1e3;
   }
   s["valid"] = metrics_json(res_.valid);
   s["test"] = metrics_json(res_.test);

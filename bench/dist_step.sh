@@ -21,13 +21,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 sets=(--set train.steps="$steps" --set train.eval_every="$steps" --set train.eval_samples=128
   --set train.log_every=10)
-# ms per step from the "seconds" of the train records at step 10 and at the last step.
-per_step() {
-  awk -v last="$steps" -F'"seconds":' '/"split":"train"/ {
-      split($0, a, "\"step\":"); split(a[2], b, ","); split($2, c, /[,}]/)
-      if (b[1] == 10) t0 = c[1]; if (b[1] == last) t1 = c[1] }
-    END { printf "%.2f", (t1 - t0) / (last - 10) * 1000 }' "$1/metrics.jsonl"
-}
+per_step() { awk -v last="$steps" -f bench/step_ms.awk "$1/metrics.jsonl"; }
 for cfg in configs/dates_luong.json configs/dates_transformer.json; do
   name=$(basename "$cfg" .json)
   QKV_THREADS=2 "$qkv" train "$cfg" --out "$tmp/$name.1x2" "${sets[@]}" >"$tmp/one.json" 2>/dev/null

@@ -104,7 +104,8 @@ void allreduce_sum(float* p, int64_t n) {
   CommStats& s = stats();
   s.calls += 1;
   s.bytes += n * int64_t(sizeof(float));
-  s.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  s.last = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  s.seconds += s.last;
 #else
   (void)p, (void)n;
 #endif

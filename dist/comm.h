@@ -11,6 +11,8 @@
 #include <map>
 #include <string>
 
+#include "engine/error.h"
+
 namespace qkv::dist {
 
 bool built_with_mpi();
@@ -36,6 +38,15 @@ void allreduce_sum(double* p, int64_t n);
 void allreduce_sum(std::map<std::string, double>& sums);
 void broadcast(float* p, int64_t n, int root);
 
+// An error every rank raises at the same point, having agreed on it through
+// a collective (a non-finite loss on one rank): no rank is left waiting for a
+// peer, so the job ends in order (finalize, exit 1) rather than by abort_job,
+// rank 0 alone reporting it as about `rank`.
+struct JobError : Error {
+  JobError(int rank_at_fault, const std::string& what) : Error(what), rank(rank_at_fault) {}
+  int rank;
+};
+
 // Ends the whole job with exit code `code` (MPI_Abort under mpirun, else exit).
 [[noreturn]] void abort_job(int code);
 
@@ -44,6 +55,7 @@ struct CommStats {
   int64_t calls = 0;
   int64_t bytes = 0;   // payload bytes of this rank
   double seconds = 0;  // wall time inside the calls (waiting included)
+  double last = 0;     // wall time of the latest call
 };
 CommStats& stats();
 

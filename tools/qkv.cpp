@@ -663,6 +663,11 @@ int main(int argc, char** argv) {
   try {
     qkv::dist::init(&argc, &argv);
     rc = run(argc, argv);
+  } catch (const qkv::dist::JobError& e) {  // raised by every rank at once: no abort needed
+    if (qkv::dist::writer())
+      std::fprintf(stderr, "qkv: rank %d of %d: %s\n", e.rank, qkv::dist::size(), e.what());
+    qkv::dist::finalize();
+    return 1;
   } catch (const UsageError& e) {
     return fail_with(2, e.what());
   } catch (const std::exception& e) {

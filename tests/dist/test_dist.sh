@@ -6,8 +6,8 @@
 # (per-step losses and final weights within 1e-5 relative), and two 2-rank
 # runs are bit-identical. Resume: stopped at step 20 under 2 ranks and resumed
 # under 1 (and the reverse) matches the uninterrupted run. Faults: a rank
-# killed mid-run, and a rank failing on bad input, end the job within 30 s,
-# naming the rank; the last checkpoint still loads.
+# killed mid-run, a rank failing on bad input, and a NaN loss on one rank end
+# the job within 30 s, naming the rank; the last checkpoint still loads.
 #   test_dist.sh PATH/TO/qkv PATH/TO/compare_runs mpi|nompi
 set -u
 qkv=${1:?usage: test_dist.sh QKV COMPARE_RUNS mpi|nompi}
@@ -123,6 +123,32 @@ took=$(($(date +%s) - start))
 [ $took -le 30 ] || fail "bad input on rank 1: the job took ${took}s to end"
 grep -q "qkv: rank 1 of 2: QKV_THREADS: expected a thread count" "$tmp/bad.err" ||
   fail "bad input on rank 1: no one-line message naming the rank: $(head -n 3 "$tmp/bad.err")"
+
+# NaN on one rank: resumed from a 2-rank checkpoint at step 10, rank 1 alone is
+# launched with a learning rate of 3e38 (as a rank given another config would
+# be). Its first update overflows its weights, so its loss is NaN at step 12
+# while rank 0's is finite. The ranks agree on the fault in the step's status
+# exchange and stop together: exit 1 within 30 s, one line from rank 0 naming
+# rank 1, the cause and the step, no MPI_Abort, the step-10 checkpoint untouched.
+# (A rank raising the fault alone would leave rank 0 in the all-reduce: the
+# timeout turns that hang into a failure.)
+run2 "$tmp/s2s.json" "$tmp/nan" --set train.steps=10
+cp "$tmp/nan/model.safetensors" "$tmp/nan.step10"
+start=$(date +%s)
+timeout -k 5 60 mpirun --oversubscribe --bind-to none -np 1 "$qkv" train $long --out "$tmp/nan" --resume : \
+  -np 1 "$qkv" train $long --out "$tmp/nan" --resume --set train.optimizer.lr=3e38 \
+  >/dev/null 2>"$tmp/nan.err"
+rc=$?
+took=$(($(date +%s) - start))
+[ $rc = 1 ] || fail "NaN on rank 1: the job exited $rc, not 1"
+[ $took -le 30 ] || fail "NaN on rank 1: the job took ${took}s to end"
+lines=$(grep '^qkv:' "$tmp/nan.err")
+[[ "$lines" == "qkv: rank 1 of 2: train: the loss is NaN at step 12 (epoch 1); stopped."* ]] ||
+  fail "NaN on rank 1: not one line naming rank 1 and step 12: '$lines'"
+! grep -q MPI_ABORT "$tmp/nan.err" || fail "NaN on rank 1: the job was aborted, not stopped in agreement"
+cmp -s "$tmp/nan/model.safetensors" "$tmp/nan.step10" || fail "NaN on rank 1: the step-10 checkpoint changed"
+"$qkv" eval "$tmp/s2s.json" --checkpoint "$tmp/nan/model.safetensors" >/dev/null 2>&1 ||
+  fail "NaN on rank 1: the last checkpoint does not load"
 
 [ $fails = 0 ] && echo "dist: all passed" || echo "dist: $fails failed"
 [ $fails = 0 ]

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -50,6 +52,24 @@ bool params_finite(const Module& m) {
     for (float x : v.value())
       if (!std::isfinite(x)) return false;
   return true;
+}
+
+// A non-finite loss or gradient in a step: on which rank, and its loss (a
+// finite loss means the gradients were not finite). rank -1: none.
+struct Fault {
+  int rank = -1;
+  double loss = 0;
+};
+
+// dst[0..n) = src[0..n); false if any of them is NaN or +-Inf (exponent bits
+// all ones). In the copy's one pass: the max of the exponents vectorises.
+bool copy_finite(const float* src, float* dst, int64_t n) {
+  uint32_t top = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    dst[i] = src[i];
+    top = std::max(top, std::bit_cast<uint32_t>(src[i]) & 0x7f800000u);
+  }
+  return top != 0x7f800000u;
 }
 
 // Examples per second, measured over windows of at least half a second (the
@@ -170,12 +190,14 @@ class Trainer {
   data::Batch next_batch();  // the batch at st_.step in its epoch's order
   // One update from one batch at learning rate lr; returns the batch's loss.
   double train_step(const data::Batch& batch, double lr);
-  // The same over the ranks: this rank's slice forward and backward, the
-  // gradients summed over the ranks; returns the whole batch's loss.
-  double train_step_ranks(const data::Batch& batch);
+  // The batch's loss and its gradients in the parameters, in this process
+  // alone or summed over the ranks (this rank's slice forward and backward);
+  // a non-finite loss or gradient anywhere is returned as a Fault.
+  double forward_backward(const data::Batch& batch, Fault* fault);
+  double forward_backward_ranks(const data::Batch& batch, Fault* fault);
   void check_split() const;  // every batch has at least one example per rank
   bool stop_requested() const { return ranks_ > 1 ? stop_seen_ : stop_flag().load(); }
-  [[noreturn]] void fail_non_finite(double loss) const;
+  [[noreturn]] void fail_non_finite(const Fault& f) const;
   void log_step(int64_t epoch, double loss, double lr, double examples_per_s);
   bool eval_due() const;
   bool evaluate_now();  // periodic evaluation after the current step; returns true to stop
@@ -227,6 +249,12 @@ class Trainer {
   bool writer_ = true;
   bool stop_seen_ = false;  // some rank saw stop_flag() (exchanged each step)
   Tensor grad_flat_;        // [sum of numels + one has-gradient flag per parameter]
+  // Exchanged after the gradients: [global loss, stop flag, one fault slot per
+  // rank, each rank's seconds in the gradient all-reduce].
+  std::vector<double> status_;
+  // Sum over the steps of the shortest all-reduce time of the ranks: the last
+  // rank to arrive waits for nobody, so its time is the exchange itself.
+  double allreduce_exchange_seconds_ = 0;
 };
 
 TrainResult Trainer::run() {
@@ -259,6 +287,7 @@ void Trainer::prepare() {
     int64_t n = int64_t(params_.size());
     for (const Var& p : params_) n += p.numel();
     grad_flat_ = Tensor(Shape{n});
+    status_.assign(size_t(2 + 2 * ranks_), 0.0);
   }
   t0_ = Clock::now();
 }
@@ -320,24 +349,29 @@ data::Batch Trainer::next_batch() {
   return ex_.data->batch(data::Split::train, idx_);
 }
 
-// Forward, backward, clipping, optimizer step. Over several ranks, the
-// gradients are summed over the ranks between backward and clipping.
+// Forward, backward, clipping, optimizer step. A non-finite loss or gradient
+// (on any rank) stops here, before the update touches the weights.
 double Trainer::train_step(const data::Batch& batch, double lr) {
   optim_->set_lr(lr);
-  if (ranks_ > 1) {
-    const double lv = train_step_ranks(batch);
-    if (tc_.clip_norm > 0) clip_grad_norm(params_, float(tc_.clip_norm));  // the global norm
-    optim_->step();
-    optim_->zero_grad();
-    return lv;
-  }
-  const Var loss = ex_.task->loss(batch);
-  const double lv = double(loss.item());
-  if (!std::isfinite(lv)) fail_non_finite(lv);
-  backward(loss);
-  if (tc_.clip_norm > 0) clip_grad_norm(params_, float(tc_.clip_norm));
+  Fault fault;
+  const double lv =
+      ranks_ > 1 ? forward_backward_ranks(batch, &fault) : forward_backward(batch, &fault);
+  if (fault.rank >= 0) fail_non_finite(fault);
+  if (tc_.clip_norm > 0) clip_grad_norm(params_, float(tc_.clip_norm));  // ranks: the global norm
   optim_->step();
   optim_->zero_grad();
+  return lv;
+}
+
+// Alone, a non-finite loss is the fault (its gradients are not computed).
+double Trainer::forward_backward(const data::Batch& batch, Fault* fault) {
+  const Var loss = ex_.task->loss(batch);
+  const double lv = double(loss.item());
+  if (!std::isfinite(lv)) {
+    *fault = {0, lv};
+    return lv;
+  }
+  backward(loss);
   return lv;
 }
 
@@ -350,7 +384,13 @@ double Trainer::train_step(const data::Batch& batch, double lr) {
 // the ranks' upstream gradients. All gradients travel in one contiguous
 // buffer, with one has-gradient flag per parameter (a parameter no rank
 // reached keeps no gradient, as in one process).
-double Trainer::train_step_ranks(const data::Batch& batch) {
+//
+// Faults are agreed, not raised alone: a rank whose loss or gradients are not
+// finite still runs backward and both exchanges (BatchNorm's collectives
+// included), and puts its verdict in its slot of the status exchange; every
+// rank then sees the same slots and stops at the same point, so none waits in
+// a collective for a peer that has left.
+double Trainer::forward_backward_ranks(const data::Batch& batch, Fault* fault) {
   const int64_t B = batch.size, r = dist::rank();
   const int64_t begin = B * r / ranks_, end = B * (r + 1) / ranks_;
   const data::Batch part = batch_rows_of(batch, begin, end);
@@ -360,21 +400,30 @@ double Trainer::train_step_ranks(const data::Batch& batch) {
     BatchRowsScope rows(begin, end - begin, B);  // dropout keyed by the global example row
     const Var loss = ex_.task->loss(part);
     lv = double(loss.item());
-    if (!std::isfinite(lv)) fail_non_finite(lv);
     backward(loss * float(w));
   }
   float* flat = grad_flat_.data();
   const int64_t P = int64_t(params_.size());
   int64_t off = P;
+  bool grads_finite = true;
   for (int64_t i = 0; i < P; ++i) {
     const Var& p = params_[size_t(i)];
     flat[i] = p.has_grad() ? 1.f : 0.f;
     if (p.has_grad())
-      std::copy(p.grad().begin(), p.grad().end(), flat + off);
+      grads_finite &= copy_finite(p.grad().data(), flat + off, p.numel());
     else
       std::fill(flat + off, flat + off + p.numel(), 0.f);
     off += p.numel();
   }
+  // One blocking all-reduce after the whole backward, not buckets started as
+  // backward finishes their parameters (DDP's overlap): the most overlap could
+  // hide is the exchange itself (allreduce_exchange_ms_per_step of
+  // bench/dist_step.sh), never the wait for the slower rank. On one machine the
+  // exchange is a shared-memory copy and sum done by the same cores that run
+  // the backward, and Open MPI moves a non-blocking MPI_Iallreduce only inside
+  // MPI calls, so there is nothing idle to overlap with. Across machines the
+  // network moves the bytes while the cores compute: there buckets would pay,
+  // with a "gradients of these parameters are final" hook in backward.
   dist::allreduce_sum(flat, grad_flat_.numel());
   off = P;
   for (int64_t i = 0; i < P; ++i) {
@@ -382,25 +431,42 @@ double Trainer::train_step_ranks(const data::Batch& batch) {
     if (flat[i] > 0) p.set_grad(grad_flat_.narrow_rows(off, off + p.numel()).view(p.shape()));
     off += p.numel();
   }
-  // The loss of the global batch and the stop flag, in one small exchange.
-  double status[2] = {lv * w, stop_flag().load() ? 1.0 : 0.0};
-  dist::allreduce_sum(status, 2);
-  stop_seen_ = status[1] > 0;
-  return status[0];
+  // The loss of the global batch, the stop flag and the faults, in one small
+  // exchange. A rank's slot: 0 all finite, its loss when that is not finite
+  // (NaN and Inf survive a sum with zeros), 1 when only its gradients are not.
+  std::fill(status_.begin(), status_.end(), 0.0);
+  status_[0] = lv * w;
+  status_[1] = stop_flag().load() ? 1.0 : 0.0;
+  status_[size_t(2 + r)] = !std::isfinite(lv) ? lv : grads_finite ? 0.0 : 1.0;
+  status_[size_t(2 + ranks_ + r)] = dist::stats().last;
+  dist::allreduce_sum(status_.data(), int64_t(status_.size()));
+  stop_seen_ = status_[1] > 0;
+  allreduce_exchange_seconds_ +=
+      *std::min_element(status_.begin() + 2 + ranks_, status_.end());
+  for (int q = 0; q < ranks_ && fault->rank < 0; ++q)
+    if (const double v = status_[size_t(2 + q)]; v != 0) *fault = {q, v};
+  return status_[0];
 }
 
-// Nothing is saved after a non-finite loss: the last checkpoint stays the last good one.
-void Trainer::fail_non_finite(double loss) const {
+// Nothing is saved after a fault: the last checkpoint stays the last good one.
+// Over several ranks every rank raises it at once (a dist::JobError naming the
+// rank at fault), so the job ends in order.
+void Trainer::fail_non_finite(const Fault& f) const {
   tape_clear();
-  fail("train: the loss is ",
-       std::isnan(loss) ? "NaN"
-       : loss > 0       ? "+Inf"
-                        : "-Inf",
-       " at step ", st_.step + 1, " (epoch ", st_.step / steps_per_epoch_,
-       "); stopped. Lower train.optimizer.lr or set train.clip_norm; the last good checkpoint ",
-       saved_step_ >= 0 ? (dir_ / "model.safetensors").string() + " (step " +
-                              std::to_string(saved_step_) + ") is intact"
-                        : std::string("was never written"));
+  std::ostringstream o;
+  o << "train: ";
+  if (std::isfinite(f.loss))
+    o << "the gradients hold NaN/Inf (the loss is finite)";
+  else
+    o << "the loss is " << (std::isnan(f.loss) ? "NaN" : f.loss > 0 ? "+Inf" : "-Inf");
+  o << " at step " << st_.step + 1 << " (epoch " << st_.step / steps_per_epoch_
+    << "); stopped. Lower train.optimizer.lr or set train.clip_norm; the last good checkpoint ";
+  if (saved_step_ >= 0)
+    o << (dir_ / "model.safetensors").string() << " (step " << saved_step_ << ") is intact";
+  else
+    o << "was never written";
+  if (ranks_ > 1) throw dist::JobError(f.rank, o.str());
+  throw Error(o.str());
 }
 
 // After each update: the progress display; every log_every steps and at the
@@ -503,13 +569,16 @@ Json Trainer::summary() const {
   if (!tc_.target.metric.empty())
     s["target_step"] = res_.target_reached ? Json(res_.target_step) : Json();
   if (res_.interrupted) s["interrupted"] = true;
-  if (ranks_ > 1) {  // what the gradient all-reduce cost this rank (rank 0 reports)
+  // What the gradient all-reduce cost this rank (rank 0 reports), waiting for
+  // the slower rank included; and the exchange alone (the last rank's time).
+  if (ranks_ > 1) {
     const dist::CommStats& c = dist::stats();
     const double steps = double(std::max<int64_t>(1, c.calls));
     s["ranks"] = ranks_;
     s["allreduce_bytes_per_step"] = double(c.bytes) / steps;
     s["allreduce_ms_per_step"] = std::round(c.seconds / steps * 1e6) / 1e3;
     s["allreduce_share"] = std::round(c.seconds / std::max(res_.train_seconds, 1e-9) * 1e4) / 1e4;
+    s["allreduce_exchange_ms_per_step"] = std::round(allreduce_exchange_seconds_ / steps * 1e6) / 1e3;
   }
   s["valid"] = metrics_json(res_.valid);
   s["test"] = metrics_json(res_.test);

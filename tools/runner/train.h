@@ -10,7 +10,9 @@
 // model's generator come back from the checkpoint.
 //
 // A non-finite loss stops training with an Error (nothing is saved after it,
-// so the last checkpoint stays the last good one). stop_flag() (SIGINT in
+// so the last checkpoint stays the last good one). Over several ranks, a
+// non-finite loss or gradient on any rank is agreed in the step's exchange and
+// every rank raises the same dist::JobError naming that rank. stop_flag() (SIGINT in
 // the CLI) makes the loop save a checkpoint and return `interrupted`.
 #pragma once
 #include <atomic>

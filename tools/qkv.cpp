@@ -26,6 +26,7 @@
 #include "nn/builder.h"
 #include "qkv_version.h"
 #include "tools/plot.h"
+#include "tools/runner/confusion.h"
 #include "tools/runner/experiment.h"
 #include "tools/runner/forward.h"
 #include "tools/runner/inspect.h"
@@ -126,6 +127,7 @@ struct EvalArgs {
   std::string split = "test";
   bool by_length = false;
   int64_t bucket_width = 1;
+  std::string confusion;  // OUT.svg
 };
 
 struct PredictArgs {
@@ -192,6 +194,11 @@ CLI::App* declare_eval(CLI::App& app, EvalArgs& a) {
   c->add_option("--bucket-width", a.bucket_width, "source lengths per bucket with --by-length")
       ->type_name("N")
       ->check(integer_in(1, 1 << 20));
+  c->add_option("--confusion", a.confusion,
+                "classification: draw the confusion matrix (rows true, columns predicted) "
+                "into this SVG; its counts also go into the JSON line (\"confusion\")")
+      ->type_name("OUT.svg")
+      ->default_str("none");
   return c;
 }
 
@@ -388,6 +395,17 @@ int cmd_eval(const EvalArgs& a) {
   if (a.by_length)
     out["by_length"] = qkv::runner::length_buckets_json(
         qkv::runner::evaluate_by_length(*ex.task, *ex.model, *ex.data, s, a.bucket_width, batch));
+  if (!a.confusion.empty()) {
+    const qkv::runner::Confusion c = qkv::runner::confusion_matrix(*ex.model, *ex.data, s, batch);
+    out["confusion"] = qkv::runner::confusion_json(c);
+    char acc[32];
+    std::snprintf(acc, sizeof acc, "%.3f",
+                  double(c.correct()) / double(std::max<int64_t>(1, c.total())));
+    const std::string title = ex.cfg.name + ", " + a.split + " split: accuracy " + acc + " on " +
+                              std::to_string(c.total()) + " examples";
+    if (qkv::dist::writer())
+      qkv::plot::write_file(a.confusion, qkv::plot::confusion_svg(c.counts, c.classes, title));
+  }
   if (qkv::dist::writer()) std::printf("%s\n", out.dump().c_str());
   return 0;
 }

@@ -286,7 +286,9 @@ CLI::App* declare_data(CLI::App& app, DataArgs& a) {
       app.add_subcommand("data", "export the experiment's data splits as TSV (for peer scripts)");
   c->footer(
       "Writes DIR/train.tsv, DIR/valid.tsv and DIR/test.tsv (\"source<TAB>target\" per line)\n"
-      "exactly as qkv trains on them, so a peer script sees the same examples and splits.");
+      "exactly as qkv trains on them, so a peer script sees the same examples and splits,\n"
+      "and DIR/export.json: the resolved experiment (\"config\", --set applied) and how\n"
+      "sources and targets split into tokens (\"source_tokens\", \"target_tokens\": chars|words).");
   declare_config(*c, a.cfg, "the experiment");
   c->add_option("--out", a.out, "where to write the files")->type_name("DIR")->required();
   return c;
@@ -494,6 +496,17 @@ int cmd_data(const DataArgs& a) {
     qkv::data::export_tsv(
         *ex.data, s,
         (std::filesystem::path(a.out) / (std::string(qkv::data::split_name(s)) + ".tsv")).string());
+  // A peer script trains from this alone: the same model, optimizer, schedule and evaluation.
+  auto level = [](const qkv::data::Vocab* v) {
+    return v->level() == qkv::data::Vocab::Level::chars ? "chars" : "words";
+  };
+  qkv::Json meta = {{"config", ex.cfg.resolved}};
+  const qkv::data::Vocab* src = ex.data->src_vocab();
+  const qkv::data::Vocab* tgt = ex.data->tgt_vocab() ? ex.data->tgt_vocab() : src;
+  if (src) meta["source_tokens"] = level(src);
+  if (tgt && ex.data->task() == qkv::data::Task::seq2seq) meta["target_tokens"] = level(tgt);
+  qkv::plot::write_file((std::filesystem::path(a.out) / "export.json").string(),
+                        meta.dump(2) + "\n");
   return 0;
 }
 

@@ -147,6 +147,11 @@ cells=$(grep -o '<text class="count"[^>]*>[0-9]*</text>' "$tmp/conf.svg" | sed '
 json=$(printf '%s\n' "$out" | grep -o '"counts":\[\[[0-9,]*\],\[[0-9,]*\]\]' | grep -o '[0-9][0-9]*' | awk '{ s += $1 } END { print s }')
 [[ "$out" == *'"confusion":{"classes":["neg","pos"],"counts":[['* && "$cells" = "4 $n" && "$json" = "$n" && "$n" -gt 0 ]] \
   || { echo "FAIL: eval --confusion: cells '$cells', JSON sum '$json', test examples '$n': $out"; fails=$((fails + 1)); }
+# `qkv data`: the splits and export.json, the resolved recipe a peer script trains from
+"$qkv" data "$tmp/tiny.json" --set train.steps=3 --out "$tmp/tiny_data" >/dev/null
+ex=$(tr -d ' \n' <"$tmp/tiny_data/export.json")
+[[ -s "$tmp/tiny_data/train.tsv" && "$ex" == *'"steps":3,'* && "$ex" == *'"source_tokens":"chars","target_tokens":"chars"}' ]] \
+  || { echo "FAIL: data export.json: $ex"; fails=$((fails + 1)); }
 expect 1 "eval --confusion: the sequence data set has no classes" -- eval "$tmp/tiny.json" --checkpoint "$tmp/run/model.safetensors" --confusion "$tmp/x.svg"
 out=$("$qkv" inspect "$tmp/tiny.json")
 [[ "$out" == *"parameters: "* && "$out" == *"flops per step: "* && "$out" == *"encoder"* ]] || { echo "FAIL: inspect: $out"; fails=$((fails + 1)); }

@@ -1,7 +1,8 @@
 // Pictures as plain SVG 1.1 text (no dependencies): attention heatmaps in the
 // style of Bahdanau et al.'s alignment figures (white = 0, black = 1, source
 // tokens along the top, output tokens down the left), the same matrix as
-// shaded terminal characters, and stacked line plots of training curves.
+// shaded terminal characters, stacked line plots of training curves, and a
+// classifier's confusion matrix.
 #include "tools/plot.h"
 
 #include <fcntl.h>
@@ -424,6 +425,80 @@ std::string line_chart_svg(const std::vector<Panel>& panels, const std::string& 
 std::string line_chart_svg(const std::vector<Series>& series, const std::string& title,
                            const std::string& x_label, const std::string& y_label) {
   return line_chart_svg(std::vector<Panel>{{"", series}}, title, x_label, y_label);
+}
+
+// ---- confusion matrix -------------------------------------------------------------
+
+namespace {
+
+// Shade of a row share in [0,1]: white to a dark blue, so the diagonal of a
+// good classifier stands out and a class that leaks into another shows as a
+// second dark cell in its row.
+std::string share_fill(double f) {
+  const double t = std::clamp(f, 0.0, 1.0);
+  const int r = int(std::lround(255 - t * (255 - 33))), g = int(std::lround(255 - t * (255 - 102))),
+            b = int(std::lround(255 - t * (255 - 172)));
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "#%02x%02x%02x", r, g, b);
+  return buf;
+}
+
+}  // namespace
+
+std::string confusion_svg(const std::vector<int64_t>& counts,
+                          const std::vector<std::string>& classes, const std::string& title) {
+  const int64_t K = int64_t(classes.size());
+  check(K >= 1 && int64_t(counts.size()) == K * K, "confusion_svg: ", counts.size(), " counts vs ",
+        K, " classes (", K * K, " expected)");
+  for (int64_t c : counts) check(c >= 0, "confusion_svg: negative count ", c);
+  std::vector<std::string> names;
+  int64_t name_w = 1;
+  for (const auto& c : classes)
+    name_w = std::max(name_w, text_width(names.emplace_back(visible(c))));
+
+  // Geometry: cells wide enough for a five-digit count; class names turned along the top.
+  const double cell = std::clamp(440.0 / double(K), 40.0, 64.0), char_w = 12 * 0.62;
+  const double title_h = 28, axis = 20, label = double(name_w) * char_w + 8;
+  const double top = title_h + axis + label, left = axis + label;
+  const double W = left + double(K) * cell + 16, H = top + double(K) * cell + 16;
+
+  std::ostringstream o;
+  svg_open(o, W, H, "font-family=\"DejaVu Sans, sans-serif\" font-size=\"12\"", "19", title);
+  o << "<text x=\"" << px(left + double(K) * cell / 2) << "\" y=\"" << px(title_h + 14)
+    << "\" font-size=\"13\" text-anchor=\"middle\">predicted</text>\n";
+  o << "<text x=\"14\" y=\"" << px(top + double(K) * cell / 2) << "\" transform=\"rotate(-90 14 "
+    << px(top + double(K) * cell / 2)
+    << ")\" font-size=\"13\" text-anchor=\"middle\">true</text>\n";
+  for (int64_t k = 0; k < K; ++k) {
+    const double x = left + (double(k) + 0.5) * cell, y = top - 4;
+    o << "<text x=\"" << px(x) << "\" y=\"" << px(y) << "\" transform=\"rotate(-90 " << px(x) << ' '
+      << px(y) << ")\" dominant-baseline=\"middle\">" << xml_escape(names[size_t(k)])
+      << "</text>\n";
+    o << "<text x=\"" << px(left - 4) << "\" y=\"" << px(top + (double(k) + 0.5) * cell)
+      << "\" text-anchor=\"end\" dominant-baseline=\"middle\">" << xml_escape(names[size_t(k)])
+      << "</text>\n";
+  }
+  for (int64_t t = 0; t < K; ++t) {  // rows: the true class; shaded by its share of the row
+    int64_t row = 0;
+    for (int64_t p = 0; p < K; ++p) row += counts[size_t(t * K + p)];
+    for (int64_t p = 0; p < K; ++p) {
+      const int64_t n = counts[size_t(t * K + p)];
+      const double f = row > 0 ? double(n) / double(row) : 0.0;
+      const double x = left + double(p) * cell, y = top + double(t) * cell;
+      o << "<rect x=\"" << px(x) << "\" y=\"" << px(y) << "\" width=\"" << px(cell)
+        << "\" height=\"" << px(cell) << "\" fill=\"" << share_fill(f) << "\"><title>"
+        << xml_escape(names[size_t(t)]) << " as " << xml_escape(names[size_t(p)]) << ": " << n
+        << " of " << row << " (" << fmt(std::round(1000 * f) / 10) << "%)</title></rect>\n";
+      o << "<text class=\"count\" x=\"" << px(x + cell / 2) << "\" y=\"" << px(y + cell / 2)
+        << "\" text-anchor=\"middle\" dominant-baseline=\"middle\" fill=\""
+        << (f > 0.55 ? "#ffffff" : "#000000") << "\">" << n << "</text>\n";
+    }
+  }
+  o << "<rect x=\"" << px(left) << "\" y=\"" << px(top) << "\" width=\"" << px(double(K) * cell)
+    << "\" height=\"" << px(double(K) * cell)
+    << "\" fill=\"none\" stroke=\"#808080\" stroke-width=\"1\"/>\n";
+  o << "</svg>\n";
+  return o.str();
 }
 
 // ---- files ----------------------------------------------------------------------

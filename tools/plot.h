@@ -1,7 +1,8 @@
 // Pictures for experiments: attention heatmaps (SVG, and shaded characters on
-// a terminal, like the alignment figures of Bahdanau et al.), training curves and
-// line charts.
+// a terminal, like the alignment figures of Bahdanau et al.), training curves,
+// line charts and a classifier's confusion matrix.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,13 @@ std::string line_chart_svg(const std::vector<Panel>& panels, const std::string& 
 // One untitled panel.
 std::string line_chart_svg(const std::vector<Series>& series, const std::string& title,
                            const std::string& x_label, const std::string& y_label);
+
+// A classifier's confusion matrix: counts [K,K] row-major (counts[true * K + predicted]),
+// rows the true classes, columns the predicted ones, labelled with the K class names.
+// Each cell shows its count (as <text class="count">) and is shaded by its share of the
+// row, so classes of different sizes compare; hovering a cell tells "a as b: n of m (x%)".
+std::string confusion_svg(const std::vector<int64_t>& counts,
+                          const std::vector<std::string>& classes, const std::string& title);
 
 // Writes text to path atomically (temporary file + rename); throws qkv::Error naming the file.
 void write_file(const std::string& path, const std::string& text);

@@ -26,6 +26,7 @@
 #include "nn/builder.h"
 #include "qkv_version.h"
 #include "tools/plot.h"
+#include "tools/runner/confusion.h"
 #include "tools/runner/experiment.h"
 #include "tools/runner/forward.h"
 #include "tools/runner/inspect.h"
@@ -126,6 +127,7 @@ struct EvalArgs {
   std::string split = "test";
   bool by_length = false;
   int64_t bucket_width = 1;
+  std::string confusion;  // OUT.svg
 };
 
 struct PredictArgs {
@@ -192,6 +194,11 @@ CLI::App* declare_eval(CLI::App& app, EvalArgs& a) {
   c->add_option("--bucket-width", a.bucket_width, "source lengths per bucket with --by-length")
       ->type_name("N")
       ->check(integer_in(1, 1 << 20));
+  c->add_option("--confusion", a.confusion,
+                "classification: draw the confusion matrix (rows true, columns predicted) "
+                "into this SVG; its counts also go into the JSON line (\"confusion\")")
+      ->type_name("OUT.svg")
+      ->default_str("none");
   return c;
 }
 
@@ -300,7 +307,9 @@ CLI::App* declare_data(CLI::App& app, DataArgs& a) {
       app.add_subcommand("data", "export the experiment's data splits as TSV (for peer scripts)");
   c->footer(
       "Writes DIR/train.tsv, DIR/valid.tsv and DIR/test.tsv (\"source<TAB>target\" per line)\n"
-      "exactly as qkv trains on them, so a peer script sees the same examples and splits.");
+      "exactly as qkv trains on them, so a peer script sees the same examples and splits,\n"
+      "and DIR/export.json: the resolved experiment (\"config\", --set applied) and how\n"
+      "sources and targets split into tokens (\"source_tokens\", \"target_tokens\": chars|words).");
   declare_config(*c, a.cfg, "the experiment");
   c->add_option("--out", a.out, "where to write the files")->type_name("DIR")->required();
   return c;
@@ -409,6 +418,17 @@ int cmd_eval(const EvalArgs& a) {
   if (a.by_length)
     out["by_length"] = qkv::runner::length_buckets_json(
         qkv::runner::evaluate_by_length(*ex.task, *ex.data, s, a.bucket_width, batch));
+  if (!a.confusion.empty()) {
+    const qkv::runner::Confusion c = qkv::runner::confusion_matrix(*ex.model, *ex.data, s, batch);
+    out["confusion"] = qkv::runner::confusion_json(c);
+    char acc[32];
+    std::snprintf(acc, sizeof acc, "%.3f",
+                  double(c.correct()) / double(std::max<int64_t>(1, c.total())));
+    const std::string title = ex.cfg.name + ", " + a.split + " split: accuracy " + acc + " on " +
+                              std::to_string(c.total()) + " examples";
+    if (qkv::dist::writer())
+      qkv::plot::write_file(a.confusion, qkv::plot::confusion_svg(c.counts, c.classes, title));
+  }
   if (qkv::dist::writer()) std::printf("%s\n", out.dump().c_str());
   return 0;
 }
@@ -517,6 +537,17 @@ int cmd_data(const DataArgs& a) {
     qkv::data::export_tsv(
         *ex.data, s,
         (std::filesystem::path(a.out) / (std::string(qkv::data::split_name(s)) + ".tsv")).string());
+  // A peer script trains from this alone: the same model, optimizer, schedule and evaluation.
+  auto level = [](const qkv::data::Vocab* v) {
+    return v->level() == qkv::data::Vocab::Level::chars ? "chars" : "words";
+  };
+  qkv::Json meta = {{"config", ex.cfg.resolved}};
+  const qkv::data::Vocab* src = ex.data->src_vocab();
+  const qkv::data::Vocab* tgt = ex.data->tgt_vocab() ? ex.data->tgt_vocab() : src;
+  if (src) meta["source_tokens"] = level(src);
+  if (tgt && ex.data->task() == qkv::data::Task::seq2seq) meta["target_tokens"] = level(tgt);
+  qkv::plot::write_file((std::filesystem::path(a.out) / "export.json").string(),
+                        meta.dump(2) + "\n");
   return 0;
 }
 

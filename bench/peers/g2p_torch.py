@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch twin of qkv's g2p BiLSTM + Luong attention (configs/g2p_luong.json), for time-to-WER.
+"""PyTorch twin of qkv's g2p BiLSTM + Luong attention (configs/g2p_luong.json), with its own flags.
 
 usage: /usr/bin/python3 bench/peers/g2p_torch.py --data DIR [--threads N] [--embed E]
            [--hidden H] [--batch B] [--lr LR] [--target WER] [--eval-every N]
@@ -11,9 +11,8 @@ word with several pronunciations has one line each (all trained on; in
 valid.tsv they are its references, and a prediction is correct if it equals
 any of them, as qkv scores WER).
 
-The model is dates_torch.py's LuongSeq2Seq (qkv's Seq2Seq with Luong general
-attention and input feeding, layer for layer), over letters in and phonemes
-out. Adam with qkv's cosine schedule after a linear warmup, gradient norm
+The model is seq2seq_torch.py's Seq2Seq (qkv's, layer for layer) with Luong
+general attention and input feeding, over letters in and phonemes out. Adam with qkv's cosine schedule after a linear warmup, gradient norm
 clipped at 5, cross entropy over non-pad tokens. Every --eval-every steps it
 decodes the first --eval-samples validation words greedily (batched) and
 stops once WER <= --target. Prints one JSON line:
@@ -30,7 +29,7 @@ import time
 from collections import OrderedDict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dates_torch import EOS, BOS, UNK, LuongSeq2Seq, pad_batch, read_tsv  # noqa: E402
+from seq2seq_torch import EOS, BOS, UNK, Seq2Seq, pad_batch, read_tsv  # noqa: E402
 import torch  # noqa: E402
 
 
@@ -89,7 +88,7 @@ def main():
     sv = TokenVocab([s for s, _ in train], list)  # letters, vocabulary from train as qkv
     tv = TokenVocab([t for _, t in train], str.split)
     max_len = max(len(tv.encode(t)) for _, t in train) + 1
-    model = LuongSeq2Seq(len(sv.itos), len(tv.itos), a.embed, a.hidden)
+    model = Seq2Seq(len(sv.itos), len(tv.itos), a.embed, a.hidden, bidirectional=True, attention="luong")
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     # Linear warmup, then cosine to 0 over max_steps (qkv's "cosine" schedule).
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / a.warmup if s < a.warmup else

@@ -3,8 +3,9 @@
 # config error (naming the JSON path), 130 after Ctrl-C; one-line errors on
 # stderr that name what is wrong, --help everywhere, JSON bench lines; a tiny
 # experiment trained, evaluated, predicted (SVG), interrupted and resumed, a
-# NaN run stopped with its checkpoint intact, a corrupt checkpoint refused, and
-# `qkv forward` held against PyTorch (tests/fixtures/make_forward.py).
+# classifier's confusion matrix drawn, a NaN run stopped with its checkpoint
+# intact, a corrupt checkpoint refused, and `qkv forward` held against PyTorch
+# (tests/fixtures/make_forward.py).
 set -u
 qkv=${1:?usage: test_cli.sh PATH/TO/qkv}
 fails=0
@@ -139,6 +140,27 @@ expect 2 "plot: 2 --metric for 3 EVAL.json files" -- plot "$tmp/len_a.json" "$tm
 expect 2 "plot: 1 --panel for 2 EVAL.json files" -- plot "$tmp/len_a.json" "$tmp/len_g2p.json" --panel a --out "$tmp/x.svg"
 expect 1 "$tmp/tiny.json: no \"by_length\" list" -- plot "$tmp/tiny.json" --out "$tmp/x.svg"
 expect 2 "plot: 1 --label for 2 EVAL.json files" -- plot "$tmp/len_a.json" "$tmp/len_b.json" --label a --out "$tmp/x.svg"
+# a classifier's confusion matrix: the SVG's count cells add up to the split, as the JSON's do
+for i in $(seq 1 60); do [ $((i % 3)) = 0 ] && printf 'pos\tgood %d\n' $i || printf 'neg\tbad %d\n' $i; done >"$tmp/labels.tsv"
+cat >"$tmp/cls.json" <<JSON
+{"name": "cls", "seed": 1, "output": "$tmp/cls",
+ "data": {"name": "text-classification", "file": "$tmp/labels.tsv"},
+ "model": {"type": "attn_classifier", "embed": 8, "hidden": 8},
+ "train": {"batch_size": 16, "steps": 2, "eval_every": 2, "log_every": 2}}
+JSON
+"$qkv" train "$tmp/cls.json" >/dev/null 2>"$tmp/cls.log" || { echo "FAIL: cls train: $(tail -n 2 "$tmp/cls.log")"; fails=$((fails + 1)); }
+out=$("$qkv" eval "$tmp/cls.json" --checkpoint "$tmp/cls/model.safetensors" --confusion "$tmp/conf.svg")
+n=$("$qkv" data "$tmp/cls.json" --out "$tmp/cls_data" >/dev/null && grep -c . "$tmp/cls_data/test.tsv")
+cells=$(grep -o '<text class="count"[^>]*>[0-9]*</text>' "$tmp/conf.svg" | sed 's/.*>\([0-9]*\)<.*/\1/' | awk '{ s += $1; k++ } END { print k, s }')
+json=$(printf '%s\n' "$out" | grep -o '"counts":\[\[[0-9,]*\],\[[0-9,]*\]\]' | grep -o '[0-9][0-9]*' | awk '{ s += $1 } END { print s }')
+[[ "$out" == *'"confusion":{"classes":["neg","pos"],"counts":[['* && "$cells" = "4 $n" && "$json" = "$n" && "$n" -gt 0 ]] \
+  || { echo "FAIL: eval --confusion: cells '$cells', JSON sum '$json', test examples '$n': $out"; fails=$((fails + 1)); }
+# `qkv data`: the splits and export.json, the resolved recipe a peer script trains from
+"$qkv" data "$tmp/tiny.json" --set train.steps=3 --out "$tmp/tiny_data" >/dev/null
+ex=$(tr -d ' \n' <"$tmp/tiny_data/export.json")
+[[ -s "$tmp/tiny_data/train.tsv" && "$ex" == *'"steps":3,'* && "$ex" == *'"source_tokens":"chars","target_tokens":"chars"}' ]] \
+  || { echo "FAIL: data export.json: $ex"; fails=$((fails + 1)); }
+expect 1 "eval --confusion: the sequence data set has no classes" -- eval "$tmp/tiny.json" --checkpoint "$tmp/run/model.safetensors" --confusion "$tmp/x.svg"
 out=$("$qkv" inspect "$tmp/tiny.json")
 [[ "$out" == *"parameters: "* && "$out" == *"flops per step: "* && "$out" == *"encoder"* ]] || { echo "FAIL: inspect: $out"; fails=$((fails + 1)); }
 # a language model: --length and --temperature (sampling seeded by the config)

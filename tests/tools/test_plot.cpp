@@ -1,8 +1,8 @@
 // The pictures: SVG structure (tags balance, one <rect> per cell, labels
 // escaped, spaces visible), cell shades, panels per head, the terminal
 // rendering, curves with NaN / one point / constant series, nice ticks, line
-// charts (a metric against source length, panels with their own x ranges), and the
-// atomic file write.
+// charts (a metric against source length, panels with their own x ranges), the
+// confusion matrix, and the atomic file write.
 #include <regex>
 #include <string>
 
@@ -179,6 +179,39 @@ TEST_SUITE("tools/plot") {
     const size_t cx = svg.rfind("<circle cx=\"", b);
     REQUIRE(cx != std::string::npos);
     CHECK(std::stod(svg.substr(cx + 12, 8)) > 450);
+  }
+
+  TEST_CASE("confusion_svg: a count and a row-share shade per cell, class names, errors") {
+    // rows true, columns predicted; row 1 is row 0 times ten, so its shades are the same
+    const std::vector<int64_t> counts = {3, 1, 0, 30, 10, 0, 0, 0, 0};
+    const std::string svg = confusion_svg(counts, {"de", "<en>", "sv"}, "lid & co");
+    CHECK(xml_problem(svg) == "");
+    std::vector<int64_t> cells;
+    std::regex num("<text class=\"count\"[^>]*>([0-9]+)</text>");
+    for (auto it = std::sregex_iterator(svg.begin(), svg.end(), num); it != std::sregex_iterator();
+         ++it)
+      cells.push_back(std::stoll((*it)[1]));
+    CHECK(cells == counts);
+    std::vector<std::string> fills;
+    std::regex cell("<rect [^>]*fill=\"(#[0-9a-f]{6})\"><title>");
+    for (auto it = std::sregex_iterator(svg.begin(), svg.end(), cell); it != std::sregex_iterator();
+         ++it)
+      fills.push_back((*it)[1]);
+    REQUIRE(fills.size() == 9);
+    CHECK(fills[0] == fills[3]);  // 3 of 4 and 30 of 40
+    CHECK(fills[1] == fills[4]);
+    CHECK(fills[0] != fills[1]);
+    CHECK(fills[2] == "#ffffff");  // none predicted
+    CHECK(fills[6] == "#ffffff");  // an empty row stays white
+    CHECK(svg.find("<title>de as &lt;en&gt;: 1 of 4 (25%)</title>") != std::string::npos);
+    CHECK(count(svg, ">&lt;en&gt;</text>") == 2);  // a row and a column label
+    CHECK(svg.find(">predicted</text>") != std::string::npos);
+    CHECK(svg.find(">true</text>") != std::string::npos);
+    CHECK(svg.find("lid &amp; co") != std::string::npos);
+    CHECK(test::error_of([] { confusion_svg({1, 2, 3}, {"a", "b"}, ""); }) ==
+          "confusion_svg: 3 counts vs 2 classes (4 expected)");
+    CHECK(test::error_of([] { confusion_svg({1, -2, 3, 4}, {"a", "b"}, ""); }) ==
+          "confusion_svg: negative count -2");
   }
 
   TEST_CASE("write_file: atomic replace, clear errors") {

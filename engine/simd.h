@@ -12,6 +12,8 @@
 #include <xsimd/xsimd.hpp>
 #pragma GCC diagnostic pop
 
+#include <cstdint>
+
 namespace qkv::simd {
 
 using VF = xsimd::batch<float>;
@@ -43,6 +45,28 @@ inline void store_partial(float* p, VF v, int n) {
   v.store_aligned(t);
   for (int i = 0; i < n; ++i) p[i] = t[i];
 }
+
+// ---- non-temporal stores -----------------------------------------------------
+// A [rows, n] output of kStreamBytes or more (far beyond L2, a good part of
+// L3) that a kernel writes once is better sent straight to memory: stream()
+// skips the read-for-ownership of each line, so the traffic is that of a
+// copy. Only for 16-lane vectors at 64-byte aligned addresses: y aligned and
+// n % W == 0 make every row start aligned. A thread ends with stream_fence().
+inline constexpr int64_t kStreamBytes = int64_t(8) << 20;
+
+inline bool stream_worth(const float* y, int64_t rows, int64_t n) {
+  return W == 16 && n > 0 && n % W == 0 && rows >= 2 &&
+         reinterpret_cast<uintptr_t>(y) % 64 == 0 &&
+         rows * n * int64_t(sizeof(float)) >= kStreamBytes;
+}
+
+#if defined(__AVX512F__)
+inline void stream(float* p, VF v) { _mm512_stream_ps(p, v); }
+inline void stream_fence() { _mm_sfence(); }
+#else
+inline void stream(float* p, VF v) { v.store_aligned(p); }
+inline void stream_fence() {}
+#endif
 
 // ---- exp -------------------------------------------------------------------
 // The kernels' exp: Cody-Waite reduction x = n ln2 + r (|r| <= ln2/2), a

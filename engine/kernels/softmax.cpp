@@ -125,31 +125,17 @@ void log_softmax_row(const float* x, float* y, int64_t n, const float* next) {
 // once, as in a copy). Softmax keeps row r's exps in a two-row ring that
 // stays in L1. Used when y is 64-byte aligned and n % W == 0 (every row then
 // starts aligned), n small enough for the ring; otherwise the per-row path.
-#if defined(__AVX512F__)
-constexpr int64_t kStreamBytes = int64_t(8) << 20;  // beyond L2 (1 MiB) by far
-constexpr int64_t kStreamMaxRow = 16384;            // ring: 2 rows, <= 128 KiB in L2
+constexpr int64_t kStreamMaxRow = 16384;  // ring: 2 rows, <= 128 KiB in L2
 
 bool streamed(const float* y, int64_t rows, int64_t n) {
-  return n % W == 0 && n > 0 && n <= kStreamMaxRow && rows >= 2 &&
-         reinterpret_cast<uintptr_t>(y) % 64 == 0 &&
-         rows * n * int64_t(sizeof(float)) >= kStreamBytes;
+  return simd::stream_worth(y, rows, n) && n <= kStreamMaxRow;
 }
 
-// The row ranges of the threads, one contiguous block each. fn(r0, r1).
-template <class Fn>
-void over_row_blocks(int64_t rows, int64_t n, Fn fn) {
-  const int64_t blocks = num_threads();
-  parallel_for(blocks, rows * n, [&](int64_t b) {
-    const int64_t r0 = b * rows / blocks, r1 = (b + 1) * rows / blocks;
-    if (r0 < r1) fn(r0, r1);
-    _mm_sfence();  // the non-temporal stores are visible before the region ends
-  });
-}
-
-// x, y: rows [r0, r1) of [rows, n]; ring: 2 rows of n, W floats apart (rows
-// 4 KiB apart would stall every load of one behind the store to the other). Step r (r0..r1):
-// max of row r+1, e = exp(x - m) of row r into the ring (and its sum), y of
-// row r-1 = e * (1/sum) streamed out.
+// x, y: rows [r0, r1) of [rows, n]; ring: 2 rows of n, W floats apart (at
+// n floats apart, a 4 KiB multiple, every load of one row would wait behind
+// the store to the other: 4K aliasing). Step r (r0..r1): max of row r+1,
+// e = exp(x - m) of row r into the ring (and its sum), y of row r-1 =
+// e * (1/sum) streamed out.
 void softmax_rows_streamed(const float* x, float* y, int64_t r0, int64_t r1, int64_t n,
                            float* ring) {
   float m = row_max(x + r0 * n, n), inv = 0.f;  // row r's max, row r-1's 1/sum
@@ -171,11 +157,12 @@ void softmax_rows_streamed(const float* x, float* y, int64_t r0, int64_t r1, int
         e.store_unaligned(ec + i);
         s += e;
       }
-      if (prev) _mm512_stream_ps(yp + i, VF::load_unaligned(ep + i) * vi);
+      if (prev) simd::stream(yp + i, VF::load_unaligned(ep + i) * vi);
     }
     if (cur) inv = 1.f / simd::hsum(s);
     if (next) m = simd::hmax(mx);
   }
+  simd::stream_fence();
 }
 
 // Step r: max of row r+1, sum(exp(x - m)) of row r, y of row r-1 =
@@ -195,15 +182,13 @@ void log_softmax_rows_streamed(const float* x, float* y, int64_t r0, int64_t r1,
     for (int64_t i = 0; i < n; i += W) {
       if (next) mx = xsimd::max(mx, VF::load_unaligned(xn + i));
       if (cur) s += simd::exp(VF::load_unaligned(xc + i) - vm);
-      if (prev) _mm512_stream_ps(yp + i, (VF::load_unaligned(xp + i) - vmp) - vlp);
+      if (prev) simd::stream(yp + i, (VF::load_unaligned(xp + i) - vmp) - vlp);
     }
     if (cur) mp = m, lp = std::log(simd::hsum(s));
     if (next) m = simd::hmax(mx);
   }
+  simd::stream_fence();
 }
-#else
-bool streamed(const float*, int64_t, int64_t) { return false; }
-#endif
 
 // ---- backward rows ------------------------------------------------------------
 // Each is a reduction pass then a write pass over the same row, which is still
@@ -322,13 +307,11 @@ void check_input(const Tensor& x, const char* op) {
 // -inf give those positions weight 0 (log-softmax: -inf).
 
 void softmax_forward(const float* x, float* y, int64_t rows, int64_t n) {
-#if defined(__AVX512F__)
   if (streamed(y, rows, n))
-    return over_row_blocks(rows, n, [&](int64_t r0, int64_t r1) {
+    return parallel_row_blocks(rows, rows * n, [&](int64_t r0, int64_t r1) {
       std::vector<float> ring(size_t(2 * (n + W)));
       softmax_rows_streamed(x, y, r0, r1, n, ring.data());
     });
-#endif
 #pragma omp parallel for schedule(static) if (worth_threads(rows * n)) num_threads(num_threads())
   for (int64_t r = 0; r < rows; ++r)
     softmax_row(x + r * n, y + r * n, n, x + std::min(r + 1, rows - 1) * n);
@@ -356,11 +339,10 @@ void softmax_forward_ref(const float* x, float* y, int64_t rows, int64_t n) {
 }
 
 void log_softmax_forward(const float* x, float* y, int64_t rows, int64_t n) {
-#if defined(__AVX512F__)
   if (streamed(y, rows, n))
-    return over_row_blocks(
-        rows, n, [&](int64_t r0, int64_t r1) { log_softmax_rows_streamed(x, y, r0, r1, n); });
-#endif
+    return parallel_row_blocks(rows, rows * n, [&](int64_t r0, int64_t r1) {
+      log_softmax_rows_streamed(x, y, r0, r1, n);
+    });
 #pragma omp parallel for schedule(static) if (worth_threads(rows * n)) num_threads(num_threads())
   for (int64_t r = 0; r < rows; ++r)
     log_softmax_row(x + r * n, y + r * n, n, x + std::min(r + 1, rows - 1) * n);

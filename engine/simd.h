@@ -55,8 +55,7 @@ inline void store_partial(float* p, VF v, int n) {
 inline constexpr int64_t kStreamBytes = int64_t(8) << 20;
 
 inline bool stream_worth(const float* y, int64_t rows, int64_t n) {
-  return W == 16 && n > 0 && n % W == 0 && rows >= 2 &&
-         reinterpret_cast<uintptr_t>(y) % 64 == 0 &&
+  return W == 16 && n > 0 && n % W == 0 && rows >= 2 && reinterpret_cast<uintptr_t>(y) % 64 == 0 &&
          rows * n * int64_t(sizeof(float)) >= kStreamBytes;
 }
 

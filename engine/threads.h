@@ -24,4 +24,15 @@ void parallel_for(int64_t n, int64_t work, Fn fn) {
   for (int64_t i = 0; i < n; ++i) fn(i);
 }
 
+// fn(r0, r1) on one contiguous block of rows per thread (a kernel that
+// carries work from row to row). Blocks depend on the thread count.
+template <class Fn>
+void parallel_row_blocks(int64_t rows, int64_t work, Fn fn) {
+  const int64_t blocks = num_threads();
+  parallel_for(blocks, work, [&](int64_t b) {
+    const int64_t r0 = b * rows / blocks, r1 = (b + 1) * rows / blocks;
+    if (r0 < r1) fn(r0, r1);
+  });
+}
+
 }  // namespace qkv

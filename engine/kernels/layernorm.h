@@ -13,7 +13,9 @@ namespace qkv {
 void layernorm_stats(const float* x, int64_t rows, int64_t n, float eps, float* mean, float* rstd);
 void layernorm_stats_ref(const float* x, int64_t rows, int64_t n, float eps, float* mean,
                          float* rstd);
-// gamma, beta: [n] or null (no affine). y: [rows, n], may alias x.
+// gamma, beta: [n] or null (no affine). y: [rows, n], may alias x. Large
+// outputs (simd::stream_worth) are streamed: their mean/rstd may then differ
+// from layernorm_stats' in the last bits (the sums are accumulated in another order).
 void layernorm_forward(const float* x, const float* gamma, const float* beta, int64_t rows,
                        int64_t n, float eps, float* y, float* mean, float* rstd);
 void layernorm_forward_ref(const float* x, const float* gamma, const float* beta, int64_t rows,

@@ -1,5 +1,6 @@
 // Softmax and log-softmax over the last axis, forward and backward, and the
-// fused cross-entropy pair; one row at a time (threads split rows).
+// fused cross-entropy pair; one row at a time (threads split rows), or, for
+// large tensors, three rows in one streamed loop with non-temporal stores.
 // Standalone kernels: the online (running max + rescaled sum) form belongs to
 // the fused attention kernel, where the row is never stored.
 
@@ -57,10 +58,10 @@ float row_exp_sum(const float* x, float* y, int64_t n, float m, const float* nex
   int64_t i = 0;
   for (; i + 4 * W <= n; i += 4 * W) {
     for (int k = 0; k < 4 * W; k += kLine) __builtin_prefetch(next + i + k, 0, 3);
-    const VF e0 = xsimd::exp(VF::load_unaligned(x + i) - vm);
-    const VF e1 = xsimd::exp(VF::load_unaligned(x + i + W) - vm);
-    const VF e2 = xsimd::exp(VF::load_unaligned(x + i + 2 * W) - vm);
-    const VF e3 = xsimd::exp(VF::load_unaligned(x + i + 3 * W) - vm);
+    const VF e0 = simd::exp(VF::load_unaligned(x + i) - vm);
+    const VF e1 = simd::exp(VF::load_unaligned(x + i + W) - vm);
+    const VF e2 = simd::exp(VF::load_unaligned(x + i + 2 * W) - vm);
+    const VF e3 = simd::exp(VF::load_unaligned(x + i + 3 * W) - vm);
     if constexpr (Store) {
       e0.store_unaligned(y + i);
       e1.store_unaligned(y + i + W);
@@ -73,12 +74,12 @@ float row_exp_sum(const float* x, float* y, int64_t n, float m, const float* nex
     s3 += e3;
   }
   for (; i + W <= n; i += W) {
-    const VF e = xsimd::exp(VF::load_unaligned(x + i) - vm);
+    const VF e = simd::exp(VF::load_unaligned(x + i) - vm);
     if constexpr (Store) e.store_unaligned(y + i);
     s0 += e;
   }
   if (i < n) {
-    const VF e = xsimd::exp(simd::load_partial(x + i, int(n - i), kNegInf) - vm);
+    const VF e = simd::exp(simd::load_partial(x + i, int(n - i), kNegInf) - vm);
     if constexpr (Store) simd::store_partial(y + i, e, int(n - i));
     s1 += e;
   }
@@ -113,6 +114,82 @@ void log_softmax_row(const float* x, float* y, int64_t n, const float* next) {
   for (; i < n; ++i) y[i] = (x[i] - m) - lse;
 }
 
+// ---- streamed rows (large tensors) ----------------------------------------------
+// Above kStreamBytes of output the rows come from and go to memory, and the
+// per-row passes above leave it idle while exp runs (measured: a 4096x1024
+// softmax took the compute-only time plus nearly the whole memory time). Here
+// one loop over the columns works on three rows at once: the max of row r+1
+// (the only pass that reads memory, its misses overlapping the arithmetic),
+// the exp pass of row r, and the output of row r-1, written with non-temporal
+// stores (no read-for-ownership of y: memory traffic is then x once and y
+// once, as in a copy). Softmax keeps row r's exps in a two-row ring that
+// stays in L1. Used when y is 64-byte aligned and n % W == 0 (every row then
+// starts aligned), n small enough for the ring; otherwise the per-row path.
+constexpr int64_t kStreamMaxRow = 16384;  // ring: 2 rows, <= 128 KiB in L2
+
+bool streamed(const float* y, int64_t rows, int64_t n) {
+  return simd::stream_worth(y, rows, n) && n <= kStreamMaxRow;
+}
+
+// x, y: rows [r0, r1) of [rows, n]; ring: 2 rows of n, W floats apart (at
+// n floats apart, a 4 KiB multiple, every load of one row would wait behind
+// the store to the other: 4K aliasing). Step r (r0..r1): max of row r+1,
+// e = exp(x - m) of row r into the ring (and its sum), y of row r-1 =
+// e * (1/sum) streamed out.
+void softmax_rows_streamed(const float* x, float* y, int64_t r0, int64_t r1, int64_t n,
+                           float* ring) {
+  float m = row_max(x + r0 * n, n), inv = 0.f;  // row r's max, row r-1's 1/sum
+  for (int64_t r = r0; r <= r1; ++r) {
+    const bool next = r + 1 < r1;  // steps: max of r+1, exp of r, output of r-1
+    const bool cur = r < r1;
+    const bool prev = r > r0;
+    const float* xn = x + (r + 1) * n;
+    const float* xc = x + r * n;
+    float* ec = ring + (r & 1) * (n + W);
+    const float* ep = ring + ((r + 1) & 1) * (n + W);  // row r-1's
+    float* yp = y + (r - 1) * n;
+    const VF vm(m), vi(inv);
+    VF mx(kNegInf), s(0.f);
+    for (int64_t i = 0; i < n; i += W) {
+      if (next) mx = xsimd::max(mx, VF::load_unaligned(xn + i));
+      if (cur) {
+        const VF e = simd::exp(VF::load_unaligned(xc + i) - vm);
+        e.store_unaligned(ec + i);
+        s += e;
+      }
+      if (prev) simd::stream(yp + i, VF::load_unaligned(ep + i) * vi);
+    }
+    if (cur) inv = 1.f / simd::hsum(s);
+    if (next) m = simd::hmax(mx);
+  }
+  simd::stream_fence();
+}
+
+// Step r: max of row r+1, sum(exp(x - m)) of row r, y of row r-1 =
+// (x - max) - logsum streamed out (row r-1 of x is still in L1).
+void log_softmax_rows_streamed(const float* x, float* y, int64_t r0, int64_t r1, int64_t n) {
+  float m = row_max(x + r0 * n, n), mp = 0.f, lp = 0.f;  // row r's max; row r-1's max, logsum
+  for (int64_t r = r0; r <= r1; ++r) {
+    const bool next = r + 1 < r1;  // steps: max of r+1, exp of r, output of r-1
+    const bool cur = r < r1;
+    const bool prev = r > r0;
+    const float* xn = x + (r + 1) * n;
+    const float* xc = x + r * n;
+    const float* xp = x + (r - 1) * n;
+    float* yp = y + (r - 1) * n;
+    const VF vm(m), vmp(mp), vlp(lp);
+    VF mx(kNegInf), s(0.f);
+    for (int64_t i = 0; i < n; i += W) {
+      if (next) mx = xsimd::max(mx, VF::load_unaligned(xn + i));
+      if (cur) s += simd::exp(VF::load_unaligned(xc + i) - vm);
+      if (prev) simd::stream(yp + i, (VF::load_unaligned(xp + i) - vmp) - vlp);
+    }
+    if (cur) mp = m, lp = std::log(simd::hsum(s));
+    if (next) m = simd::hmax(mx);
+  }
+  simd::stream_fence();
+}
+
 // ---- backward rows ------------------------------------------------------------
 // Each is a reduction pass then a write pass over the same row, which is still
 // in L1/L2 for the second: one trip through memory per tensor.
@@ -133,12 +210,12 @@ void log_softmax_backward_row(const float* y, const float* dy, float* dx, int64_
   int64_t i = 0;
   const VF vs(sum);
   for (; i + W <= n; i += W)
-    xsimd::fnma(xsimd::exp(VF::load_unaligned(y + i)), vs, VF::load_unaligned(dy + i))
+    xsimd::fnma(simd::exp(VF::load_unaligned(y + i)), vs, VF::load_unaligned(dy + i))
         .store_unaligned(dx + i);
   if (i < n) {  // exp on a partial vector: 0-filled lanes are computed, not stored
     const int k = int(n - i);
     simd::store_partial(dx + i,
-                        xsimd::fnma(xsimd::exp(simd::load_partial(y + i, k, 0.f)), vs,
+                        xsimd::fnma(simd::exp(simd::load_partial(y + i, k, 0.f)), vs,
                                     simd::load_partial(dy + i, k, 0.f)),
                         k);
   }
@@ -158,10 +235,10 @@ std::pair<float, float> ce_row_sums(const float* x, int64_t n, float m, const fl
     for (int k = 0; k < 4 * W; k += kLine) __builtin_prefetch(next + i + k, 0, 3);
     const VF a = VF::load_unaligned(x + i), b = VF::load_unaligned(x + i + W);
     const VF c = VF::load_unaligned(x + i + 2 * W), d = VF::load_unaligned(x + i + 3 * W);
-    s0 += xsimd::exp(a - vm);
-    s1 += xsimd::exp(b - vm);
-    s2 += xsimd::exp(c - vm);
-    s3 += xsimd::exp(d - vm);
+    s0 += simd::exp(a - vm);
+    s1 += simd::exp(b - vm);
+    s2 += simd::exp(c - vm);
+    s3 += simd::exp(d - vm);
     if constexpr (SumX) {
       t0 += a + b;
       t1 += c + d;
@@ -169,12 +246,12 @@ std::pair<float, float> ce_row_sums(const float* x, int64_t n, float m, const fl
   }
   for (; i + W <= n; i += W) {
     const VF a = VF::load_unaligned(x + i);
-    s0 += xsimd::exp(a - vm);
+    s0 += simd::exp(a - vm);
     if constexpr (SumX) t0 += a;
   }
   if (i < n) {
     const int k = int(n - i);
-    s1 += xsimd::exp(simd::load_partial(x + i, k, kNegInf) - vm);
+    s1 += simd::exp(simd::load_partial(x + i, k, kNegInf) - vm);
     if constexpr (SumX) t1 += simd::load_partial(x + i, k, 0.f);
   }
   return {simd::hsum((s0 + s1) + (s2 + s3)), SumX ? simd::hsum(t0 + t1) : 0.f};
@@ -208,11 +285,11 @@ void ce_row_backward(const float* x, int64_t C, int32_t t, float m, float l, flo
   const VF vm(m), vl(l), vg(g), vq(g * ls / float(C));
   int64_t i = 0;
   for (; i + W <= C; i += W)
-    xsimd::fms(vg, xsimd::exp((VF::load_unaligned(x + i) - vm) - vl), vq).store_unaligned(dx + i);
+    xsimd::fms(vg, simd::exp((VF::load_unaligned(x + i) - vm) - vl), vq).store_unaligned(dx + i);
   if (i < C) {
     const int k = int(C - i);
     simd::store_partial(
-        dx + i, xsimd::fms(vg, xsimd::exp((simd::load_partial(x + i, k, 0.f) - vm) - vl), vq), k);
+        dx + i, xsimd::fms(vg, simd::exp((simd::load_partial(x + i, k, 0.f) - vm) - vl), vq), k);
   }
   dx[t] -= g * (1.f - ls);
 }
@@ -230,6 +307,11 @@ void check_input(const Tensor& x, const char* op) {
 // -inf give those positions weight 0 (log-softmax: -inf).
 
 void softmax_forward(const float* x, float* y, int64_t rows, int64_t n) {
+  if (streamed(y, rows, n))
+    return parallel_row_blocks(rows, rows * n, [&](int64_t r0, int64_t r1) {
+      std::vector<float> ring(size_t(2 * (n + W)));
+      softmax_rows_streamed(x, y, r0, r1, n, ring.data());
+    });
 #pragma omp parallel for schedule(static) if (worth_threads(rows * n)) num_threads(num_threads())
   for (int64_t r = 0; r < rows; ++r)
     softmax_row(x + r * n, y + r * n, n, x + std::min(r + 1, rows - 1) * n);
@@ -257,6 +339,10 @@ void softmax_forward_ref(const float* x, float* y, int64_t rows, int64_t n) {
 }
 
 void log_softmax_forward(const float* x, float* y, int64_t rows, int64_t n) {
+  if (streamed(y, rows, n))
+    return parallel_row_blocks(rows, rows * n, [&](int64_t r0, int64_t r1) {
+      log_softmax_rows_streamed(x, y, r0, r1, n);
+    });
 #pragma omp parallel for schedule(static) if (worth_threads(rows * n)) num_threads(num_threads())
   for (int64_t r = 0; r < rows; ++r)
     log_softmax_row(x + r * n, y + r * n, n, x + std::min(r + 1, rows - 1) * n);

@@ -143,6 +143,42 @@ TEST_SUITE("engine/layernorm") {
     }
   }
 
+  TEST_CASE("large tensors (the streamed path): reference, |mean| >> std rows, in place, threads") {
+    // >= 8 MiB of output with n % 16 == 0 and an aligned y take the streamed
+    // path; thread counts 1..3 give row blocks of odd sizes.
+    const int old = num_threads();
+    for (auto [rows, n] : {std::pair<int64_t, int64_t>{2053, 1024}, {131, 16384}}) {
+      Tensor x = rand_tensor({rows, n}, uint64_t(rows), -3.f, 3.f);
+      Generator gen{7};
+      Tensor far = normal({2, n}, 1000.f, 0.01f, gen);  // rows 0 and rows - 1
+      for (int64_t i = 0; i < n; ++i) {
+        x.at({0, i}) = far.at({0, i});
+        x.at({rows - 1, i}) = far.at({1, i});
+      }
+      Tensor g = rand_tensor({n}, 3, 0.5f, 2.f), b = rand_tensor({n}, 4);
+      Tensor want(x.shape()), wm(Shape{rows}), wr(Shape{rows});
+      layernorm_forward_ref(x.data(), g.data(), b.data(), rows, n, 1e-5f, want.data(), wm.data(),
+                            wr.data());
+      for (int t : {1, 2, 3}) {
+        set_num_threads(t);
+        const std::string what = dims(rows, n) + " at " + std::to_string(t) + " threads";
+        Tensor y(x.shape()), m(Shape{rows}), r(Shape{rows});
+        layernorm_forward(x.data(), g.data(), b.data(), rows, n, 1e-5f, y.data(), m.data(),
+                          r.data());
+        expect_close(y, want, 1e-4, what);  // 1e-4: the mean 1000 rows (as above)
+        expect_close(y.narrow_rows(1, rows - 1), want.narrow_rows(1, rows - 1), tol_for(n),
+                     what + " (other rows)");
+        expect_close(m, wm, tol_for(n), what + " mean");
+        expect_close(r, wr, 1e-4, what + " rstd");
+        Tensor z = x.clone();  // in place: the same bits
+        layernorm_forward(z.data(), g.data(), b.data(), rows, n, 1e-5f, z.data(), m.data(),
+                          r.data());
+        CHECK(z.to_vector() == y.to_vector());
+      }
+    }
+    set_num_threads(old);
+  }
+
   TEST_CASE("constant rows, one element, empty tensors") {
     // var = 0: rstd = 1/sqrt(eps), y = beta.
     Tensor x = full({3, 33}, 7.f), g = rand_tensor({33}, 1), b = rand_tensor({33}, 2);

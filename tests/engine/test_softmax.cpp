@@ -240,6 +240,52 @@ TEST_SUITE("engine/softmax") {
     CHECK(la == lb);
   }
 
+  TEST_CASE("large tensors (the streamed path): references, masks, NaN, in place, threads") {
+    // >= 8 MiB of output with n % 16 == 0 and an aligned y take the streamed
+    // path; thread counts 1..3 give row blocks of odd sizes, first and last rows.
+    const int old = num_threads();
+    for (auto [rows, n] : {std::pair<int64_t, int64_t>{2053, 1024}, {131, 16384}}) {
+      Tensor x = rand_tensor({rows, n}, uint64_t(rows), -8.f, 8.f);
+      for (int64_t i = 0; i < n; ++i) {
+        if (i % 3 == 1) x.at({1, i}) = -kInf;  // masked positions
+        x.at({rows - 1, i}) = -kInf;           // fully masked last row
+      }
+      x.at({rows / 2, 5}) = std::nanf("");
+      Tensor want(x.shape()), lwant(x.shape());
+      softmax_forward_ref(x.data(), want.data(), rows, n);
+      log_softmax_forward_ref(x.data(), lwant.data(), rows, n);
+      for (int t : {1, 2, 3}) {
+        set_num_threads(t);
+        const std::string what = dims(rows, n) + " at " + std::to_string(t) + " threads";
+        Tensor y = softmax(x), l = log_softmax(x);
+        for (int64_t i = 0; i < n; ++i) {  // masks, the all -inf row, the NaN row
+          if (i % 3 == 1) CHECK(y.at({1, i}) == 0.f);
+          if (i % 3 == 1) CHECK(l.at({1, i}) == -kInf);
+          for (int64_t r : {rows - 1, rows / 2}) {
+            CHECK(std::isnan(y.at({r, i})));
+            CHECK(std::isnan(l.at({r, i})));
+          }
+        }
+        // The special rows checked, the rest against the references.
+        Tensor w2 = want.clone(), l2 = lwant.clone();
+        for (int64_t r : {int64_t(1), rows - 1, rows / 2})
+          for (int64_t i = 0; i < n; ++i)
+            w2.at({r, i}) = l2.at({r, i}) = y.at({r, i}) = l.at({r, i}) = 0.f;
+        expect_close(y, w2, tol_for(n), "softmax " + what);
+        expect_close(l, l2, tol_for(n), "log_softmax " + what);
+        Tensor z = x.clone();  // in place: the same bits
+        softmax_forward(z.data(), z.data(), rows, n);
+        CHECK(z.narrow_rows(0, rows / 2).to_vector() ==
+              softmax(x).narrow_rows(0, rows / 2).to_vector());
+        z = x.clone();
+        log_softmax_forward(z.data(), z.data(), rows, n);
+        CHECK(z.narrow_rows(0, rows / 2).to_vector() ==
+              log_softmax(x).narrow_rows(0, rows / 2).to_vector());
+      }
+    }
+    set_num_threads(old);
+  }
+
   // ---- backward ---------------------------------------------------------------
 
   TEST_CASE("backward kernels match the reference over kSizes rows x kSizes columns") {

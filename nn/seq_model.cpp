@@ -89,19 +89,22 @@ DecodeOptions chunk_options(const DecodeOptions& o, const IntTensor& len,
 
 // Sources per decoded chunk. A batch decodes in chunks of sources of similar length: each
 // chunk is padded only to its own longest source (the encoder and every step's attention
-// run over S = that length: a batch of 256 sources of 10..30 tokens pads a third of its
-// encoder steps to the longest), and a chunk's keys/values (64 x 30 x 2 directions x
-// 128 x 4 B ~ 2 MB for the bench's Seq2Seq) stay in L2 across its steps, where 256 rows
-// (~8 MB, read whole at every step) do not. 64 rows still make the step's matmuls GEMMs.
-constexpr int64_t kDecodeChunk = 64;
+// run over S = that length: 256 sources of 10..30 tokens pad a third of their encoder
+// steps to the longest), and a chunk's keys/values (128 x 30 x 2 directions x 128 x 4 B
+// ~ 4 MB for the bench's Seq2Seq; a quarter of the whole batch's) are re-read at every step
+// from nearer caches. 128 sources keep the step's matmuls GEMMs; beam search has K = 5
+// rows per source, so its chunks take fewer sources. Measured (bench decode's Seq2Seq, 256
+// sources, one thread, CPU time): greedy 128 beat 64 and 256; beam 5: 64 beat 25, 32, 128.
+constexpr int64_t kGreedyChunk = 128, kBeamChunk = 64;
 
 // Decodes src_ids [N,S] / src_len [N] / max_len [N] by `decode` (one call per chunk, under
-// NoGrad) in chunks of at most kDecodeChunk sources sorted by length, each chunk cut to
+// NoGrad) in chunks of at most `chunk` sources sorted by length, each chunk cut to
 // its own widest source; returns the results in the caller's order. Equal to one call over
 // the whole batch, since every source decodes as if alone.
 template <class Decode>
 std::vector<Decoded> decode_by_length(const IntTensor& src_ids, const IntTensor& src_len,
-                                      const std::vector<int64_t>& max_len, Decode decode) {
+                                      const std::vector<int64_t>& max_len, int64_t chunk,
+                                      Decode decode) {
   const int64_t N = src_ids.size(0), S = src_ids.size(1);
   if (N == 1) return decode(src_ids, src_len, max_len);  // one source: nothing to sort
   // order: source indices by length (stable: equal lengths keep the caller's order)
@@ -111,8 +114,8 @@ std::vector<Decoded> decode_by_length(const IntTensor& src_ids, const IntTensor&
   std::stable_sort(order.begin(), order.end(),
                    [len](int64_t a, int64_t b) { return len[a] < len[b]; });
   std::vector<Decoded> out(static_cast<size_t>(N));
-  for (int64_t c0 = 0; c0 < N; c0 += kDecodeChunk) {
-    const int64_t n = std::min(kDecodeChunk, N - c0);
+  for (int64_t c0 = 0; c0 < N; c0 += chunk) {
+    const int64_t n = std::min(chunk, N - c0);
     const int64_t Sc = len[order[size_t(c0 + n - 1)]];  // sorted: the chunk's widest is last
     // ids: [n,Sc], lens: [n]
     IntTensor ids({n, Sc}), lens({n});
@@ -138,7 +141,7 @@ std::vector<Decoded> SeqToSeqModel::greedy_batch(const IntTensor& src_ids, const
   NoGrad ng;
   if (src_ids.size(0) == 0) return {};
   return decode_by_length(
-      src_ids, src_len, max_len,
+      src_ids, src_len, max_len, kGreedyChunk,
       [&](const IntTensor& ids, const IntTensor& len, const std::vector<int64_t>& limits) {
         return greedy_decode(*start_decoding(ids, len, 1), chunk_options(o, len, limits));
       });
@@ -154,7 +157,7 @@ std::vector<Decoded> SeqToSeqModel::beam_batch(const IntTensor& src_ids, const I
   NoGrad ng;
   if (src_ids.size(0) == 0) return {};
   return decode_by_length(
-      src_ids, src_len, max_len,
+      src_ids, src_len, max_len, kBeamChunk,
       [&](const IntTensor& ids, const IntTensor& len, const std::vector<int64_t>& limits) {
         return beam_decode(*start_decoding(ids, len, beam_size), chunk_options(o, len, limits),
                            beam_size, alpha);

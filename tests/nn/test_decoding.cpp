@@ -159,8 +159,8 @@ TEST_SUITE("nn/decoding") {
   }
 
   TEST_CASE("a batch of several length-sorted chunks comes back in the caller's order") {
-    // 150 sources (three chunks) in no length order, each with its own max_len: every result
-    // must be its own source's, decoded as if alone, and as wide as its own source.
+    // 150 sources (greedy: 2 chunks, beam: 3) in no length order, each with its own max_len: every
+    // result must be its own source's, decoded as if alone, and as wide as its own source.
     const Sources s = random_sources(150, 9, 7);
     const int32_t* len = s.len.data();
     REQUIRE_FALSE(std::is_sorted(len, len + s.len.numel()));

@@ -2,7 +2,8 @@
 // sources of different lengths give exactly what decoding each source alone
 // gives (tokens, scores within 1e-5, attention), for Seq2Seq without attention,
 // with Luong and Bahdanau attention, and the Transformer (cached and full
-// states); and sources leave the batch as they finish.
+// states); a batch decoded in length-sorted chunks comes back in the caller's order;
+// and sources leave the batch as they finish.
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -155,6 +156,36 @@ TEST_SUITE("nn/decoding") {
     const std::vector<Decoded> full =
         beam_decode(*t.start_decoding(s.ids, s.len, 5, false), d, 5, 0.6f);
     for (size_t n = 0; n < cached.size(); ++n) expect_same(cached[n], full[n], "cache vs full");
+  }
+
+  TEST_CASE("a batch of several length-sorted chunks comes back in the caller's order") {
+    // 150 sources (greedy: 2 chunks, beam: 3) in no length order, each with its own max_len: every
+    // result must be its own source's, decoded as if alone, and as wide as its own source.
+    const Sources s = random_sources(150, 9, 7);
+    const int32_t* len = s.len.data();
+    REQUIRE_FALSE(std::is_sorted(len, len + s.len.numel()));
+    Seq2SeqOptions o = seq2seq_options("luong");
+    Generator g(21);
+    Seq2Seq m(o, g);
+    m.eval();
+    sharpen(*m.out, o.eos, 4.f, 0.5f);
+    CHECK(check_batch_equals_alone(m, s).size() >= 2);
+    const std::vector<Decoded> d = m.greedy_batch(s.ids, s.len, s.max_len);
+    for (int64_t n = 0; n < s.len.numel(); ++n) {
+      INFO("source ", n);
+      CHECK(d[size_t(n)].attention.size(1) == len[n]);
+      CHECK(int64_t(d[size_t(n)].tokens.size()) <= s.max_len[size_t(n)]);
+    }
+
+    TransformerOptions t_o;
+    t_o.src_vocab = 9, t_o.tgt_vocab = 7, t_o.d_model = 16, t_o.nhead = 2;
+    t_o.num_encoder_layers = 1, t_o.num_decoder_layers = 1, t_o.dim_feedforward = 32;
+    t_o.dropout = 0.f, t_o.max_len = 32;
+    Generator t_g(8);
+    Transformer t(t_o, t_g);
+    t.eval();
+    sharpen(*t.out, t_o.eos, 3.f, 1.f);
+    CHECK(check_batch_equals_alone(t, s).size() >= 2);
   }
 
   TEST_CASE("finished sources leave the batch: fewer rows per step as sources end") {

@@ -47,6 +47,7 @@ void report(const Options& opt, const Result& r) {
                                 {"ms", r.ms},       {"gflops", r.gflops}, {"gbps", r.gbps}};
     if (r.peak_fraction >= 0) j["peak_fraction"] = r.peak_fraction;
     if (r.words_per_s >= 0) j["words_per_s"] = r.words_per_s;
+    if (r.speedup >= 0) j["speedup"] = r.speedup;
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("%-10s %-26s %2d thr %10.4f ms", r.suite.c_str(), r.name.c_str(), r.threads, r.ms);
@@ -54,6 +55,7 @@ void report(const Options& opt, const Result& r) {
     if (r.gbps > 0) std::printf(" %8.1f GB/s", r.gbps);
     if (r.peak_fraction >= 0) std::printf("  %5.1f%% of peak", 100 * r.peak_fraction);
     if (r.words_per_s >= 0) std::printf(" %10.1f words/s", r.words_per_s);
+    if (r.speedup >= 0) std::printf("  %5.1fx batch 1", r.speedup);
     std::printf("\n");
   }
   std::fflush(stdout);

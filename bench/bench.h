@@ -4,7 +4,8 @@
 //
 // JSON schema (one object per line, shared with bench/peers/):
 //   {"suite":..., "case":..., "threads":..., "ms":..., "gflops":..., "gbps":...}
-// plus optional suite-specific fields (gemm adds "peak_fraction", decode "words_per_s").
+// plus optional suite-specific fields (gemm adds "peak_fraction", decode "words_per_s" and,
+// for a batch, "speedup" over one source at a time).
 #pragma once
 #include <functional>
 #include <string>
@@ -30,6 +31,7 @@ struct Result {
   double gbps = 0;    // 0 when not meaningful
   double peak_fraction = -1;  // gemm only: gflops / measured FMA peak (< 0: absent)
   double words_per_s = -1;    // decode only: source sequences decoded per second (< 0: absent)
+  double speedup = -1;        // decode batch N: words_per_s over the batch-1 case's (< 0: absent)
 };
 
 // Median wall time in ms of fn() over repeats (after one warm-up call).

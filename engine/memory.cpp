@@ -188,7 +188,9 @@ void* alloc_aligned(size_t bytes) {
   if (bytes < kCacheMin) {
     keep_small_blocks_in_heap();
     void* p = std::aligned_alloc(64, bytes);
-    check(p != nullptr, scope_prefix(), "out of memory allocating ", bytes_str(double(bytes)));
+    // Not check(): its message parts (two strings) would be built on every allocation.
+    if (p == nullptr) [[unlikely]]
+      fail(scope_prefix(), "out of memory allocating ", bytes_str(double(bytes)));
     count_alloc(malloc_usable_size(p));
     return p;
   }
@@ -213,7 +215,8 @@ void* alloc_aligned(size_t bytes) {
     }
   }
   void* p = std::aligned_alloc(bytes >= kHuge ? kHuge : 64, bytes);
-  check(p != nullptr, scope_prefix(), "out of memory allocating ", bytes_str(double(bytes)));
+  if (p == nullptr) [[unlikely]]
+    fail(scope_prefix(), "out of memory allocating ", bytes_str(double(bytes)));
 #ifdef MADV_HUGEPAGE
   if (bytes >= kHuge) madvise(p, bytes, MADV_HUGEPAGE);  // advisory: failure is harmless
 #endif

@@ -8,6 +8,8 @@
 # and makes the exit status 1: fix it, then add the input to fuzz/corpus/NAME/.
 #   fuzz/run.sh [SECONDS] [NAME ...]    default: every target listed in fuzz/meson.build
 #   QKV_FUZZ_BUILD_DIR   build directory (default: build-fuzz)
+#   QKV_FUZZ_RUNS        also stop a target after this many inputs (the long
+#                        runs: QKV_FUZZ_RUNS=1000000 fuzz/run.sh 600)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
@@ -31,6 +33,7 @@ for n in "${names[@]}"; do
   log="$build/fuzz_$n.log"
   start=$SECONDS
   "$build/fuzz/fuzz_$n" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+    ${QKV_FUZZ_RUNS:+-runs=$QKV_FUZZ_RUNS} \
     -print_final_stats=1 -artifact_prefix="$build/findings/$n-" \
     "$build/corpus/$n" "fuzz/corpus/$n" >"$log" 2>&1
   status=$?

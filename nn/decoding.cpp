@@ -53,10 +53,52 @@ int64_t check_options(const DecodeOptions& o, const char* op) {
   return N;
 }
 
+// The rows that stay, as new row k <- old row keep[k]: the live rows among the first `live`
+// keep their places and the live rows after them fill the gaps, so keep[k] >= k and each
+// row moves at most once: a state can select in place, moving one row per retired row
+// (rather than every row after the first retired one).
+void retire_rows(const std::vector<uint8_t>& alive, size_t R, size_t live,
+                 std::vector<int32_t>& keep) {
+  keep.resize(live);
+  size_t tail = R;  // the next live row from the end to fill a gap with
+  for (size_t k = 0; k < live; ++k) {
+    if (alive[k]) {
+      keep[k] = int32_t(k);
+      continue;
+    }
+    do --tail;
+    while (!alive[tail]);
+    keep[k] = int32_t(tail);
+  }
+}
+
 }  // namespace
 
 float normalised_score(double logp, size_t len, float alpha) {
   return float(logp / std::pow(double(std::max<size_t>(len, 1)), double(alpha)));
+}
+
+bool selects_in_place(const IntTensor& rows) {
+  std::vector<bool> taken;
+  for (int64_t k = 0; k < rows.numel(); ++k) {
+    const int32_t r = rows.data()[k];
+    if (r < k) return false;
+    if (size_t(r) >= taken.size()) taken.resize(size_t(r) + 1);
+    if (taken[size_t(r)]) return false;
+    taken[size_t(r)] = true;
+  }
+  return true;
+}
+
+void select_rows(Tensor& x, const IntTensor& rows, bool in_place) {
+  if (!in_place || !x.sole_owner()) {
+    x = index_select(x, rows);
+    return;
+  }
+  const int64_t W = x.numel() / std::max<int64_t>(x.size(0), 1);
+  for (int64_t k = 0; k < rows.numel(); ++k)
+    if (rows.data()[k] != k) std::copy_n(x.data() + rows.data()[k] * W, W, x.data() + k * W);
+  x = x.narrow_rows(0, rows.numel());
 }
 
 // ---- greedy -------------------------------------------------------------------------
@@ -73,12 +115,13 @@ std::vector<Decoded> greedy_decode(DecodeState& st, const DecodeOptions& o) {
   std::iota(source.begin(), source.end(), 0);
   IntTensor input = IntTensor::full({N}, o.bos);
   int64_t NH = 0;
-  std::vector<int32_t> keep, kept_source, next_token;
+  std::vector<int32_t> token(static_cast<size_t>(N)), keep;  // each row's token, kept rows
+  std::vector<uint8_t> alive(static_cast<size_t>(N));
   for (int64_t t = 0; !source.empty(); ++t) {
     const StepOutput s = st.step(input);
     const int64_t V = s.logp.size(1);
     if (s.head_attention.defined()) NH = s.head_attention.size(1);
-    keep.clear(), kept_source.clear(), next_token.clear();
+    size_t live = 0;
     for (size_t r = 0; r < source.size(); ++r) {
       const size_t n = size_t(source[r]);
       const int64_t Sn = o.src_len[n];
@@ -89,16 +132,20 @@ std::vector<Decoded> greedy_decode(DecodeState& st, const DecodeOptions& o) {
       append_row(s.attention, int64_t(r), Sn, run[n].rows);
       if (s.head_attention.defined())
         append_row(s.head_attention, int64_t(r), Sn, run[n].head_rows);
-      if (tok != o.eos && t + 1 < o.max_len[n]) {
-        keep.push_back(int32_t(r));
-        kept_source.push_back(int32_t(n));
-        next_token.push_back(tok);
-      }
+      token[r] = tok;
+      alive[r] = tok != o.eos && t + 1 < o.max_len[n];
+      live += alive[r];
     }
-    if (keep.empty()) break;
-    if (keep.size() < source.size()) st.select(IntTensor::from({int64_t(keep.size())}, keep));
-    source = kept_source;
-    input = IntTensor::from({int64_t(next_token.size())}, next_token);
+    if (live == 0) break;
+    if (live < source.size()) {
+      retire_rows(alive, source.size(), live, keep);
+      st.select(IntTensor::from({int64_t(live)}, keep));
+      for (size_t k = 0; k < live; ++k)
+        source[k] = source[size_t(keep[k])], token[k] = token[size_t(keep[k])];
+      source.resize(live);
+    }
+    input = IntTensor::from({int64_t(live)},
+                            std::vector<int32_t>(token.begin(), token.begin() + ptrdiff_t(live)));
   }
   for (size_t n = 0; n < size_t(N); ++n) {
     out[n].attention = attention_of(run[n].rows, o.src_len[n]);

@@ -54,4 +54,15 @@ std::vector<Decoded> beam_decode(DecodeState& st, const DecodeOptions& o, int64_
 // log-prob sum / len^alpha (len >= 1).
 float normalised_score(double logp, size_t len, float alpha);
 
+// ---- for DecodeState::select ----------------------------------------------------------
+// Whether new row k can overwrite old row k in place, in order: each old row taken at most
+// once and none from a row already overwritten (rows[k] >= k). greedy_decode retires rows
+// so, filling the gaps from the end: one row moves per retired row.
+bool selects_in_place(const IntTensor& rows);
+// x: [R,...] -> [R',...] its rows `rows`: in place (x becomes a view of its first R' rows:
+// no allocation, no copy of the rows that stay) when in_place and x alone holds its
+// storage, else a copy. A source leaving a batch of 256 then moves a few rows of its
+// encoder memory instead of copying all of it at every step.
+void select_rows(Tensor& x, const IntTensor& rows, bool in_place);
+
 }  // namespace qkv

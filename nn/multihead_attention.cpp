@@ -10,7 +10,9 @@
 
 #include "autograd/ops.h"
 #include "engine/error.h"
+#include "engine/kernels/row_moments.h"
 #include "engine/rng.h"
+#include "nn/decoding.h"
 #include "nn/init.h"
 
 namespace qkv {
@@ -37,8 +39,9 @@ Tensor mask_4d(const Tensor& m, int64_t B, int64_t NH) {
 }  // namespace
 
 void KVCache::select_rows(const IntTensor& rows) {
-  k = index_select(k, rows);
-  v = index_select(v, rows);
+  const bool in_place = selects_in_place(rows);
+  qkv::select_rows(k, rows, in_place);
+  qkv::select_rows(v, rows, in_place);
 }
 
 MultiheadAttention::MultiheadAttention(const MultiheadAttentionOptions& opt, Generator& gen)
@@ -176,9 +179,7 @@ void MultiheadAttention::attend_cached(const float* q, const KVCache& c,
       const float* vb = c.v.data() + (r * NH + h) * cap * HD;
       float m = -std::numeric_limits<float>::infinity();
       for (int64_t j = 0; j < L; ++j) {
-        float d = 0.f;
-        for (int64_t e = 0; e < HD; ++e) d += qr[e] * kb[j * HD + e];
-        s[size_t(j)] = d * scale;
+        s[size_t(j)] = rows::dot(qr, kb + j * HD, HD) * scale;
         m = std::max(m, s[size_t(j)]);
       }
       double z = 0;

@@ -16,6 +16,7 @@
 
 #include "engine/kernels/optim.h"
 #include "engine/threads.h"
+#include "nn/metadata.h"
 
 namespace qkv {
 
@@ -25,19 +26,7 @@ namespace {
 // streams of one chunk stay in the 1 MB L2 while it is updated.
 constexpr int64_t kChunk = 16384;
 
-// ---- metadata formatting -------------------------------------------------------
-
-// The shortest of %.15g/%.16g/%.17g that reads back as x ("0.9", not
-// "0.90000000000000002"); 17 digits round-trip any double.
-std::string fmt_double(double x) {
-  char buf[40];
-  for (int digits = 15; digits <= 17; ++digits) {
-    std::snprintf(buf, sizeof buf, "%.*g", digits, x);
-    if (std::strtod(buf, nullptr) == x) break;
-  }
-  return buf;
-}
-std::string fmt_bool(bool b) { return b ? "true" : "false"; }
+// ---- metadata reading ----------------------------------------------------------
 
 const std::string& meta_get(const StateMetadata& meta, const std::string& prefix,
                             const std::string& key, const std::string& who) {
@@ -46,34 +35,20 @@ const std::string& meta_get(const StateMetadata& meta, const std::string& prefix
   return it->second;
 }
 
-double parse_double(const std::string& s, const std::string& key, const std::string& who) {
-  char* end = nullptr;
-  double x = std::strtod(s.c_str(), &end);
-  check(!s.empty() && end == s.c_str() + s.size(), who, ": metadata '", key,
-        "' is not a number: '", s, "'");
-  return x;
-}
-
-int64_t parse_int(const std::string& s, const std::string& key, const std::string& who) {
-  char* end = nullptr;
-  long long x = std::strtoll(s.c_str(), &end, 10);
-  check(!s.empty() && end == s.c_str() + s.size() && x >= 0, who, ": metadata '", key,
-        "' is not a count >= 0: '", s, "'");
-  return int64_t(x);
-}
-
-bool parse_bool(const std::string& s, const std::string& key, const std::string& who) {
-  check(s == "true" || s == "false", who, ": metadata '", key, "' is not true/false: '", s, "'");
-  return s == "true";
+// A count (steps, parameters): an unsigned integer that fits int64_t.
+int64_t parse_count(const std::string& s, const std::string& key, const std::string& who) {
+  const uint64_t n = parse_meta_uint(s, key, who);
+  check(n <= uint64_t(INT64_MAX), who, ": metadata '", key, "' is too large: '", s, "'");
+  return int64_t(n);
 }
 
 double meta_double(const StateMetadata& meta, const std::string& prefix, const char* key,
                    const std::string& who) {
-  return parse_double(meta_get(meta, prefix, key, who), prefix + key, who);
+  return parse_meta_double(meta_get(meta, prefix, key, who), prefix + key, who);
 }
 bool meta_bool(const StateMetadata& meta, const std::string& prefix, const char* key,
                const std::string& who) {
-  return parse_bool(meta_get(meta, prefix, key, who), prefix + key, who);
+  return parse_meta_bool(meta_get(meta, prefix, key, who), prefix + key, who);
 }
 
 void check_lr(double lr, const char* who) {
@@ -132,7 +107,7 @@ void Optimizer::step() {
 }
 
 std::string Optimizer::describe() const {
-  std::string s = std::string(name()) + "(lr=" + fmt_double(lr_);
+  std::string s = std::string(name()) + "(lr=" + meta_string(lr_);
   for (const auto& [k, v] : hparams()) s += ", " + k + "=" + v;
   return s + ")";
 }
@@ -158,7 +133,7 @@ StateMetadata Optimizer::state_metadata(const std::string& prefix) const {
     steps += std::to_string(param_steps_[i]);
   }
   m[prefix + "param_steps"] = steps;
-  m[prefix + "lr"] = fmt_double(lr_);
+  m[prefix + "lr"] = meta_string(lr_);
   for (const auto& [k, v] : hparams()) m[prefix + k] = v;
   return m;
 }
@@ -177,17 +152,17 @@ void Optimizer::load_state(const std::map<std::string, Tensor>& tensors,
   check(kind == name(), who, ": the state is from ", kind, ", not ", name());
   const size_t n = params_.size();
   const int64_t n_saved =
-      parse_int(meta_get(metadata, prefix, "num_params", who), prefix + "num_params", who);
+      parse_count(meta_get(metadata, prefix, "num_params", who), prefix + "num_params", who);
   check(n_saved == int64_t(n), who, ": the state has ", n_saved, " parameters, this optimizer ",
         n);
-  const int64_t step = parse_int(meta_get(metadata, prefix, "step", who), prefix + "step", who);
+  const int64_t step = parse_count(meta_get(metadata, prefix, "step", who), prefix + "step", who);
   std::vector<int64_t> steps;
   {
     const std::string& s = meta_get(metadata, prefix, "param_steps", who);
     size_t pos = 0;
     while (pos <= s.size() && !s.empty()) {
       size_t comma = std::min(s.find(',', pos), s.size());
-      steps.push_back(parse_int(s.substr(pos, comma - pos), prefix + "param_steps", who));
+      steps.push_back(parse_count(s.substr(pos, comma - pos), prefix + "param_steps", who));
       pos = comma + 1;
     }
     check(steps.size() == n, who, ": metadata '", prefix, "param_steps' has ", steps.size(),
@@ -263,10 +238,10 @@ std::vector<Optimizer::Slot> SGD::slots() {
 }
 
 SGD::Hparams SGD::hparams() const {
-  return {{"momentum", fmt_double(opt_.momentum)},
-          {"dampening", fmt_double(opt_.dampening)},
-          {"weight_decay", fmt_double(opt_.weight_decay)},
-          {"nesterov", fmt_bool(opt_.nesterov)}};
+  return {{"momentum", meta_string(opt_.momentum)},
+          {"dampening", meta_string(opt_.dampening)},
+          {"weight_decay", meta_string(opt_.weight_decay)},
+          {"nesterov", meta_string(opt_.nesterov)}};
 }
 
 void SGD::load_hparams(const StateMetadata& meta, const std::string& prefix) {
@@ -349,11 +324,11 @@ std::vector<Optimizer::Slot> Adam::slots() {
 }
 
 Adam::Hparams Adam::hparams() const {
-  return {{"beta1", fmt_double(opt_.beta1)},
-          {"beta2", fmt_double(opt_.beta2)},
-          {"eps", fmt_double(opt_.eps)},
-          {"weight_decay", fmt_double(opt_.weight_decay)},
-          {"amsgrad", fmt_bool(opt_.amsgrad)}};
+  return {{"beta1", meta_string(opt_.beta1)},
+          {"beta2", meta_string(opt_.beta2)},
+          {"eps", meta_string(opt_.eps)},
+          {"weight_decay", meta_string(opt_.weight_decay)},
+          {"amsgrad", meta_string(opt_.amsgrad)}};
 }
 
 void Adam::load_hparams(const StateMetadata& meta, const std::string& prefix) {

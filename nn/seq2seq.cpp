@@ -407,18 +407,23 @@ class Seq2SeqDecodeState : public DecodeState {
   }
 
   void select(const IntTensor& rows) override {
-    st_.h = index_select(st_.h, rows);
-    if (st_.c.defined()) st_.c = index_select(st_.c, rows);
-    if (st_.feed.defined()) st_.feed = index_select(st_.feed, rows);
+    const bool in_place = selects_in_place(rows);
+    for (Var* v : {&st_.h, &st_.c, &st_.feed})
+      if (v->defined()) select_rows(v->value_mut(), rows, in_place);
     IntTensor sources = gather(row_source_, rows);
     if (sources.numel() == row_source_.numel() &&
         std::equal(sources.begin(), sources.end(), row_source_.begin()))
       return;  // the same sources in the same rows: the memory stays
-    mem_.outputs = index_select(mem_.outputs, rows);
-    mem_.summary = index_select(mem_.summary, rows);
-    if (mem_.keys.keys.defined()) mem_.keys.keys = index_select(mem_.keys.keys, rows);
-    if (mem_.keys.proj.defined()) mem_.keys.proj = index_select(mem_.keys.proj, rows);
-    if (mem_.keys.mask.defined()) mem_.keys.mask = index_select(mem_.keys.mask, rows);
+    // The attention keys are the encoder outputs themselves (prepare()): select them once.
+    const bool keys_are_outputs =
+        mem_.keys.keys.defined() && mem_.keys.keys.value().data() == mem_.outputs.value().data();
+    for (Var* v : {&mem_.outputs, &mem_.summary, &mem_.keys.proj})
+      if (v->defined()) select_rows(v->value_mut(), rows, in_place);
+    if (keys_are_outputs)
+      mem_.keys.keys = mem_.outputs;
+    else if (mem_.keys.keys.defined())
+      select_rows(mem_.keys.keys.value_mut(), rows, in_place);
+    if (mem_.keys.mask.defined()) select_rows(mem_.keys.mask, rows, in_place);
     src_len_ = gather(src_len_, rows);
     row_source_ = std::move(sources);
   }

@@ -365,7 +365,8 @@ void draw_panel(std::ostringstream& o, const std::vector<Series>& panel, const R
       for (size_t i = 0; i < s.x.size(); ++i)
         if (ok_point(s, i))
           o << "<circle cx=\"" << px(X(s.x[i])) << "\" cy=\"" << px(Y(s.y[i]))
-            << "\" r=\"2.5\" fill=\"" << color << "\"/>\n";
+            << "\" r=\"2.5\" fill=\"" << color << "\"><title>" << xml_escape(s.name)
+            << ": x=" << fmt(s.x[i]) << ", y=" << fmt(s.y[i]) << "</title></circle>\n";
     const double ly = top + 12 + double(k) * 16, lx = kLeft + kPlotW + 14;
     o << "<line x1=\"" << px(lx) << "\" y1=\"" << px(ly) << "\" x2=\"" << px(lx + 18) << "\" y2=\""
       << px(ly) << "\" stroke=\"" << color << "\" stroke-width=\"2\"/>\n<text x=\"" << px(lx + 24)
@@ -396,19 +397,27 @@ std::string curves_svg(const std::vector<std::vector<Series>>& panels, const std
   return o.str();
 }
 
-std::string line_chart_svg(const std::vector<Series>& series, const std::string& title,
+std::string line_chart_svg(const std::vector<Panel>& panels, const std::string& title,
                            const std::string& x_label, const std::string& y_label) {
-  Range xr;
-  for (const auto& s : series) {
-    check_series(s);
-    for (size_t i = 0; i < s.x.size(); ++i)
-      if (ok_point(s, i)) xr.add(s.x[i]);
-  }
-  xr.finish();
+  constexpr double kPanelTitleH = 18;  // room for a panel's title above its frame
+  const double H =
+      kTitleH + double(std::max<size_t>(panels.size(), 1)) * (kPanelH + kPanelTitleH) + 10;
   std::ostringstream o;
-  svg_open(o, kWidth, kTitleH + kPanelH + 10,
-           "font-family=\"DejaVu Sans, sans-serif\" font-size=\"11\"", "20", title);
-  draw_panel(o, series, xr, kTitleH + 10, x_label, y_label, true);
+  svg_open(o, kWidth, H, "font-family=\"DejaVu Sans, sans-serif\" font-size=\"11\"", "20", title);
+  for (size_t p = 0; p < panels.size(); ++p) {
+    Range xr;  // each panel its own: the tasks' lengths need not overlap
+    for (const auto& s : panels[p].series) {
+      check_series(s);
+      for (size_t i = 0; i < s.x.size(); ++i)
+        if (ok_point(s, i)) xr.add(s.x[i]);
+    }
+    xr.finish();
+    const double top = kTitleH + kPanelTitleH + double(p) * (kPanelH + kPanelTitleH) + 10;
+    if (!panels[p].title.empty())
+      o << "<text x=\"" << px(kLeft) << "\" y=\"" << px(top - 6) << "\" font-weight=\"bold\">"
+        << xml_escape(panels[p].title) << "</text>\n";
+    draw_panel(o, panels[p].series, xr, top, x_label, y_label, true);
+  }
   o << "</svg>\n";
   return o.str();
 }
@@ -485,6 +494,11 @@ std::string confusion_svg(const std::vector<int64_t>& counts,
     << "\" fill=\"none\" stroke=\"#808080\" stroke-width=\"1\"/>\n";
   o << "</svg>\n";
   return o.str();
+}
+
+std::string line_chart_svg(const std::vector<Series>& series, const std::string& title,
+                           const std::string& x_label, const std::string& y_label) {
+  return line_chart_svg(std::vector<Panel>{{"", series}}, title, x_label, y_label);
 }
 
 // ---- files ----------------------------------------------------------------------

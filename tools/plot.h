@@ -29,8 +29,17 @@ struct Series {
 // vertically, each with its own y axis, ticks and a legend; x is the step.
 std::string curves_svg(const std::vector<std::vector<Series>>& panels, const std::string& title);
 
-// One panel of lines y(x), one per series, with a legend and a dot at every point
-// (e.g. a metric against source length, one line per run: Bahdanau et al.'s Fig. 2).
+// Panels of lines y(x), stacked top to bottom, one line per series with a legend and a
+// dot at every point (hover: its name, x and y), each panel with its own x and y range
+// and its title above it (e.g. a metric against source length on two tasks, one line
+// per run: Bahdanau et al.'s Fig. 2 twice).
+struct Panel {
+  std::string title;  // "" for none
+  std::vector<Series> series;
+};
+std::string line_chart_svg(const std::vector<Panel>& panels, const std::string& title,
+                           const std::string& x_label, const std::string& y_label);
+// One untitled panel.
 std::string line_chart_svg(const std::vector<Series>& series, const std::string& title,
                            const std::string& x_label, const std::string& y_label);
 

@@ -138,8 +138,8 @@ struct PredictArgs {
 
 struct PlotArgs {
   std::vector<std::string> evals;  // `qkv eval --by-length` outputs
-  std::vector<std::string> labels;
-  std::string metric = "exact_match", out, title = "quality against source length";
+  std::vector<std::string> labels, metrics, panels;  // none, or one per EVAL.json (metrics: or one)
+  std::string out, title = "quality against source length", y_label;
 };
 
 struct DataArgs {
@@ -244,14 +244,35 @@ CLI::App* declare_plot(CLI::App& app, PlotArgs& a) {
   c->footer(
       "Each EVAL.json is the output of 'qkv eval ... --by-length' (one JSON line); each\n"
       "becomes one line of the chart (metric at each bucket's middle length), named by\n"
-      "--label or else by the experiment's name.");
+      "--label or else by the experiment's name. Runs of different tasks go in panels\n"
+      "(--panel, one per EVAL.json: files with the same panel share it; panels stack in\n"
+      "order of first use, each with its own axes) and may plot different metrics\n"
+      "(--metric, one per EVAL.json). 1-NAME plots one minus NAME, so G2P's word\n"
+      "accuracy (1-wer) and reversal's exact_match are the same quantity: the share of\n"
+      "sources decoded entirely right. Attention vs none on both tasks in one picture:\n"
+      "  qkv plot rev_att.json rev_none.json g2p_att.json g2p_none.json \\\n"
+      "    --metric exact_match --metric exact_match --metric 1-wer --metric 1-wer \\\n"
+      "    --panel 'reverse sequences' --panel 'reverse sequences' --panel G2P --panel G2P \\\n"
+      "    --label attention --label none --label attention --label none \\\n"
+      "    --y-label 'sequence accuracy' --out docs/length.svg");
   c->add_option("EVAL.json", a.evals, "evaluations by length")->type_name("")->required();
   c->add_option("--out", a.out, "the SVG to write")->type_name("FILE")->required();
-  c->add_option("--metric", a.metric, "the metric to draw")->type_name("NAME");
+  c->add_option("--metric", a.metrics,
+                "the metric to draw: one for all, or one per EVAL.json in order (repeatable); "
+                "1-NAME: one minus NAME")
+      ->type_name("NAME")
+      ->default_str("exact_match");
   c->add_option("--label", a.labels, "a line's name, one per EVAL.json in order (repeatable)")
       ->type_name("TEXT")
       ->default_str("the experiment names");
-  c->add_option("--title", a.title, "the chart's title")->type_name("TEXT");
+  c->add_option("--panel", a.panels,
+                "the panel (its title) of each EVAL.json in order (repeatable)")
+      ->type_name("TITLE")
+      ->default_str("one untitled panel");
+  c->add_option("--y-label", a.y_label, "the y axis's label")
+      ->type_name("TEXT")
+      ->default_str("the metrics, ' / '-separated");
+  c->add_option("--title", a.title, "the chart's title")->type_name("TEXT")->capture_default_str();
   return c;
 }
 
@@ -391,12 +412,12 @@ int cmd_eval(const EvalArgs& a) {
   qkv::runner::load_model(ex, a.checkpoint);
   const auto s = a.split == "valid" ? qkv::data::Split::valid : qkv::data::Split::test;
   const int64_t batch = ex.cfg.train.batch_size;
-  const qkv::runner::Metrics m = qkv::runner::evaluate(*ex.task, *ex.model, *ex.data, s, 0, batch);
+  const qkv::runner::Metrics m = qkv::runner::evaluate(*ex.task, *ex.data, s, 0, batch);
   qkv::Json out = {{"name", ex.cfg.name}, {"checkpoint", a.checkpoint}, {"split", a.split}};
   out["metrics"] = qkv::runner::metrics_json(m);
   if (a.by_length)
     out["by_length"] = qkv::runner::length_buckets_json(
-        qkv::runner::evaluate_by_length(*ex.task, *ex.model, *ex.data, s, a.bucket_width, batch));
+        qkv::runner::evaluate_by_length(*ex.task, *ex.data, s, a.bucket_width, batch));
   if (!a.confusion.empty()) {
     const qkv::runner::Confusion c = qkv::runner::confusion_matrix(*ex.model, *ex.data, s, batch);
     out["confusion"] = qkv::runner::confusion_json(c);
@@ -450,8 +471,8 @@ int cmd_predict(const PredictArgs& a) {
   return 0;
 }
 
-// One line of a length chart from a `qkv eval --by-length` output: the metric at each
-// bucket's middle length.
+// One line of a length chart from a `qkv eval --by-length` output: the metric (1-NAME:
+// one minus NAME) at each bucket's middle length.
 qkv::plot::Series length_series(const std::string& path, const std::string& metric) {
   std::ifstream f(path);
   if (!f.good()) throw qkv::Error(path + ": cannot read");
@@ -463,29 +484,49 @@ qkv::plot::Series length_series(const std::string& path, const std::string& metr
   }
   if (!j.is_object() || !j.contains("by_length") || !j["by_length"].is_array())
     throw qkv::Error(path + ": no \"by_length\" list (write it with 'qkv eval ... --by-length')");
+  const bool complement = metric.rfind("1-", 0) == 0;
+  const std::string name = complement ? metric.substr(2) : metric;
   qkv::plot::Series s;
   s.name = j.value("name", path);
   for (const qkv::Json& b : j["by_length"]) {
-    if (!b.contains("metrics") || !b["metrics"].contains(metric))
-      throw qkv::Error(path + ": no metric '" + metric + "' in by_length");
-    const qkv::Json& v = b["metrics"][metric];
+    if (!b.contains("metrics") || !b["metrics"].contains(name))
+      throw qkv::Error(path + ": no metric '" + name + "' in by_length");
+    const qkv::Json& v = b["metrics"][name];
+    const double y = v.is_number() ? v.get<double>() : std::nan("");
     s.x.push_back((b.value("min_len", 0.0) + b.value("max_len", 0.0)) / 2);
-    s.y.push_back(v.is_number() ? v.get<double>() : std::nan(""));
+    s.y.push_back(complement ? 1 - y : y);
   }
   return s;
 }
 
 int cmd_plot(const PlotArgs& a) {
-  if (!a.labels.empty() && a.labels.size() != a.evals.size())
-    throw UsageError("plot: " + std::to_string(a.labels.size()) + " --label for " +
-                     std::to_string(a.evals.size()) + " EVAL.json files");
-  std::vector<qkv::plot::Series> lines;
-  for (size_t i = 0; i < a.evals.size(); ++i) {
-    lines.push_back(length_series(a.evals[i], a.metric));
-    if (!a.labels.empty()) lines.back().name = a.labels[i];
+  const size_t n = a.evals.size();
+  auto per_file = [&](const std::vector<std::string>& v, const char* flag, bool one_for_all) {
+    if (!v.empty() && v.size() != n && !(one_for_all && v.size() == 1))
+      throw UsageError("plot: " + std::to_string(v.size()) + " " + flag + " for " +
+                       std::to_string(n) + " EVAL.json files");
+  };
+  per_file(a.labels, "--label", false);
+  per_file(a.metrics, "--metric", true);
+  per_file(a.panels, "--panel", false);
+  std::vector<qkv::plot::Panel> panels;
+  std::vector<std::string> metrics;  // distinct, in order: the default y label
+  for (size_t i = 0; i < n; ++i) {
+    const std::string metric =
+        a.metrics.empty() ? "exact_match" : a.metrics[a.metrics.size() == 1 ? 0 : i];
+    if (std::find(metrics.begin(), metrics.end(), metric) == metrics.end())
+      metrics.push_back(metric);
+    const std::string panel = a.panels.empty() ? "" : a.panels[i];
+    auto it = std::find_if(panels.begin(), panels.end(),
+                           [&](const qkv::plot::Panel& p) { return p.title == panel; });
+    if (it == panels.end()) it = panels.insert(panels.end(), {panel, {}});
+    it->series.push_back(length_series(a.evals[i], metric));
+    if (!a.labels.empty()) it->series.back().name = a.labels[i];
   }
-  qkv::plot::write_file(a.out,
-                        qkv::plot::line_chart_svg(lines, a.title, "source length", a.metric));
+  std::string y_label = a.y_label;
+  if (y_label.empty())
+    for (size_t i = 0; i < metrics.size(); ++i) y_label += (i ? " / " : "") + metrics[i];
+  qkv::plot::write_file(a.out, qkv::plot::line_chart_svg(panels, a.title, "source length", y_label));
   return 0;
 }
 

@@ -37,6 +37,22 @@ TEST_SUITE("tools/bench") {
                          doctest::Contains("bench: unknown suite 'nope'"), Error);
   }
 
+  TEST_CASE("decode suite (quick): each batch row's speedup is its words/s over batch 1's") {
+    bench::Options opt;
+    opt.quick = true;
+    opt.json = true;
+    const std::vector<bench::Result> rs = bench::suite_decode(opt);
+    REQUIRE(rs.size() == 8);  // seq2seq and transformer x greedy and beam 5 x batch 1 and N
+    for (size_t i = 0; i < rs.size(); i += 2) {
+      const bench::Result &one = rs[i], &batch = rs[i + 1];
+      INFO(one.name, " / ", batch.name);
+      CHECK(one.name.find("batch 1") != std::string::npos);
+      CHECK(one.speedup < 0);  // absent: no base of its own
+      CHECK(one.words_per_s > 0);
+      CHECK(batch.speedup == doctest::Approx(batch.words_per_s / one.words_per_s));
+    }
+  }
+
   TEST_CASE("verify rejects a wrong result") {
     std::vector<float> a = {1, 2, 3}, b = {1, 2, 3.5f};
     CHECK_NOTHROW(bench::verify("same", a.data(), a.data(), 3, 1e-6));

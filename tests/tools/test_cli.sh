@@ -130,6 +130,14 @@ printf '%s\n' "$out" >"$tmp/len_a.json"
   && python3 -c "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); t = ''.join(r.itertext()); sys.exit(0 if 'run a' in t and 'run b' in t and 'source length' in t else 1)" "$tmp/len.svg" \
   || { echo "FAIL: plot did not write a well-formed SVG with both runs"; fails=$((fails + 1)); }
 expect 1 "no metric 'bleu' in by_length" -- plot "$tmp/len_a.json" --metric bleu --out "$tmp/x.svg"
+# two tasks in two panels, each its own metric: G2P's word accuracy is 1 - wer
+printf '{"name":"g2p run","by_length":[{"min_len":1,"max_len":2,"examples":3,"metrics":{"wer":0.25,"per":0.1}}]}\n' >"$tmp/len_g2p.json"
+"$qkv" plot "$tmp/len_a.json" "$tmp/len_g2p.json" --metric exact_match --metric 1-wer --panel reversal --panel G2P --out "$tmp/len2.svg" \
+  && python3 -c "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); t = '|'.join(r.itertext()); sys.exit(0 if '|reversal|' in t and '|G2P|' in t and 'g2p run: x=1.5, y=0.75' in t and 'exact_match / 1-wer' in t else 1)" "$tmp/len2.svg" \
+  || { echo "FAIL: plot --panel/--metric per file did not draw both panels with 1 - wer"; fails=$((fails + 1)); }
+expect 1 "no metric 'bleu' in by_length" -- plot "$tmp/len_g2p.json" --metric 1-bleu --out "$tmp/x.svg"
+expect 2 "plot: 2 --metric for 3 EVAL.json files" -- plot "$tmp/len_a.json" "$tmp/len_b.json" "$tmp/len_g2p.json" --metric exact_match --metric 1-wer --out "$tmp/x.svg"
+expect 2 "plot: 1 --panel for 2 EVAL.json files" -- plot "$tmp/len_a.json" "$tmp/len_g2p.json" --panel a --out "$tmp/x.svg"
 expect 1 "$tmp/tiny.json: no \"by_length\" list" -- plot "$tmp/tiny.json" --out "$tmp/x.svg"
 expect 2 "plot: 1 --label for 2 EVAL.json files" -- plot "$tmp/len_a.json" "$tmp/len_b.json" --label a --out "$tmp/x.svg"
 # a classifier's confusion matrix: the SVG's count cells add up to the split, as the JSON's do

@@ -54,7 +54,7 @@ TEST_SUITE("tools/runner") {
     REQUIRE(want[1] != want[2]);
     CHECK(m.counts == want);
     CHECK(m.total() == 41);
-    const runner::Metrics e = runner::evaluate(*ex.task, *ex.model, d, Split::test, 0, 16);
+    const runner::Metrics e = runner::evaluate(*ex.task, d, Split::test, 0, 16);
     CHECK(double(m.correct()) == doctest::Approx(41 * runner::metric_value(e, "accuracy")));
     const Json j = runner::confusion_json(m);
     CHECK(j["classes"] == Json({"no", "yes"}));

@@ -93,8 +93,7 @@ Json toy_config(const std::string& type = "toy_bag") {
 
 runner::Experiment toy_experiment(const Json& c,
                                   data::Task task = data::Task::text_classification) {
-  return runner::make_experiment(runner::parse_config(c, "x"),
-                                 fake_majority(task));
+  return runner::make_experiment(runner::parse_config(c, "x"), fake_majority(task));
 }
 
 TEST_SUITE("tools/model_registry") {
@@ -110,8 +109,7 @@ TEST_SUITE("tools/model_registry") {
     CHECK(ex.cfg.resolved["model"]["embed"] == 4);
     CHECK(ex.task->metric_names() == std::vector<std::string>{"loss", "accuracy"});
 
-    const runner::Metrics before =
-        runner::evaluate(*ex.task, *ex.model, *ex.data, Split::valid, 0, 32);
+    const runner::Metrics before = runner::evaluate(*ex.task, *ex.data, Split::valid, 0, 32);
     runner::RunOptions quiet;
     quiet.quiet = true;
     const runner::TrainResult r = runner::train(ex, quiet);
@@ -120,8 +118,7 @@ TEST_SUITE("tools/model_registry") {
     CHECK(runner::metric_value(r.valid, "loss") < runner::metric_value(before, "loss"));
     CHECK(runner::metric_value(r.valid, "accuracy") >= 0.9);
     // evaluate agrees with the trainer's final evaluation.
-    const runner::Metrics again =
-        runner::evaluate(*ex.task, *ex.model, *ex.data, Split::valid, 0, 32);
+    const runner::Metrics again = runner::evaluate(*ex.task, *ex.data, Split::valid, 0, 32);
     CHECK(runner::metric_value(again, "accuracy") == runner::metric_value(r.valid, "accuracy"));
 
     const std::string text = runner::inspect_text(ex);

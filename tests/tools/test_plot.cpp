@@ -1,9 +1,10 @@
 // The pictures: SVG structure (tags balance, one <rect> per cell, labels
 // escaped, spaces visible), cell shades, panels per head, the terminal
 // rendering, curves with NaN / one point / constant series, nice ticks, line
-// charts (a metric against source length), the confusion matrix, and the
-// atomic file write.
+// charts (a metric against source length, panels with their own x ranges), the
+// confusion matrix, and the atomic file write.
 #include <regex>
+#include <string>
 
 #include "tests/test_utils.h"
 #include "tests/tools/temp_dir.h"
@@ -182,6 +183,35 @@ TEST_SUITE("tools/plot") {
           "confusion_svg: 3 counts vs 2 classes (4 expected)");
     CHECK(test::error_of([] { confusion_svg({1, -2, 3, 4}, {"a", "b"}, ""); }) ==
           "confusion_svg: negative count -2");
+  }
+
+  TEST_CASE("line_chart_svg: panels stacked, each with its title and its own x range") {
+    // Attention vs none on two tasks whose lengths do not overlap (reversal 1-60, G2P 1-20).
+    Panel rev{"reverse sequences",
+              {Series{"attention", {5, 55}, {1.0, 0.95}}, Series{"none", {5, 55}, {1.0, 0.0}}}};
+    Panel g2p{"G2P",
+              {Series{"attention", {2, 18}, {0.8, 0.6}}, Series{"none", {2, 18}, {0.7, 0.2}}}};
+    const std::string svg = line_chart_svg({rev, g2p}, "Fig. 2", "source length", "accuracy");
+    CHECK(xml_problem(svg) == "");
+    CHECK(svg.find(">reverse sequences</text>") != std::string::npos);
+    CHECK(svg.find(">G2P</text>") != std::string::npos);
+    CHECK(svg.find(">Fig. 2</text>") != std::string::npos);
+    CHECK(count(svg, "<polyline") == 4);
+    CHECK(count(svg, "<rect x=") == 1 + 2);  // the background and two frames
+    // Each panel's x ticks span its own lengths: 60 only on the first, 18 near the end of
+    // the second (a shared range would squeeze G2P into the first third).
+    CHECK(svg.find(">60</text>") != std::string::npos);
+    CHECK(svg.find(">20</text>") != std::string::npos);
+    // A point's tooltip names its line and values; the second panel sits below the first.
+    const size_t a = svg.find("<title>none: x=55, y=0</title>");
+    const size_t b = svg.find("<title>none: x=18, y=0.2</title>");
+    REQUIRE(a != std::string::npos);
+    REQUIRE(b != std::string::npos);
+    CHECK(a < b);
+    // G2P's longest words sit at the right of their panel (x 70..550), not at a third of it.
+    const size_t cx = svg.rfind("<circle cx=\"", b);
+    REQUIRE(cx != std::string::npos);
+    CHECK(std::stod(svg.substr(cx + 12, 8)) > 450);
   }
 
   TEST_CASE("write_file: atomic replace, clear errors") {

@@ -311,8 +311,7 @@ TEST_SUITE("tools/runner") {
     // Beam search (train.beam > 1) decodes each example: same token metrics, an exact
     // match that may differ from greedy but not by much on this easy task.
     auto beam_task = runner::make_task(*ex.data, ex.model, 3);
-    const runner::Metrics mb =
-        runner::evaluate(*beam_task, *ex.model, *ex.data, Split::valid, 0, 16);
+    const runner::Metrics mb = runner::evaluate(*beam_task, *ex.data, Split::valid, 0, 16);
     CHECK(runner::metric_value(mb, "token_accuracy") ==
           runner::metric_value(r.valid, "token_accuracy"));
     CHECK(std::fabs(runner::metric_value(mb, "exact_match") - em) <= 0.25);
@@ -321,9 +320,9 @@ TEST_SUITE("tools/runner") {
     // weighted by their sizes, give the whole split's (greedy and beam alike).
     for (auto* task : {ex.task.get(), beam_task.get()}) {
       const double whole = runner::metric_value(
-          runner::evaluate(*task, *ex.model, *ex.data, Split::valid, 0, 16), "exact_match");
+          runner::evaluate(*task, *ex.data, Split::valid, 0, 16), "exact_match");
       const std::vector<runner::LengthBucket> buckets =
-          runner::evaluate_by_length(*task, *ex.model, *ex.data, Split::valid, 2, 16);
+          runner::evaluate_by_length(*task, *ex.data, Split::valid, 2, 16);
       REQUIRE(buckets.size() >= 2);
       int64_t examples = 0;
       double hits_by_length = 0;

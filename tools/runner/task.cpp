@@ -44,11 +44,12 @@ std::vector<std::string> Task::metric_names() const {
   return names;
 }
 
-EvalSums evaluate_sums(Task& task, Module& model, const data::Dataset& d, data::Split s,
-                       int64_t limit, int64_t batch_size, const std::vector<int64_t>* examples) {
+EvalSums evaluate_sums(Task& task, const data::Dataset& d, data::Split s, int64_t limit,
+                       int64_t batch_size, const std::vector<int64_t>* examples) {
   const int64_t n = examples    ? int64_t(examples->size())
                     : limit > 0 ? std::min(limit, d.size(s))
                                 : d.size(s);
+  Model& model = task.model();
   const bool was_training = model.training();
   model.eval();
   NoGrad no_grad;
@@ -69,15 +70,15 @@ EvalSums evaluate_sums(Task& task, Module& model, const data::Dataset& d, data::
   return sums;
 }
 
-Metrics evaluate(Task& task, Module& model, const data::Dataset& d, data::Split s, int64_t limit,
+Metrics evaluate(Task& task, const data::Dataset& d, data::Split s, int64_t limit,
                  int64_t batch_size) {
-  return task.metrics(evaluate_sums(task, model, d, s, limit, batch_size));
+  return task.metrics(evaluate_sums(task, d, s, limit, batch_size));
 }
 
 // ---- quality against source length ------------------------------------------------
 
-std::vector<LengthBucket> evaluate_by_length(Task& task, Module& model, const data::Dataset& d,
-                                             data::Split s, int64_t width, int64_t batch_size) {
+std::vector<LengthBucket> evaluate_by_length(Task& task, const data::Dataset& d, data::Split s,
+                                             int64_t width, int64_t batch_size) {
   check(width >= 1, "eval: --bucket-width must be >= 1, got ", width);
   // The examples of each bucket, from the source lengths the data set serves.
   std::map<int64_t, std::vector<int64_t>> groups;
@@ -94,7 +95,7 @@ std::vector<LengthBucket> evaluate_by_length(Task& task, Module& model, const da
   std::vector<LengthBucket> out;
   for (const auto& [bucket, examples] : groups) {
     LengthBucket lb{bucket * width + 1, (bucket + 1) * width, int64_t(examples.size()), {}};
-    lb.metrics = task.metrics(evaluate_sums(task, model, d, s, 0, batch_size, &examples));
+    lb.metrics = task.metrics(evaluate_sums(task, d, s, 0, batch_size, &examples));
     out.push_back(std::move(lb));
   }
   return out;

@@ -37,6 +37,8 @@ class Task {
   Metrics metrics(const EvalSums& s) const;
   // The metrics this task reports, "loss" first.
   std::vector<std::string> metric_names() const;
+  // The model the task evaluates (switched to eval mode around an evaluation).
+  Model& model() { return *m_; }
 
  private:
   std::shared_ptr<Model> m_;
@@ -52,10 +54,9 @@ std::unique_ptr<Task> make_task(const data::Dataset& d, std::shared_ptr<Model> m
 // Evaluates split s over its first `limit` examples (0: all), or over the
 // examples named in `examples` (if not null; limit ignored), batch_size at a
 // time: the sums (to be added across processes), and the metrics from them.
-EvalSums evaluate_sums(Task& task, Module& model, const data::Dataset& d, data::Split s,
-                       int64_t limit, int64_t batch_size,
-                       const std::vector<int64_t>* examples = nullptr);
-Metrics evaluate(Task& task, Module& model, const data::Dataset& d, data::Split s, int64_t limit,
+EvalSums evaluate_sums(Task& task, const data::Dataset& d, data::Split s, int64_t limit,
+                       int64_t batch_size, const std::vector<int64_t>* examples = nullptr);
+Metrics evaluate(Task& task, const data::Dataset& d, data::Split s, int64_t limit,
                  int64_t batch_size);
 
 // One bucket of source lengths [min_len, max_len] and the metrics of its examples.
@@ -67,8 +68,8 @@ struct LengthBucket {
 // Split s (every example) by source length: buckets `width` lengths wide (1..width,
 // width+1..2 width, ...; empty ones left out), each evaluated alone with every metric.
 // Error when the data set has no sources (images).
-std::vector<LengthBucket> evaluate_by_length(Task& task, Module& model, const data::Dataset& d,
-                                             data::Split s, int64_t width, int64_t batch_size);
+std::vector<LengthBucket> evaluate_by_length(Task& task, const data::Dataset& d, data::Split s,
+                                             int64_t width, int64_t batch_size);
 // [{"min_len":..., "max_len":..., "examples":..., "metrics":{...}}, ...]
 Json length_buckets_json(const std::vector<LengthBucket>& b);
 

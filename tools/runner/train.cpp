@@ -17,8 +17,8 @@
 #include "autograd/ops.h"
 #include "dist/comm.h"
 #include "engine/collective.h"
-#include "engine/threads.h"
 #include "engine/memory.h"
+#include "engine/threads.h"
 #include "nn/checkpoint.h"
 #include "nn/clip.h"
 #include "tools/plot.h"
@@ -430,8 +430,8 @@ bool Trainer::eval_due() const {
 // Records the valid metrics, keeps the best checkpoint, and decides early
 // stopping and the target; saves model.safetensors either way.
 bool Trainer::evaluate_now() {
-  const Metrics m = evaluate(*ex_.task, *ex_.model, *ex_.data, data::Split::valid, tc_.eval_samples,
-                             tc_.batch_size);
+  const Metrics m =
+      evaluate(*ex_.task, *ex_.data, data::Split::valid, tc_.eval_samples, tc_.batch_size);
   Json rec = {{"step", st_.step}, {"epoch", st_.step / steps_per_epoch_}, {"split", "valid"}};
   rec.update(metrics_json(m));
   rec["seconds"] = elapsed();
@@ -486,8 +486,8 @@ void Trainer::close_loop() {
 
 // On the whole valid and test splits (not when interrupted).
 void Trainer::final_evaluation() {
-  res_.valid = evaluate(*ex_.task, *ex_.model, *ex_.data, data::Split::valid, 0, tc_.batch_size);
-  res_.test = evaluate(*ex_.task, *ex_.model, *ex_.data, data::Split::test, 0, tc_.batch_size);
+  res_.valid = evaluate(*ex_.task, *ex_.data, data::Split::valid, 0, tc_.batch_size);
+  res_.test = evaluate(*ex_.task, *ex_.data, data::Split::test, 0, tc_.batch_size);
   Json v = {{"step", st_.step}, {"split", "valid"}, {"final", true}};
   v.update(metrics_json(res_.valid));
   write_record(v);
@@ -585,7 +585,8 @@ std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& c, std::vector<
 
 TrainResult train(Experiment& ex, const RunOptions& opt) {
   // Allocation failures name the run's batch size, the usual cause.
-  const std::string scope = "train (train.batch_size = " + std::to_string(ex.cfg.train.batch_size) + ")";
+  const std::string scope =
+      "train (train.batch_size = " + std::to_string(ex.cfg.train.batch_size) + ")";
   AllocScope alloc_scope(scope);
   try {
     return Trainer(ex, opt).run();

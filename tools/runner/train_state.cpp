@@ -1,23 +1,15 @@
 // TrainState <-> checkpoint metadata. Integers are written in decimal, doubles
-// with %.17g (NaN as "nan"); reading accepts exactly what writing produces.
+// to round-trip (NaN as "nan"; nn/metadata.h); reading accepts exactly what
+// writing produces.
 #include "tools/runner/train_state.h"
 
-#include <cerrno>
-#include <cstdio>
-#include <cstdlib>
-
 #include "engine/error.h"
+#include "nn/metadata.h"
 
 namespace qkv::runner {
 namespace {
 
 using Meta = std::map<std::string, std::string>;
-
-std::string fmt_double(double x) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.17g", x);
-  return buf;
-}
 
 const std::string& meta_get(const Meta& m, const std::string& key, const std::string& path) {
   auto it = m.find(key);
@@ -25,38 +17,16 @@ const std::string& meta_get(const Meta& m, const std::string& key, const std::st
   return it->second;
 }
 
-// s parsed whole by strto*(s, &end); Error naming the key when it is not.
-template <class T, class Parse>
-T meta_parse(const Meta& m, const std::string& key, const std::string& path, const char* what,
-             Parse parse) {
-  const std::string& s = meta_get(m, key, path);
-  char* end = nullptr;
-  errno = 0;
-  const T v = parse(s.c_str(), &end);
-  check(!s.empty() && *end == '\0' && errno == 0, path, ": metadata '", key, "' is not ", what,
-        ": '", s, "'");
-  return v;
-}
-
 int64_t meta_int(const Meta& m, const std::string& key, const std::string& path) {
-  return meta_parse<int64_t>(m, key, path, "an integer",
-                             [](const char* s, char** end) { return std::strtoll(s, end, 10); });
+  return parse_meta_int(meta_get(m, key, path), key, path);
 }
 
 uint64_t meta_uint(const Meta& m, const std::string& key, const std::string& path) {
-  return meta_parse<uint64_t>(m, key, path, "an unsigned integer",
-                              [](const char* s, char** end) -> unsigned long long {
-                                if (*s == '-') {  // strtoull would wrap "-1" around to 2^64 - 1
-                                  *end = const_cast<char*>(s);
-                                  return 0;
-                                }
-                                return std::strtoull(s, end, 10);
-                              });
+  return parse_meta_uint(meta_get(m, key, path), key, path);
 }
 
 double meta_double(const Meta& m, const std::string& key, const std::string& path) {
-  return meta_parse<double>(m, key, path, "a number",
-                            [](const char* s, char** end) { return std::strtod(s, end); });
+  return parse_meta_double(meta_get(m, key, path), key, path);
 }
 
 }  // namespace
@@ -68,12 +38,12 @@ std::map<std::string, std::string> TrainState::to_metadata() const {
           {"qkv.batch_in_epoch", std::to_string(batch_in_epoch)},
           {"qkv.gen_seed", std::to_string(gen_seed)},
           {"qkv.gen_counter", std::to_string(gen_counter)},
-          {"qkv.best", fmt_double(best)},
+          {"qkv.best", meta_string(best)},
           {"qkv.best_metric", best_metric},
           {"qkv.best_step", std::to_string(best_step)},
           {"qkv.bad_evals", std::to_string(bad_evals)},
-          {"qkv.train_seconds", fmt_double(train_seconds)},
-          {"qkv.loss_sum", fmt_double(loss_sum)},
+          {"qkv.train_seconds", meta_string(train_seconds)},
+          {"qkv.loss_sum", meta_string(loss_sum)},
           {"qkv.loss_n", std::to_string(loss_n)},
           {"qkv.config", config}};
 }

@@ -9,7 +9,7 @@
 # then for each thread count trains qkv on CONFIG with the same --set (the trainer stops
 # at the target) and bench/peers/seq2seq_torch.py on DIR, which reads the same recipe from
 # export.json: the same model, batch, optimizer, schedule and clipping, and the same
-# evaluation (greedy decoding of the first train.eval_samples valid words every
+# evaluation (greedy decoding, train.beam=1, of the first train.eval_samples valid words every
 # train.eval_every steps, right if equal to any reference). Alternates the two; one JSON
 # line per run; train_seconds is training plus periodic evaluation wall-clock time.
 # Needs a build (tools/setup.sh) and python3-torch.
@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ ${#threads[@]} -gt 0 ] || threads=(1 2)
-sets+=(--set train.target.metric=wer --set "train.target.value=$target")
+sets+=(--set train.beam=1 --set train.target.metric=wer --set "train.target.value=$target")  # greedy, both
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$qkv" data "$config" "${sets[@]}" --out "$work/data" >/dev/null

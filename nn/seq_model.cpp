@@ -2,8 +2,11 @@
 #include "nn/seq_model.h"
 
 #include <algorithm>
+#include <climits>
+#include <exception>
 
 #include "autograd/ops.h"
+#include "engine/threads.h"
 #include "nn/decoding.h"
 
 namespace qkv {
@@ -114,21 +117,34 @@ std::vector<Decoded> decode_by_length(const IntTensor& src_ids, const IntTensor&
   std::stable_sort(order.begin(), order.end(),
                    [len](int64_t a, int64_t b) { return len[a] < len[b]; });
   std::vector<Decoded> out(static_cast<size_t>(N));
-  for (int64_t c0 = 0; c0 < N; c0 += chunk) {
-    const int64_t n = std::min(chunk, N - c0);
-    const int64_t Sc = len[order[size_t(c0 + n - 1)]];  // sorted: the chunk's widest is last
-    // ids: [n,Sc], lens: [n]
-    IntTensor ids({n, Sc}), lens({n});
-    std::vector<int64_t> limits(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t src = order[size_t(c0 + i)];
-      std::copy_n(src_ids.data() + src * S, Sc, ids.data() + i * Sc);
-      lens.data()[i] = len[src];
-      limits[size_t(i)] = max_len[size_t(src)];
+  // The chunks decode side by side, one thread each (every kernel inside runs on its
+  // thread alone): a chunk is a whole decode with no fork/join per step, so two
+  // chunks on two cores run at about twice one, where splitting each step's small
+  // ops over the cores gains little. An error in a chunk is rethrown here.
+  const int64_t chunks = (N + chunk - 1) / chunk;
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(chunks));
+  parallel_for(chunks, chunks > 1 ? INT64_MAX : 0, [&](int64_t c) {
+    try {
+      NoGrad ng;  // per thread: the caller's NoGrad does not reach the workers
+      const int64_t c0 = c * chunk, n = std::min(chunk, N - c0);
+      const int64_t Sc = len[order[size_t(c0 + n - 1)]];  // sorted: the chunk's widest is last
+      // ids: [n,Sc], lens: [n]
+      IntTensor ids({n, Sc}), lens({n});
+      std::vector<int64_t> limits(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t src = order[size_t(c0 + i)];
+        std::copy_n(src_ids.data() + src * S, Sc, ids.data() + i * Sc);
+        lens.data()[i] = len[src];
+        limits[size_t(i)] = max_len[size_t(src)];
+      }
+      std::vector<Decoded> d = decode(ids, lens, limits);
+      for (int64_t i = 0; i < n; ++i) out[size_t(order[size_t(c0 + i)])] = std::move(d[size_t(i)]);
+    } catch (...) {
+      errors[size_t(c)] = std::current_exception();
     }
-    std::vector<Decoded> d = decode(ids, lens, limits);
-    for (int64_t i = 0; i < n; ++i) out[size_t(order[size_t(c0 + i)])] = std::move(d[size_t(i)]);
-  }
+  });
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
   return out;
 }
 

@@ -192,17 +192,12 @@ TEST_SUITE("nn/seq2seq") {
     }
   }
 
-  TEST_CASE(
-      "the fused Luong decoder equals the composite: loss, attention, every gradient, steps") {
+  TEST_CASE("the fused Luong decoder equals the composite: loss, attention, every gradient, steps") {
     // Every score the fused op takes, with and without input feeding, a
     // bidirectional encoder (K = 2H != H) and reversed sources.
-    struct Case {
-      Score score;
-      bool feeding, bidirectional, reverse;
-    };
-    for (Case k :
-         {Case{Score::general, true, true, false}, Case{Score::general, false, false, true},
-          Case{Score::dot, true, false, false}, Case{Score::scaled_dot, true, false, true}}) {
+    struct Case { Score score; bool feeding, bidirectional, reverse; };
+    for (Case k : {Case{Score::general, true, true, false}, Case{Score::general, false, false, true},
+                   Case{Score::dot, true, false, false}, Case{Score::scaled_dot, true, false, true}}) {
       Seq2SeqOptions o = tiny("luong");
       o.score = k.score;
       o.input_feeding = k.feeding;
@@ -237,11 +232,8 @@ TEST_SUITE("nn/seq2seq") {
     }
   }
 
-  TEST_CASE(
-      "the fused Bahdanau decoder equals the composite: loss, attention, every gradient, steps") {
-    struct Case {
-      bool bidirectional, reverse;
-    };
+  TEST_CASE("the fused Bahdanau decoder equals the composite: loss, attention, every gradient, steps") {
+    struct Case { bool bidirectional, reverse; };
     for (Case k : {Case{true, false}, Case{false, true}}) {
       Seq2SeqOptions o = tiny("bahdanau");
       o.score = Score::additive;

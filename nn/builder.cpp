@@ -131,6 +131,7 @@ MakerMap core_makers() {
          r.set_child("attention", a);
          o.peeky = r.get_bool("peeky", o.peeky);
          o.reverse_source = r.get_bool("reverse_source", o.reverse_source);
+         o.dropout = r.get_float("dropout", o.dropout, 0.0, 0.999);
          o.pad = int32_t(r.get_int("pad", o.pad, 0));
          o.bos = int32_t(r.get_int("bos", o.bos, 0));
          o.eos = int32_t(r.get_int("eos", o.eos, 0));

@@ -25,6 +25,8 @@ void validate(const Seq2SeqOptions& o) {
   check(o.embed >= 1 && o.hidden >= 1 && o.layers >= 1,
         "Seq2Seq: embed, hidden and layers must be >= 1, got ", o.embed, ", ", o.hidden, ", ",
         o.layers);
+  check(o.dropout >= 0.f && o.dropout < 1.f, "Seq2Seq: dropout must be in [0,1), got ",
+        o.dropout);
   for (auto [name, id] : {std::pair{"pad", o.pad}, {"bos", o.bos}, {"eos", o.eos}})
     check(id >= 0 && id < o.tgt_vocab, "Seq2Seq: ", name, " id ", id, " out of range [0,",
           o.tgt_vocab, ")");
@@ -79,10 +81,11 @@ void check_source(const IntTensor& src, const IntTensor& len, const Seq2SeqOptio
 
 // ---- encoder ----------------------------------------------------------------------
 
-Seq2SeqEncoder::Seq2SeqEncoder(const Seq2SeqOptions& o, Generator& gen) {
+Seq2SeqEncoder::Seq2SeqEncoder(const Seq2SeqOptions& o, Generator& gen)
+    : dropout_(o.dropout), gen_(&gen) {
   embedding = register_module(
       "embedding", std::make_shared<Embedding>(EmbeddingOptions{o.src_vocab, o.embed, o.pad}, gen));
-  RNNOptions r{o.embed, o.hidden, o.layers, true, /*batch_first=*/true, 0.f, o.bidirectional};
+  RNNOptions r{o.embed, o.hidden, o.layers, true, /*batch_first=*/true, o.dropout, o.bidirectional};
   rnn = is_lstm(o)
             ? register_module("rnn", std::shared_ptr<RNNBase>(std::make_shared<LSTM>(r, gen)))
             : register_module("rnn", std::shared_ptr<RNNBase>(std::make_shared<GRU>(r, gen)));
@@ -90,7 +93,8 @@ Seq2SeqEncoder::Seq2SeqEncoder(const Seq2SeqOptions& o, Generator& gen) {
 
 EncoderOutput Seq2SeqEncoder::forward(const IntTensor& ids, const IntTensor& lengths) {
   // ids: [B,S] -> outputs [B,S,ND*H], h/c [B,ND*H]
-  RNNOutput r = rnn->forward(embedding->forward(ids), &lengths);
+  Var emb = dropout(embedding->forward(ids), dropout_, training(), *gen_);  // [B,S,E]
+  RNNOutput r = rnn->forward(emb, &lengths);
   const int64_t ND = rnn->options.bidirectional ? 2 : 1, L = rnn->options.num_layers;
   const int64_t B = ids.size(0), H = rnn->options.hidden_size;
   auto last_layer = [&](const Var& s) {  // [L*ND,B,H] -> [B,ND*H]
@@ -110,7 +114,8 @@ std::string Seq2SeqEncoder::describe() const { return "Seq2SeqEncoder"; }
 
 // ---- decoder ----------------------------------------------------------------------
 
-Seq2SeqDecoder::Seq2SeqDecoder(const Seq2SeqOptions& o, Generator& gen) : options(o) {
+Seq2SeqDecoder::Seq2SeqDecoder(const Seq2SeqOptions& o, Generator& gen)
+    : options(o), gen_(&gen) {
   const int64_t H = o.hidden, K = dirs(o) * H;  // K: encoder output (key) size
   embedding = register_module(
       "embedding", std::make_shared<Embedding>(EmbeddingOptions{o.tgt_vocab, o.embed, o.pad}, gen));
@@ -215,9 +220,9 @@ std::pair<Var, Var> run_fused(Seq2SeqDecoder& d, const Var& emb, DecoderState& s
 
 }  // namespace
 
-Var Seq2SeqDecoder::features(const IntTensor& tokens, DecoderState& st, const EncoderMemory& mem,
+Var Seq2SeqDecoder::features(const Var& emb, DecoderState& st, const EncoderMemory& mem,
                              Var* weights) {
-  // tokens: [B]; st.h, st.c, st.feed: [B,H]; mem.outputs: [B,S,K] -> [B,H'] (out's input)
+  // emb: [B,E]; st.h, st.c, st.feed: [B,H]; mem.outputs: [B,S,K] -> [B,H'] (out's input)
   auto cell = [&](const Var& x) {
     if (lstm) {
       CellState s = lstm->forward(x, {st.h, st.c});
@@ -227,7 +232,6 @@ Var Seq2SeqDecoder::features(const IntTensor& tokens, DecoderState& st, const En
       st.h = gru->forward(x, st.h);
     }
   };
-  Var emb = embedding->forward(tokens);  // [B,E]
   if (options.attention == Seq2SeqAttention::luong) {
     // Luong: step first, attend with the new h, h~ = tanh(W_c [c; h]), predict from h~.
     cell(options.input_feeding ? concat({emb, st.feed}, 1) : emb);
@@ -271,15 +275,18 @@ DecoderStep Seq2SeqDecoder::step(const IntTensor& tokens, DecoderState& st,
     r.logits = out.forward(feat);
     return r;
   }
-  r.logits = out.forward(features(tokens, st, mem, &r.weights));
+  r.logits = out.forward(features(embedding->forward(tokens), st, mem, &r.weights));
   return r;
 }
 
 Var Seq2SeqDecoder::run(const IntTensor& tokens, DecoderState& st, const EncoderMemory& mem,
                         Tensor* weights) {
   // tokens: [B,T] -> [B,T,H'], weights [B,T,S]
+  auto embed = [&](const IntTensor& ids) {  // [B,T] -> [B,T,E] or [B] -> [B,E]
+    return dropout(embedding->forward(ids), options.dropout, training(), *gen_);
+  };
   if (fused_luong() || fused_bahdanau()) {
-    auto [o, w] = run_fused(*this, embedding->forward(tokens), st, mem);
+    auto [o, w] = run_fused(*this, embed(tokens), st, mem);
     if (weights) *weights = w.value();
     return o;
   }
@@ -287,7 +294,7 @@ Var Seq2SeqDecoder::run(const IntTensor& tokens, DecoderState& st, const Encoder
   std::vector<Tensor> ws;
   for (int64_t t = 0; t < tokens.size(1); ++t) {
     Var w;
-    feats.push_back(features(column(tokens, t), st, mem, &w));
+    feats.push_back(features(embed(column(tokens, t)), st, mem, &w));
     if (w.defined()) ws.push_back(w.value());
   }
   if (weights && !ws.empty()) *weights = stack(ws, 1);
@@ -300,7 +307,7 @@ std::string Seq2SeqDecoder::describe() const {
 
 // ---- the model --------------------------------------------------------------------
 
-Seq2Seq::Seq2Seq(const Seq2SeqOptions& opt, Generator& gen) : options(opt) {
+Seq2Seq::Seq2Seq(const Seq2SeqOptions& opt, Generator& gen) : options(opt), gen_(&gen) {
   validate(opt);
   const int64_t H = opt.hidden, K = dirs(opt) * H;
   encoder = register_module("encoder", std::make_shared<Seq2SeqEncoder>(opt, gen));
@@ -324,9 +331,9 @@ EncoderMemory Seq2Seq::encode(const IntTensor& src_ids, const IntTensor& src_len
   if (options.attention == Seq2SeqAttention::luong && options.input_feeding)
     st.feed = Var(Tensor::zeros({src_ids.size(0), options.hidden}));
   EncoderMemory m;
-  m.outputs = e.outputs;
+  m.outputs = dropout(e.outputs, options.dropout, training(), *gen_);  // what attention reads
   m.summary = e.h;
-  if (decoder->attention) m.keys = decoder->attention->prepare(e.outputs, &src_len);
+  if (decoder->attention) m.keys = decoder->attention->prepare(m.outputs, &src_len);
   return m;
 }
 
@@ -342,7 +349,8 @@ Seq2SeqOutput Seq2Seq::forward_teacher(const IntTensor& src_ids, const IntTensor
   EncoderMemory mem = encode(src_ids, src_len, st);
   // The output projection once over all B*T rows, after the recurrence.
   Seq2SeqOutput r;
-  r.logits = out->forward(decoder->run(tgt_in, st, mem, &r.attention));
+  Var feat = decoder->run(tgt_in, st, mem, &r.attention);  // [B,T,H']
+  r.logits = out->forward(dropout(feat, options.dropout, training(), *gen_));
   if (r.attention.defined() && options.reverse_source)
     r.attention = unreverse_attention(r.attention, src_len);
   return r;
@@ -366,6 +374,19 @@ void check_single(const IntTensor& src, int64_t max_len, const char* op) {
         ": src_ids must be [1,S], got ", src.shape());
   check(max_len >= 1, "Seq2Seq::", op, ": max_len must be >= 1, got ", max_len);
 }
+
+// Eval mode (no dropout) while in scope: decoding never drops, whatever the mode.
+class EvalScope {
+ public:
+  explicit EvalScope(Module& m) : m_(m), was_(m.training()) { m_.eval(); }
+  ~EvalScope() { m_.train(was_); }
+  EvalScope(const EvalScope&) = delete;
+  EvalScope& operator=(const EvalScope&) = delete;
+
+ private:
+  Module& m_;
+  bool was_;
+};
 
 // ids: [R] -> values[ids[r]] for each r
 IntTensor gather(const IntTensor& values, const IntTensor& ids) {
@@ -439,6 +460,7 @@ std::unique_ptr<DecodeState> Seq2Seq::start_decoding(const IntTensor& src_ids,
                                                      const IntTensor& src_len, int64_t K) {
   check(K >= 1, "Seq2Seq::start_decoding: K must be >= 1, got ", K);
   NoGrad ng;
+  EvalScope no_dropout(*this);
   DecoderState st;
   EncoderMemory mem = encode(src_ids, src_len, st);
   pack_for_decoding(mem);  // the weights every step reads, packed once
@@ -462,6 +484,7 @@ float Seq2Seq::sequence_score(const IntTensor& src_ids, const std::vector<int32_
   check_ids(IntTensor::from({int64_t(tokens.size())}, tokens), options.tgt_vocab,
             "Seq2Seq::sequence_score tokens");
   NoGrad ng;
+  EvalScope no_dropout(*this);
   const int64_t T = int64_t(tokens.size()), V = options.tgt_vocab;
   std::vector<int32_t> in = {options.bos};
   in.insert(in.end(), tokens.begin(), tokens.end() - 1);
@@ -486,6 +509,7 @@ std::string Seq2Seq::describe() const {
     s += std::string(", input_feeding=") + (o.input_feeding ? "true" : "false");
   if (o.peeky) s += ", peeky=true";
   if (o.reverse_source) s += ", reverse_source=true";
+  if (o.dropout > 0.f) s += ", dropout=" + std::to_string(o.dropout);
   return s + ")";
 }
 

@@ -7,8 +7,12 @@
 // concatenated ([B,ND*H]) and bridged to the decoder's initial state.
 // Decoder: Embedding + one LSTMCell/GRUCell, stepped one token at a time
 // (a single decoder layer, deliberately); the Luong and Bahdanau LSTM decoders run
-// as one fused op over all steps (teacher forcing) or one step (decoding). Not here: multi-layer decoders,
-// dropout, coverage, scheduled sampling.
+// as one fused op over all steps (teacher forcing) or one step (decoding).
+// Dropout (training mode only, as in Luong et al. 2015 / OpenNMT): on both
+// embeddings, between encoder layers, on the encoder outputs (the memory the
+// attention reads) and on the output layer's input (h~, h or [h; c]); never
+// inside the recurrence, and never while decoding (greedy/beam, sequence_score).
+// Not here: multi-layer decoders, coverage, scheduled sampling.
 //
 // Legend: B batch, S source time, T target time, E embed, H hidden,
 // ND = 2 directions if bidirectional else 1, V target vocabulary.
@@ -51,6 +55,7 @@ struct Seq2SeqOptions {
   bool input_feeding = true;       // Luong: h~_{t-1} joins the next step's input
   bool peeky = false;              // no attention: the encoder summary joins every step's input
   bool reverse_source = false;     // Sutskever: feed each source backwards (within its length)
+  float dropout = 0.f;             // in [0,1), training only (see above); 0: none
   int32_t pad = 0, bos = 1, eos = 2;
 };
 
@@ -71,6 +76,10 @@ class Seq2SeqEncoder : public Module {
 
   std::shared_ptr<Embedding> embedding;
   std::shared_ptr<RNNBase> rnn;
+
+ private:
+  float dropout_;    // on the embeddings (the RNN drops between its layers)
+  Generator* gen_;   // dropout masks
 };
 
 // What the decoder carries from one step to the next.
@@ -107,6 +116,7 @@ class Seq2SeqDecoder : public Module {
   // tokens: [B,T] -> the output projection's input of every step [B,T,H'] (H' = H, or
   // H + ND*H for Bahdanau), the attention [B,T,S] in *weights (if not null and
   // attending); updates st. The projection then runs once over all B*T rows.
+  // In training mode the target embeddings go through dropout first.
   Var run(const IntTensor& tokens, DecoderState& st, const EncoderMemory& mem,
           Tensor* weights);
   // Whether the fused op luong_decoder (autograd/ops.h) computes the decoder:
@@ -129,9 +139,10 @@ class Seq2SeqDecoder : public Module {
   std::shared_ptr<Linear> combine;       // Luong W_c: [c; h] (ND*H + H) -> H, no bias
 
  private:
-  // The composite step: tokens [B] -> out's input [B,H'], weights [B,S] (attending).
-  Var features(const IntTensor& tokens, DecoderState& st, const EncoderMemory& mem,
-               Var* weights);
+  // The composite step: emb [B,E] -> out's input [B,H'], weights [B,S] (attending).
+  Var features(const Var& emb, DecoderState& st, const EncoderMemory& mem, Var* weights);
+
+  Generator* gen_;  // dropout masks (teacher forcing only)
 };
 
 class Seq2Seq : public SeqToSeqModel {
@@ -180,6 +191,8 @@ class Seq2Seq : public SeqToSeqModel {
  private:
   // Encodes and returns the memory and the decoder's initial state.
   EncoderMemory encode(const IntTensor& src_ids, const IntTensor& src_len, DecoderState& st);
+
+  Generator* gen_;  // dropout masks
 };
 
 }  // namespace qkv

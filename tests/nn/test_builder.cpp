@@ -5,6 +5,7 @@
 #include "engine/rng.h"
 #include "nn/builder.h"
 #include "nn/rnn.h"
+#include "nn/seq2seq.h"
 #include "tests/test_utils.h"
 
 namespace qkv {
@@ -70,6 +71,17 @@ TEST_SUITE("nn/builder") {
             build_module(Json::parse(R"({"type": "seq2seq", "src_vocab": 5, "tgt_vocab": 5,
                 "attention": {"type": "luong", "scor": "dot"}})"), g);
           }) == "model.attention.scor: unknown key (known: input_feeding, score, type)");
+    auto dropout_error = [&](const char* p) {
+      return test::error_of([&] {
+        build_module(Json::parse(std::string(R"({"type": "seq2seq", "src_vocab": 5, "tgt_vocab": 5,
+            "dropout": )") + p + "}"), g);
+      });
+    };
+    CHECK(dropout_error("1.0") == "model.dropout: expected a number in [0, 0.999], got 1");
+    CHECK(dropout_error("-0.1") == "model.dropout: expected a number in [0, 0.999], got -0.1");
+    Built d = build_module(Json::parse(R"({"type": "seq2seq", "src_vocab": 5, "tgt_vocab": 5,
+        "dropout": 0.25})"), g);
+    CHECK(dynamic_cast<Seq2Seq&>(*d.module).options.dropout == 0.25f);
   }
 
   TEST_CASE("mistakes name their JSON path") {

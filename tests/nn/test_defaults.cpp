@@ -117,6 +117,7 @@ const std::map<std::string, Case>& cases() {
                         {"input_feeding", d.input_feeding}}},
                       {"peeky", d.peeky},
                       {"reverse_source", d.reverse_source},
+                      {"dropout", d.dropout},
                       {"pad", d.pad},
                       {"bos", d.bos},
                       {"eos", d.eos}};

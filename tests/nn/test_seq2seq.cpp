@@ -1,7 +1,8 @@
 // Seq2Seq: shapes and PyTorch-style names for every variant, gradient checks
 // of the teacher-forced loss (no attention, Luong, Bahdanau), reverse_source,
 // greedy vs beam search (beam 1 == greedy; beam 4 never scores below greedy),
-// a toy copy task that trains (with and without attention), and errors.
+// a toy copy task that trains (with and without attention), dropout (training
+// mode only, reproducible, gradients under a fixed mask), and errors.
 #include <algorithm>
 #include <map>
 #include <set>
@@ -39,6 +40,17 @@ std::map<std::string, Var> params_of(const Module& m) {
   std::map<std::string, Var> r;
   for (auto& [n, v] : m.named_parameters()) r[n] = v;
   return r;
+}
+
+// Each variant's dropout path: fused Luong (input feeding), fused Bahdanau,
+// the composite Luong, no attention (peeky, GRU) and a 2-layer BiLSTM encoder.
+std::vector<Seq2SeqOptions> dropout_variants() {
+  std::vector<Seq2SeqOptions> v = {tiny("luong"), tiny("bahdanau"), tiny("luong"),
+                                   tiny("none", "gru"), tiny("luong")};
+  v[3].peeky = true;
+  v[4].layers = 2;
+  v[4].bidirectional = true;
+  return v;
 }
 
 TEST_SUITE("nn/seq2seq") {
@@ -399,6 +411,79 @@ TEST_SUITE("nn/seq2seq") {
     }
   }
 
+  TEST_CASE("dropout: training mode drops, eval mode and p = 0 are the model without it") {
+    Batch b;
+    const auto variants = dropout_variants();
+    for (size_t i = 0; i < variants.size(); ++i) {
+      Seq2SeqOptions o = variants[i];
+      Generator g0(3), g1(3);
+      Seq2Seq m0(o, g0);
+      o.dropout = 0.4f;
+      Seq2Seq m1(o, g1);
+      if (i == 2) m0.decoder->fused = m1.decoder->fused = false;
+      INFO(m1.describe(), " fused ", m1.decoder->fused);
+      auto p1 = params_of(m1);
+      for (auto& [n, v] : params_of(m0)) {  // dropout draws nothing at construction
+        const Tensor &a = v.value(), &c = p1[n].value();
+        CHECK(std::equal(a.begin(), a.end(), c.begin()));
+      }
+      auto loss = [&](Seq2Seq& m) { return m.loss(b.src, b.len, b.tgt_in, b.tgt_out).item(); };
+      const float p0_train = loss(m0);
+      m0.eval();
+      m1.eval();
+      const float p0_eval = loss(m0);
+      CHECK(p0_train == p0_eval);  // p = 0 drops nothing, even in training mode
+      CHECK(loss(m1) == p0_eval);  // eval mode: bit for bit the model without dropout
+      m1.train();
+      const float first = loss(m1), second = loss(m1);
+      CHECK(first != p0_eval);
+      CHECK(second != first);  // each forward draws fresh masks
+      // The same seed, the same masks: a second model from seed 3 repeats both losses.
+      Generator g2(3);
+      Seq2Seq m2(o, g2);
+      if (i == 2) m2.decoder->fused = false;
+      CHECK(loss(m2) == first);
+      CHECK(loss(m2) == second);
+      // Decoding never drops, even in training mode, and leaves the mode as it was.
+      IntTensor one = IntTensor::from({1, 4}, {3, 4, 5, 6});
+      m0.train();
+      CHECK(m1.greedy(one, 6).tokens == m0.greedy(one, 6).tokens);
+      CHECK(m1.sequence_score(one, {4, 7, 2}) == m0.sequence_score(one, {4, 7, 2}));
+      CHECK(m1.training());
+    }
+  }
+
+  TEST_CASE("dropout: gradients under a fixed mask match finite differences") {
+    // The masks are a function of the generator state, so resetting it before
+    // each evaluation makes the training-mode loss one deterministic function
+    // of the parameters, with the masks of every dropout site applied.
+    Batch b;
+    const auto variants = dropout_variants();
+    for (size_t i = 0; i < variants.size(); ++i) {
+      Seq2SeqOptions o = variants[i];
+      o.dropout = 0.3f;
+      Generator g(5);
+      Seq2Seq m(o, g);
+      if (i == 2) m.decoder->fused = false;
+      const uint64_t counter = g.counter();
+      std::vector<Var> in;
+      for (auto& [n, v] : m.named_parameters())
+        if (n == "encoder.embedding.weight" || n == "decoder.embedding.weight" ||
+            n == "out.weight" || n == "encoder.rnn.weight_ih_l1")
+          in.push_back(v);
+      REQUIRE(in.size() == (o.layers == 2 ? 4u : 3u));
+      GradcheckOptions opt;
+      opt.max_per_input = 16;
+      auto f = [&](const std::vector<Var>&) {
+        g.set_state(5, counter);
+        Var logits = m.forward_teacher(b.src, b.len, b.tgt_in).logits;
+        Var loss = cross_entropy(reshape(logits, {-1, 8}), b.tgt_out.reshape({-1}), 0);
+        return concat({reshape(logits, {-1}), reshape(loss, {1})}, 0);
+      };
+      test::expect_ok(f, in, m.describe() + (m.decoder->fused ? "" : " composite"), opt);
+    }
+  }
+
   TEST_CASE("errors: bad options and mismatched shapes") {
     auto build = [](Seq2SeqOptions o) {
       return [o]() {
@@ -419,6 +504,9 @@ TEST_SUITE("nn/seq2seq") {
     o.bidirectional = true;
     CHECK(test::error_of(build(o)).find("score dot needs query size == key size") !=
           std::string::npos);
+    o = tiny("none");
+    o.dropout = 1.f;
+    CHECK(test::error_of(build(o)) == "Seq2Seq: dropout must be in [0,1), got 1");
     o = tiny("none");
     o.eos = 8;
     CHECK(test::error_of(build(o)).find("eos id 8 out of range [0,8)") != std::string::npos);

@@ -102,6 +102,25 @@ class Module {
   bool training_ = true;
 };
 
+// Eval mode (dropout off, BatchNorm's running statistics) while in scope, the
+// mode before restored after. A module already in eval mode is not written to,
+// so threads may each hold one over a shared module that is in eval mode.
+class EvalModeScope {
+ public:
+  explicit EvalModeScope(Module& m) : m_(m), was_training_(m.training()) {
+    if (was_training_) m_.eval();
+  }
+  ~EvalModeScope() {
+    if (was_training_) m_.train(true);
+  }
+  EvalModeScope(const EvalModeScope&) = delete;
+  EvalModeScope& operator=(const EvalModeScope&) = delete;
+
+ private:
+  Module& m_;
+  bool was_training_;
+};
+
 // A module mapping one Var to one Var (layers, activations, Sequential).
 // Module is a virtual base so that a Sequential can be a Model too.
 class UnaryModule : public virtual Module {

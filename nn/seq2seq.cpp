@@ -375,19 +375,6 @@ void check_single(const IntTensor& src, int64_t max_len, const char* op) {
   check(max_len >= 1, "Seq2Seq::", op, ": max_len must be >= 1, got ", max_len);
 }
 
-// Eval mode (no dropout) while in scope: decoding never drops, whatever the mode.
-class EvalScope {
- public:
-  explicit EvalScope(Module& m) : m_(m), was_(m.training()) { m_.eval(); }
-  ~EvalScope() { m_.train(was_); }
-  EvalScope(const EvalScope&) = delete;
-  EvalScope& operator=(const EvalScope&) = delete;
-
- private:
-  Module& m_;
-  bool was_;
-};
-
 // ids: [R] -> values[ids[r]] for each r
 IntTensor gather(const IntTensor& values, const IntTensor& ids) {
   IntTensor r({ids.numel()});
@@ -460,7 +447,7 @@ std::unique_ptr<DecodeState> Seq2Seq::start_decoding(const IntTensor& src_ids,
                                                      const IntTensor& src_len, int64_t K) {
   check(K >= 1, "Seq2Seq::start_decoding: K must be >= 1, got ", K);
   NoGrad ng;
-  EvalScope no_dropout(*this);
+  EvalModeScope no_dropout(*this);  // decoding never drops
   DecoderState st;
   EncoderMemory mem = encode(src_ids, src_len, st);
   pack_for_decoding(mem);  // the weights every step reads, packed once
@@ -484,7 +471,7 @@ float Seq2Seq::sequence_score(const IntTensor& src_ids, const std::vector<int32_
   check_ids(IntTensor::from({int64_t(tokens.size())}, tokens), options.tgt_vocab,
             "Seq2Seq::sequence_score tokens");
   NoGrad ng;
-  EvalScope no_dropout(*this);
+  EvalModeScope no_dropout(*this);  // decoding never drops
   const int64_t T = int64_t(tokens.size()), V = options.tgt_vocab;
   std::vector<int32_t> in = {options.bos};
   in.insert(in.end(), tokens.begin(), tokens.end() - 1);

@@ -155,6 +155,7 @@ std::vector<Decoded> SeqToSeqModel::greedy_batch(const IntTensor& src_ids, const
   check_batch(src_ids, src_len, max_len, "greedy");
   const DecodeOptions o = decode_options(*this, src_len, max_len, "greedy");
   NoGrad ng;
+  EvalModeScope eval_mode(*this);  // set here, once: the chunks' threads only read it
   if (src_ids.size(0) == 0) return {};
   return decode_by_length(
       src_ids, src_len, max_len, kGreedyChunk,
@@ -171,6 +172,7 @@ std::vector<Decoded> SeqToSeqModel::beam_batch(const IntTensor& src_ids, const I
   check(alpha >= 0.f, "beam: length-normalisation alpha must be >= 0, got ", alpha);
   const DecodeOptions o = decode_options(*this, src_len, max_len, "beam");
   NoGrad ng;
+  EvalModeScope eval_mode(*this);  // set here, once: the chunks' threads only read it
   if (src_ids.size(0) == 0) return {};
   return decode_by_length(
       src_ids, src_len, max_len, kBeamChunk,

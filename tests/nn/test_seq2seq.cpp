@@ -192,12 +192,17 @@ TEST_SUITE("nn/seq2seq") {
     }
   }
 
-  TEST_CASE("the fused Luong decoder equals the composite: loss, attention, every gradient, steps") {
+  TEST_CASE(
+      "the fused Luong decoder equals the composite: loss, attention, every gradient, steps") {
     // Every score the fused op takes, with and without input feeding, a
     // bidirectional encoder (K = 2H != H) and reversed sources.
-    struct Case { Score score; bool feeding, bidirectional, reverse; };
-    for (Case k : {Case{Score::general, true, true, false}, Case{Score::general, false, false, true},
-                   Case{Score::dot, true, false, false}, Case{Score::scaled_dot, true, false, true}}) {
+    struct Case {
+      Score score;
+      bool feeding, bidirectional, reverse;
+    };
+    for (Case k :
+         {Case{Score::general, true, true, false}, Case{Score::general, false, false, true},
+          Case{Score::dot, true, false, false}, Case{Score::scaled_dot, true, false, true}}) {
       Seq2SeqOptions o = tiny("luong");
       o.score = k.score;
       o.input_feeding = k.feeding;
@@ -232,8 +237,11 @@ TEST_SUITE("nn/seq2seq") {
     }
   }
 
-  TEST_CASE("the fused Bahdanau decoder equals the composite: loss, attention, every gradient, steps") {
-    struct Case { bool bidirectional, reverse; };
+  TEST_CASE(
+      "the fused Bahdanau decoder equals the composite: loss, attention, every gradient, steps") {
+    struct Case {
+      bool bidirectional, reverse;
+    };
     for (Case k : {Case{true, false}, Case{false, true}}) {
       Seq2SeqOptions o = tiny("bahdanau");
       o.score = Score::additive;
@@ -449,6 +457,19 @@ TEST_SUITE("nn/seq2seq") {
       m0.train();
       CHECK(m1.greedy(one, 6).tokens == m0.greedy(one, 6).tokens);
       CHECK(m1.sequence_score(one, {4, 7, 2}) == m0.sequence_score(one, {4, 7, 2}));
+      CHECK(m1.training());
+      // The same for a batch that decodes in several chunks on several threads.
+      const int64_t N = 300;
+      IntTensor ids({N, 4}), lens({N});
+      for (int64_t n = 0; n < N; ++n) {
+        lens.data()[n] = int32_t(1 + n % 4);
+        for (int64_t j = 0; j < 4; ++j)
+          ids.data()[n * 4 + j] = int32_t(3 + (n * 7 + j * 3) % 4);  // ids 3..6 (vocabulary 7)
+      }
+      const std::vector<int64_t> limits(size_t(N), 6);
+      const std::vector<Decoded> d1 = m1.greedy_batch(ids, lens, limits),
+                                 d0 = m0.greedy_batch(ids, lens, limits);
+      for (int64_t n = 0; n < N; ++n) CHECK(d1[size_t(n)].tokens == d0[size_t(n)].tokens);
       CHECK(m1.training());
     }
   }

@@ -29,7 +29,7 @@ import time
 from collections import OrderedDict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from seq2seq_torch import EOS, BOS, UNK, Seq2Seq, pad_batch, read_tsv  # noqa: E402
+from seq2seq_torch import EOS, BOS, UNK, Seq2Seq, pad_batch, read_tsv, training_batches  # noqa: E402
 import torch  # noqa: E402
 
 
@@ -99,15 +99,10 @@ def main():
     g = torch.Generator().manual_seed(a.seed)
 
     t0 = time.perf_counter()
-    step, err, order, pos = 0, 1.0, torch.randperm(len(train), generator=g).tolist(), 0
+    step, err = 0, 1.0
+    batches = training_batches(src_all, tgt_all, a.batch, g)
     while step < a.max_steps:
-        if pos + a.batch > len(order):
-            order, pos = torch.randperm(len(train), generator=g).tolist(), 0
-        idx = order[pos:pos + a.batch]
-        pos += a.batch
-        src, src_len = pad_batch([src_all[i] for i in idx])
-        tgt_in, _ = pad_batch([tgt_all[i] for i in idx], prefix=(BOS,))
-        tgt_out, _ = pad_batch([tgt_all[i] for i in idx], suffix=(EOS,))
+        src, src_len, tgt_in, tgt_out = next(batches)
         loss = model.loss(src, src_len, tgt_in, tgt_out)
         opt.zero_grad()
         loss.backward()

@@ -183,6 +183,21 @@ def exact_match(model, examples, sv, tv, max_len, reverse):
     return hits / max(1, len(examples))
 
 
+def training_batches(src_all, tgt_all, batch, g):
+    """Endless training batches (src, src_len, tgt_in, tgt_out) of `batch` examples:
+    a permutation drawn from g, walked in order, redrawn when fewer than a batch remain."""
+    order, pos = torch.randperm(len(src_all), generator=g).tolist(), 0
+    while True:
+        if pos + batch > len(order):
+            order, pos = torch.randperm(len(src_all), generator=g).tolist(), 0
+        idx = order[pos:pos + batch]
+        pos += batch
+        src, src_len = pad_batch([src_all[i] for i in idx])
+        tgt_in, _ = pad_batch([tgt_all[i] for i in idx], prefix=(BOS,))
+        tgt_out, _ = pad_batch([tgt_all[i] for i in idx], suffix=(EOS,))
+        yield src, src_len, tgt_in, tgt_out
+
+
 def encode_source(sv, s, reverse):
     ids = sv.encode(s)
     return ids[::-1] if reverse else ids
@@ -279,15 +294,10 @@ def main():
         return {"exact_match": em, "wer": 1 - em, "ser": 1 - em}
 
     t0 = time.perf_counter()
-    step, order, pos, target_step, metrics = 0, torch.randperm(len(train), generator=g).tolist(), 0, None, {}
+    step, target_step, metrics = 0, None, {}
+    batches = training_batches(src_all, tgt_all, batch, g)
     while step < steps:
-        if pos + batch > len(order):
-            order, pos = torch.randperm(len(train), generator=g).tolist(), 0
-        idx = order[pos:pos + batch]
-        pos += batch
-        src, src_len = pad_batch([src_all[i] for i in idx])
-        tgt_in, _ = pad_batch([tgt_all[i] for i in idx], prefix=(BOS,))
-        tgt_out, _ = pad_batch([tgt_all[i] for i in idx], suffix=(EOS,))
+        src, src_len, tgt_in, tgt_out = next(batches)
         loss = model.loss(src, src_len, tgt_in, tgt_out)
         opt.zero_grad()
         loss.backward()

@@ -133,68 +133,89 @@ std::vector<Var> gru_layer_ref(const Var& x, const Var& h0, const Var& w_ih, con
 // ---- fused Luong attention decoder (ops_decoder.cpp) ------------------------------
 // Luong's attention decoder with an LSTM cell over a whole target sequence
 // (teacher forcing) or one step (decoding), as one op: per step t
-//   g_t   = [x_t | f_{t-1}] W_ih^T + h_{t-1} W_hh^T + b_ih + b_hh   (f: the fed h~; no f without input feeding)
-//   h_t, c_t = lstm(g_t, c_{t-1})                                   (gates i, f, g, o as lstm_layer)
+//   g_t   = xg_t + f_{t-1} W_f^T + h_{t-1} W_hh^T     (f: the fed h~; none without input feeding)
+//   h_t, c_t = lstm(g_t, c_{t-1})                     (gates i, f, g, o as lstm_layer)
 //   a_t   = softmax(scale * P h_t + mask),   ctx_t = a_t V
 //   h~_t  = tanh([ctx_t | h_t] W_c^T),       f_t = h~_t
-// The input projection of all T steps is one GEMM, the recurrent weights and
-// W_c are packed once per call, the attention runs per row in place
-// (engine/kernels/step_attention.h); backward walks the steps once in reverse
-// and gets every weight gradient from one GEMM over all T*B rows.
-// x: [B,T,E]; h0, c0: [B,H]; feed0: [B,H], or undefined without input feeding;
-// w_ih: [4H, E (+H with feeding)], w_hh: [4H,H], b_ih, b_hh: [4H] or undefined;
-// P: [B,S,H] score keys (general: W k; dot: the keys); V: [B,S,K];
-// mask: [B,S] additive (0 / -inf) or undefined; w_c: [H, K+H].
+// xg = x W_x^T + b_ih + b_hh, the input's share of the gates, comes in made
+// (input_gates() below): for a small vocabulary it is a lookup in a projected
+// embedding table, V rows instead of B*T. W_f and W_hh are packed once per
+// call as one [F+H, 4H] operand, so a step's recurrent gates are one GEMM; the
+// attention runs per row in place (engine/kernels/step_attention.h); backward
+// walks the steps once in reverse and gets the weight gradients from one GEMM
+// over all T*B rows.
+// xg: [B,T,4H]; h0, c0: [B,H]; feed0: [B,H], or undefined without input feeding;
+// w_ih: [4H, E (+H with feeding)], of which the op reads (and differentiates)
+// only the F fed columns after the first E; w_hh: [4H,H]; P: [B,S,H] score keys
+// (general: W k; dot: the keys); V: [B,S,K]; mask: [B,S] additive (0 / -inf)
+// or undefined; w_c: [H, K+H].
 // The composite (LSTMCell + Attention + Linear + tanh per step) is its oracle.
 struct LuongDecoderOutput {
   Var ht;       // [B,T,H] h~ of every step
   Var weights;  // [B,T,S] attention
   Var h, c;     // [B,H] the last step's state
 };
-// The weights W_ih^T, W_hh^T, W_c^T packed once for many calls (decoding: every
-// step of a sequence), instead of once per call. It points into the weights:
-// they must outlive it, unchanged (no optimizer step in between).
-struct LuongDecoderPack {
-  LuongDecoderPack(const Var& w_ih, const Var& w_hh, const Var& w_c);
-  PackedB w_ih_t;  // [E+F, 4H]
-  PackedB w_hh_t;  // [H, 4H]
-  PackedB w_c_t;   // [K+H, H]
+
+// xg = x W_x^T + b_ih + b_hh for ids: [B,T] embedded by emb ([V,E], its row
+// padding_idx gets no gradient) -> [B,T,4H], where W_x = w_ih[:, :E]. When
+// project_table, the V rows of emb are projected once and xg is a lookup
+// (V < B*T rows: fewer FLOPs each way); otherwise the B*T embedded rows are,
+// after dropout (p > 0 only with !project_table).
+Var input_gates(const IntTensor& ids, const Var& emb, int64_t padding_idx, const Var& w_ih,
+                const Var& b_ih, const Var& b_hh, bool project_table, float dropout_p,
+                Generator* gen);
+
+// A recurrent cell's weights [W_y | W_hh] ([4H, Y+H]: W_y the Y columns of w_ih
+// after the first E) packed once as one right operand [Y+H, 4H] for many calls
+// (decoding: every step of a sequence). It copies what it packs.
+struct CellPack {
+  CellPack(const Var& w_ih, const Var& w_hh, int64_t E);
+  const float* w_ih_src;  // the weights it was made from (checked at use)
+  const float* w_hh_src;
+  Tensor w_yh;            // [4H, Y+H]
+  PackedB w_yh_t;         // [Y+H, 4H]
 };
-LuongDecoderOutput luong_decoder(const Var& x, const Var& h0, const Var& c0, const Var& feed0,
-                                 const Var& w_ih, const Var& w_hh, const Var& b_ih,
-                                 const Var& b_hh, const Var& P, const Var& V, const Tensor& mask,
-                                 const Var& w_c, float scale = 1.f,
+// The weights W_f|W_hh and W_c^T packed once for many calls. It points into w_c:
+// the weights must outlive it, unchanged (no optimizer step in between).
+struct LuongDecoderPack {
+  LuongDecoderPack(const Var& w_ih, const Var& w_hh, const Var& w_c, int64_t E);
+  CellPack cell;
+  PackedB w_c_t;  // [K+H, H]
+};
+LuongDecoderOutput luong_decoder(const Var& xg, const Var& h0, const Var& c0, const Var& feed0,
+                                 const Var& w_ih, const Var& w_hh, const Var& P, const Var& V,
+                                 const Tensor& mask, const Var& w_c, float scale = 1.f,
                                  const LuongDecoderPack* pack = nullptr);
 
 // ---- fused Bahdanau attention decoder (ops_decoder.cpp) ---------------------------
 // Bahdanau's decoder with an LSTM cell, the additive score attending from the
 // previous state, as one op over T steps (or one step when decoding): per step t
 //   a_t   = softmax(v . tanh(h_{t-1} W^T + KP[s]) + mask),   ctx_t = a_t V
-//   g_t   = [x_t | ctx_t] W_ih^T + h_{t-1} W_hh^T + b_ih + b_hh
+//   g_t   = xg_t + ctx_t W_ctx^T + h_{t-1} W_hh^T
 //   h_t, c_t = lstm(g_t, c_{t-1}),                          out_t = [h_t | ctx_t]
-// It shares luong_decoder's cell code (input projection in one GEMM, packed
-// recurrent weights, one-pass backward, weight gradients from one GEMM); the
-// score per row is engine/kernels/step_attention.h's additive pair.
-// x: [B,T,E]; h0, c0: [B,H]; w_ih: [4H,E+K]; w_hh: [4H,H]; b_ih, b_hh: [4H] or
-// undefined; w_q: [A,H] (the score's W, no bias); KP: [B,S,A] the projected keys
-// U k; v: [1,A]; V: [B,S,K]; mask: [B,S] additive (0 / -inf) or undefined.
+// It shares luong_decoder's cell code (xg made outside by input_gates, [W_ctx |
+// W_hh] packed as one operand, one-pass backward, weight gradients from one
+// GEMM); the score per row is engine/kernels/step_attention.h's additive pair.
+// xg: [B,T,4H]; h0, c0: [B,H]; w_ih: [4H,E+K], of which the op reads only the K
+// context columns after the first E; w_hh: [4H,H]; w_q: [A,H] (the score's W,
+// no bias); KP: [B,S,A] the projected keys U k; v: [1,A]; V: [B,S,K]; mask:
+// [B,S] additive (0 / -inf) or undefined.
 // The composite (Attention + LSTMCell per step) is its oracle.
 struct BahdanauDecoderOutput {
   Var out;      // [B,T,H+K] [h_t | ctx_t] of every step: the output layer's input
   Var weights;  // [B,T,S] attention
   Var h, c;     // [B,H] the last step's state
 };
-// W_ih^T, W_hh^T and W^T packed once for many calls (see LuongDecoderPack).
+// W_ctx|W_hh and W^T packed once for many calls (see LuongDecoderPack).
 struct BahdanauDecoderPack {
-  BahdanauDecoderPack(const Var& w_ih, const Var& w_hh, const Var& w_q);
-  PackedB w_ih_t;  // [E+K, 4H]
-  PackedB w_hh_t;  // [H, 4H]
-  PackedB w_q_t;   // [H, A]
+  BahdanauDecoderPack(const Var& w_ih, const Var& w_hh, const Var& w_q, int64_t E);
+  CellPack cell;
+  PackedB w_q_t;  // [H, A]
 };
-BahdanauDecoderOutput bahdanau_decoder(const Var& x, const Var& h0, const Var& c0,
-                                       const Var& w_ih, const Var& w_hh, const Var& b_ih,
-                                       const Var& b_hh, const Var& w_q, const Var& KP,
-                                       const Var& v, const Var& V, const Tensor& mask,
+BahdanauDecoderOutput bahdanau_decoder(const Var& xg, const Var& h0, const Var& c0,
+                                       const Var& w_ih, const Var& w_hh, const Var& w_q,
+                                       const Var& KP, const Var& v, const Var& V,
+                                       const Tensor& mask,
                                        const BahdanauDecoderPack* pack = nullptr);
 
 // ---- losses (ops_loss.cpp) ---------------------------------------------------------------------

@@ -6,7 +6,9 @@
 // tape then summed into the parameters. Layout inside is time-major
 // ([T,B,...]) so that the merged GEMMs see plain 2-D matrices.
 // Legend: B batch, T target, S source, E embed, H hidden, K value (key) size,
-// G = 4H gates, F = H with input feeding (else 0).
+// G = 4H gates, F = H with input feeding (else 0), Y the cell's recurrent
+// input besides h (Luong: F; Bahdanau: K), V vocabulary.
+#include <array>
 #include <cstring>
 #include <memory>
 
@@ -41,31 +43,42 @@ void copy_rows(float* dst, int64_t ld, const float* src, int64_t B, int64_t w) {
   for (int64_t b = 0; b < B; ++b) std::memcpy(dst + b * ld, src + b * w, size_t(w) * sizeof(float));
 }
 
+// The gates' input xg: [B,T,G] with G = 4H from w_hh: [4H,H]; -> {B, T, H}.
+std::array<int64_t, 3> check_cell(const char* op, const Var& xg, const Var& h0, const Var& c0,
+                                  const Var& w_hh) {
+  check(w_hh.defined() && w_hh.dim() == 2 && w_hh.size(0) == 4 * w_hh.size(1), op,
+        ": weight_hh must be [4H,H], got ", w_hh.defined() ? w_hh.shape() : Shape{});
+  const int64_t H = w_hh.size(1);
+  check(xg.defined() && xg.dim() == 3 && xg.size(0) >= 1 && xg.size(1) >= 1 && xg.size(2) == 4 * H,
+        op, ": the input gates xg must be [B,T,4H] with B, T >= 1 and 4H = ", 4 * H, ", got ",
+        xg.defined() ? xg.shape() : Shape{});
+  const int64_t B = xg.size(0), T = xg.size(1);
+  for (const Var* s : {&h0, &c0})
+    check(s->defined() && s->shape() == Shape{B, H}, op, ": h0, c0 must be [", B, ",", H, "], got ",
+          s->defined() ? s->shape() : Shape{});
+  return {B, T, H};
+}
+
+// w_ih: [4H, E+Y] with E >= 0 -> E.
+int64_t check_w_ih(const char* op, const Var& w_ih, int64_t G, int64_t Y, const char* what) {
+  check(w_ih.defined() && w_ih.dim() == 2 && w_ih.size(0) == G && w_ih.size(1) >= Y, op,
+        ": weight_ih must be [", G, ", E + ", Y, "] (", what, "), got ",
+        w_ih.defined() ? w_ih.shape() : Shape{});
+  return w_ih.size(1) - Y;
+}
+
 struct Dims {
   int64_t B, T, E, H, G, F, S, K;
 };
 
-Dims check_dims(const Var& x, const Var& h0, const Var& c0, const Var& feed0, const Var& w_ih,
-                const Var& w_hh, const Var& b_ih, const Var& b_hh, const Var& P, const Var& V,
-                const Tensor& mask, const Var& w_c) {
+Dims check_dims(const Var& xg, const Var& h0, const Var& c0, const Var& feed0, const Var& w_ih,
+                const Var& w_hh, const Var& P, const Var& V, const Tensor& mask, const Var& w_c) {
   const char* op = "luong_decoder";
-  check(x.defined() && x.dim() == 3, op, ": x must be [B,T,E], got ",
-        x.defined() ? x.shape() : Shape{});
-  const int64_t B = x.size(0), T = x.size(1), E = x.size(2);
-  check(w_hh.defined() && w_hh.dim() == 2 && w_hh.size(0) == 4 * w_hh.size(1), op,
-        ": weight_hh must be [4H,H], got ", w_hh.defined() ? w_hh.shape() : Shape{});
-  const int64_t H = w_hh.size(1), G = 4 * H, F = feed0.defined() ? H : 0;
-  check(T >= 1 && B >= 1, op, ": x must have B, T >= 1, got ", x.shape());
-  check(w_ih.shape() == Shape{G, E + F}, op, ": weight_ih has shape ", w_ih.shape(), ", expected [",
-        G, ",", E + F, "] (E = ", E, F ? " + fed H)" : ", no input feeding)");
-  for (const Var* s : {&h0, &c0})
-    check(s->defined() && s->shape() == Shape{B, H}, op, ": h0, c0 must be [", B, ",", H, "], got ",
-          s->defined() ? s->shape() : Shape{});
+  const auto [B, T, H] = check_cell(op, xg, h0, c0, w_hh);
+  const int64_t G = 4 * H, F = feed0.defined() ? H : 0;
+  const int64_t E = check_w_ih(op, w_ih, G, F, F ? "the fed h~ last" : "no input feeding");
   check(!feed0.defined() || feed0.shape() == Shape{B, H}, op, ": feed0 must be [", B, ",", H,
         "], got ", feed0.defined() ? feed0.shape() : Shape{});
-  for (const Var* b : {&b_ih, &b_hh})
-    check(!b->defined() || b->shape() == Shape{G}, op, ": biases must be [", G, "], got ",
-          b->shape());
   check(P.defined() && P.dim() == 3 && P.size(0) == B && P.size(2) == H, op,
         ": score keys must be [B,S,H] = [", B, ",S,", H, "], got ",
         P.defined() ? P.shape() : Shape{});
@@ -82,110 +95,119 @@ Dims check_dims(const Var& x, const Var& h0, const Var& c0, const Var& feed0, co
 }
 
 // ---- the LSTM part both decoders share ---------------------------------------------
-// Each step's cell input is xyh's row [x_t | y_t | h_{t-1}] ([T,B,E+Y+H]): y is
-// Luong's fed h~_{t-1} or Bahdanau's context c_t, written as the steps run.
+// Each step's recurrent input is yh's row [y_{t} | h_{t-1}] ([T,B,Y+H]): y is
+// Luong's fed h~_{t-1} or Bahdanau's context c_t, written as the steps run;
+// the gates start as xg_t (act, time-major).
 
-// act[t] = x_t W_x^T + b_ih + b_hh for all steps in one GEMM (the biases folded
-// in as a column bias); with a pack (decoding) each step does it with y instead.
-void cell_input_projection(const Tensor& xyh, const float* Wih, int64_t ldw, int64_t T, int64_t B,
-                           int64_t E, int64_t G, const GemmEpilogue& with_bias, Tensor& act) {
-  gemm(false, true, T * B, G, E, 1.f, xyh.data(), xyh.size(2), Wih, ldw, 0.f, act.data(), G,
-       with_bias);
+// [W_y | W_hh]: the Y columns of w_ih after its first E, then w_hh -> [G, Y+H]
+Tensor cell_weights(const Tensor& w_ih, const Tensor& w_hh, int64_t E) {
+  const int64_t G = w_hh.size(0), H = w_hh.size(1), IW = w_ih.size(1), Y = IW - E;
+  Tensor w({G, Y + H});
+  for (int64_t r = 0; r < G; ++r) {
+    std::memcpy(w.data() + r * (Y + H), w_ih.data() + r * IW + E, size_t(Y) * sizeof(float));
+    std::memcpy(w.data() + r * (Y + H) + Y, w_hh.data() + r * H, size_t(H) * sizeof(float));
+  }
+  return w;
 }
 
-// g += y W_y^T + h_prev W_hh^T (or, with the whole W_ih^T packed, g = [x | y] W_ih^T + b first),
-// then the cell: c, h from g and c_prev.
-void cell_step(float* g, const float* row, int64_t XW, int64_t E, int64_t Y, int64_t B, int64_t H,
-               const PackedB* w_ih_t, const PackedB* w_y_t, const PackedB& w_hh_t,
-               const GemmEpilogue& with_bias, const float* c_prev, float* c, float* h) {
-  const int64_t G = 4 * H;
-  if (w_ih_t)
-    gemm(B, 1.f, row, XW, *w_ih_t, 0.f, g, G, with_bias);
-  else if (Y)
-    gemm(B, 1.f, row + E, XW, *w_y_t, 1.f, g, G);
-  gemm(B, 1.f, row + E + Y, XW, w_hh_t, 1.f, g, G);
+// g (xg_t) += [y | h_{t-1}] W_yh^T in one GEMM, then the cell: c, h from g and c_prev.
+void cell_step(float* g, const float* yh, int64_t ld, int64_t B, int64_t H, const PackedB& w_yh_t,
+               const float* c_prev, float* c, float* h) {
+  gemm(B, 1.f, yh, ld, w_yh_t, 1.f, g, 4 * H);
   lstm_cell_forward(g, c_prev, c, h, B, H, nullptr);
 }
 
-// After the reverse walk: dx = dG W_x ([B,T,E]), and [dW_ih | dW_hh] = dG^T xyh
-// in one GEMM over all T*B rows, whose packing of dG^T sums dG's columns: the
-// bias gradient. g[i0..i0+4) = dW_ih, dW_hh, db_ih, db_hh; g[ix] = dx.
-void cell_weight_grads(const Tensor& dG, const Tensor& xyh, const Tensor& Wi, int64_t T, int64_t B,
-                       int64_t E, int64_t G, const std::vector<bool>& needs, size_t ix, size_t i0,
-                       std::vector<Tensor>& g) {
-  const int64_t XW = xyh.size(2), IW = Wi.size(1);
-  if (needs[ix]) {
-    Tensor dx({T, B, E});
-    gemm(false, false, T * B, E, G, 1.f, dG.data(), G, Wi.data(), IW, 0.f, dx.data(), E);
-    g[ix] = to_batch_major(dx.data(), T, B, E);
+// After the reverse walk: d xg = dG (batch-major), and [dW_y | dW_hh] = dG^T yh
+// in one GEMM over all T*B rows, given as w_ih's gradient (zero in its first E
+// columns: input_gates differentiates those) and w_hh's. Indices into g / needs:
+// ixg (xg), iih (w_ih), ihh (w_hh).
+void cell_grads(const Tensor& dG, const Tensor& yh, int64_t T, int64_t B, int64_t E, int64_t H,
+                const std::vector<bool>& needs, size_t ixg, size_t iih, size_t ihh,
+                std::vector<Tensor>& g) {
+  const int64_t G = 4 * H, YW = yh.size(2), Y = YW - H;
+  if (needs[ixg]) g[ixg] = to_batch_major(dG.data(), T, B, G);
+  if (!(needs[iih] || needs[ihh])) return;
+  Tensor dw({G, YW});
+  gemm(true, false, G, YW, T * B, 1.f, dG.data(), G, yh.data(), YW, 0.f, dw.data(), YW);
+  if (needs[iih]) {
+    g[iih] = Tensor::zeros({G, E + Y});
+    for (int64_t r = 0; r < G; ++r)
+      std::memcpy(g[iih].data() + r * (E + Y) + E, dw.data() + r * YW, size_t(Y) * sizeof(float));
   }
-  if (!(needs[i0] || needs[i0 + 1] || needs[i0 + 2] || needs[i0 + 3])) return;
-  Tensor dw({G, XW}), db({G});
-  GemmEpilogue sums;
-  sums.row_sums = db.data();
-  gemm(true, false, G, XW, T * B, 1.f, dG.data(), G, xyh.data(), XW, 0.f, dw.data(), XW, sums);
-  if (needs[i0]) g[i0] = qkv::slice(dw, 1, 0, IW);
-  if (needs[i0 + 1]) g[i0 + 1] = qkv::slice(dw, 1, IW, XW);
-  if (needs[i0 + 2]) g[i0 + 2] = db;
-  if (needs[i0 + 3]) g[i0 + 3] = needs[i0 + 2] ? db.clone() : db;
+  if (needs[ihh]) g[ihh] = qkv::slice(dw, 1, Y, YW);
 }
 
 }  // namespace
 
-LuongDecoderPack::LuongDecoderPack(const Var& w_ih, const Var& w_hh, const Var& w_c)
-    : w_ih_t(true, w_ih.size(1), w_ih.size(0), w_ih.value().data(), w_ih.size(1)),
-      w_hh_t(true, w_hh.size(1), w_hh.size(0), w_hh.value().data(), w_hh.size(1)),
-      w_c_t(true, w_c.size(1), w_c.size(0), w_c.value().data(), w_c.size(1)) {}
+Var input_gates(const IntTensor& ids, const Var& emb, int64_t padding_idx, const Var& w_ih,
+                const Var& b_ih, const Var& b_hh, bool project_table, float dropout_p,
+                Generator* gen) {
+  check(emb.defined() && emb.dim() == 2 && w_ih.defined() && w_ih.dim() == 2 &&
+            w_ih.size(1) >= emb.size(1),
+        "input_gates: embedding [V,E] and weight_ih [4H, E + Y] do not fit: ",
+        emb.defined() ? emb.shape() : Shape{}, " and ", w_ih.defined() ? w_ih.shape() : Shape{});
+  check(!project_table || dropout_p == 0.f, "input_gates: a projected table cannot drop out");
+  const int64_t V = emb.size(0), E = emb.size(1);
+  const Var w_x = slice(w_ih, 1, 0, E);  // [G,E]
+  const Var bias = b_ih.defined() && b_hh.defined() ? b_ih + b_hh : b_ih.defined() ? b_ih : b_hh;
+  if (project_table) {
+    // emb W_x^T + b for every id once ([V,G]); the padding row is taken from
+    // emb without a gradient, as Embedding does, and looked up with one
+    IntTensor all({V});
+    for (int64_t v = 0; v < V; ++v) all.data()[v] = int32_t(v);
+    return index_select(linear(index_select(emb, all, padding_idx), w_x, bias), ids);
+  }
+  Var x = index_select(emb, ids, padding_idx);  // [...,E]
+  if (dropout_p > 0.f) x = dropout(x, dropout_p, true, *gen);
+  return linear(x, w_x, bias);
+}
 
-LuongDecoderOutput luong_decoder(const Var& x, const Var& h0, const Var& c0, const Var& feed0,
-                                 const Var& w_ih, const Var& w_hh, const Var& b_ih_in,
-                                 const Var& b_hh_in, const Var& P, const Var& V, const Tensor& mask,
-                                 const Var& w_c, float scale, const LuongDecoderPack* pack) {
-  const auto [B, T, E, H, G, F, S, K] =
-      check_dims(x, h0, c0, feed0, w_ih, w_hh, b_ih_in, b_hh_in, P, V, mask, w_c);
-  const Var b_ih = b_ih_in.defined() ? b_ih_in : zeros_var({G});
-  const Var b_hh = b_hh_in.defined() ? b_hh_in : zeros_var({G});
+CellPack::CellPack(const Var& w_ih, const Var& w_hh, int64_t E)
+    : w_ih_src(w_ih.value().data()),
+      w_hh_src(w_hh.value().data()),
+      w_yh(cell_weights(w_ih.value(), w_hh.value(), E)),
+      w_yh_t(true, w_yh.size(1), w_yh.size(0), w_yh.data(), w_yh.size(1)) {}
+
+LuongDecoderPack::LuongDecoderPack(const Var& w_ih, const Var& w_hh, const Var& w_c, int64_t E)
+    : cell(w_ih, w_hh, E), w_c_t(true, w_c.size(1), w_c.size(0), w_c.value().data(), w_c.size(1)) {}
+
+LuongDecoderOutput luong_decoder(const Var& xg, const Var& h0, const Var& c0, const Var& feed0,
+                                 const Var& w_ih, const Var& w_hh, const Var& P, const Var& V,
+                                 const Tensor& mask, const Var& w_c, float scale,
+                                 const LuongDecoderPack* pack) {
+  const auto [B, T, E, H, G, F, S, K] = check_dims(xg, h0, c0, feed0, w_ih, w_hh, P, V, mask, w_c);
   const Var f0 = feed0.defined() ? feed0 : zeros_var({B, H});
-  const int64_t XW = E + F + H, CW = K + H;  // row widths of xfh and cat
-  const float *Wih = w_ih.value().data(), *Whh = w_hh.value().data(), *Wc = w_c.value().data();
+  const int64_t YW = F + H, CW = K + H;  // row widths of fh and cat
   const float *Pd = P.value().data(), *Vd = V.value().data();
   const float* Md = mask.defined() ? mask.data() : nullptr;
-
-  // xfh: [T,B,E+F+H] rows [x_t | f_{t-1} | h_{t-1}] (f, h written as the steps
-  // run): the A of every gate GEMM, and backward's dW_ih | dW_hh in one GEMM.
-  Tensor xfh({T, B, XW});
-  to_time_major(x.value().data(), B, T, E, xfh.data(), XW);
-  copy_rows(xfh.data() + E, XW, f0.value().data(), B, F);
-  copy_rows(xfh.data() + E + F, XW, h0.value().data(), B, H);
-  // act: pre-activations of all steps, b_ih + b_hh + x W_x^T in one GEMM
-  // (the bias folded in as a column bias), then activated step by step.
-  Tensor bias = qkv::add(b_ih.value(), b_hh.value());
-  Tensor act({T, B, G});
-  GemmEpilogue with_bias;
-  with_bias.col_bias = bias.data();
-  // Without a pack: the recurrent weights and W_c packed once for all steps
-  // here. With one (decoding), each step's [x | f] W_ih^T is one GEMM on it.
+  // [W_f | W_hh] and W_c packed: once per call here, or once per decode (pack)
   if (pack)
-    check(pack->w_ih_t.B == Wih && pack->w_hh_t.B == Whh && pack->w_c_t.B == Wc &&
-              pack->w_ih_t.K == E + F && pack->w_c_t.K == CW,
+    check(pack->cell.w_ih_src == w_ih.value().data() &&
+              pack->cell.w_hh_src == w_hh.value().data() && pack->cell.w_yh.size(1) == YW &&
+              pack->w_c_t.B == w_c.value().data() && pack->w_c_t.K == CW,
           "luong_decoder: the pack was made for other weights");
-  else
-    cell_input_projection(xfh, Wih, E + F, T, B, E, G, with_bias, act);
-  std::unique_ptr<PackedB> own_f, own_hh, own_c;
+  std::unique_ptr<CellPack> own_cell;
+  std::unique_ptr<PackedB> own_c;
   if (!pack) {
-    own_f = std::make_unique<PackedB>(true, F, G, Wih + E, E + F);  // W_f^T [F,G] (F = 0: empty)
-    own_hh = std::make_unique<PackedB>(true, H, G, Whh, H);         // W_hh^T [H,G]
-    own_c = std::make_unique<PackedB>(true, CW, H, Wc, CW);         // W_c^T [K+H,H]
+    own_cell = std::make_unique<CellPack>(w_ih, w_hh, E);
+    own_c = std::make_unique<PackedB>(true, CW, H, w_c.value().data(), CW);  // W_c^T [K+H,H]
   }
-  const PackedB& whh_t = pack ? pack->w_hh_t : *own_hh;
+  const PackedB& wyh_t = pack ? pack->cell.w_yh_t : own_cell->w_yh_t;
   const PackedB& wc_t = pack ? pack->w_c_t : *own_c;
+
+  // fh: [T,B,F+H] rows [f_{t-1} | h_{t-1}] (written as the steps run): the A of
+  // every recurrent gate GEMM, and backward's dW_f | dW_hh in one GEMM.
+  Tensor fh({T, B, YW});
+  copy_rows(fh.data(), YW, f0.value().data(), B, F);
+  copy_rows(fh.data() + F, YW, h0.value().data(), B, H);
+  Tensor act({T, B, G});  // pre-activations: xg, then + the recurrent part, step by step
+  to_time_major(xg.value().data(), B, T, G, act.data(), G);
 
   Tensor c_all({T, B, H}), h_all({T, B, H}), cat({T, B, CW}), ht_all({T, B, H}), w_all({T, B, S});
   for (int64_t t = 0; t < T; ++t) {
     const float* c_prev = t ? c_all.data() + (t - 1) * B * H : c0.value().data();
     float *ht = h_all.data() + t * B * H, *cat_t = cat.data() + t * B * CW;
-    cell_step(act.data() + t * B * G, xfh.data() + t * B * XW, XW, E, F, B, H,
-              pack ? &pack->w_ih_t : nullptr, own_f.get(), whh_t, with_bias, c_prev,
+    cell_step(act.data() + t * B * G, fh.data() + t * B * YW, YW, B, H, wyh_t, c_prev,
               c_all.data() + t * B * H, ht);
     step_attention_forward(B, S, H, K, ht, H, Pd, Vd, Md, scale, w_all.data() + t * B * S, S, cat_t,
                            CW);
@@ -194,9 +216,9 @@ LuongDecoderOutput luong_decoder(const Var& x, const Var& h0, const Var& c0, con
     gemm(B, 1.f, cat_t, CW, wc_t, 0.f, z, H);
     unary_forward(UnaryOp::tanh, z, z, B * H);
     if (t + 1 < T) {
-      float* next = xfh.data() + (t + 1) * B * XW;
-      copy_rows(next + E, XW, z, B, F);
-      copy_rows(next + E + F, XW, ht, B, H);
+      float* next = fh.data() + (t + 1) * B * YW;
+      copy_rows(next, YW, z, B, F);
+      copy_rows(next + F, YW, ht, B, H);
     }
   }
 
@@ -207,11 +229,11 @@ LuongDecoderOutput luong_decoder(const Var& x, const Var& h0, const Var& c0, con
   std::vector<Var> outs = record_multi(
       "luong_decoder",
       {to_batch_major(ht_all.data(), T, B, H), to_batch_major(w_all.data(), T, B, S), h_T, c_T},
-      {x, h0, c0, f0, w_ih, w_hh, b_ih, b_hh, P, V, w_c},
-      [xfh, act, c_all, h_all, cat, ht_all, w_all, C0 = c0.value(), Pt = P.value(), Vt = V.value(),
+      {xg, h0, c0, f0, w_ih, w_hh, P, V, w_c},
+      [fh, act, c_all, h_all, cat, ht_all, w_all, C0 = c0.value(), Pt = P.value(), Vt = V.value(),
        Wi = w_ih.value(), Wh = w_hh.value(), Wct = w_c.value(), scale, B = B, T = T, E = E, H = H,
        G = G, F = F, S = S, K = K](const std::vector<Tensor>& d, const std::vector<bool>& needs) {
-        const int64_t XW = E + F + H, CW = K + H;
+        const int64_t CW = K + H;
         const float* dout = d[0].defined() ? d[0].data() : nullptr;
         // d[1]: the weights' gradient [B,T,S], joined per step to the scores' via the context
         Tensor dw_all = d[1].defined() ? Tensor({T, B, S}) : Tensor();
@@ -220,8 +242,8 @@ LuongDecoderOutput luong_decoder(const Var& x, const Var& h0, const Var& c0, con
         Tensor dc = d[3].defined() ? d[3].clone() : Tensor::zeros({B, H});
         Tensor dfeed = Tensor::zeros({B, H});
         Tensor dG({T, B, G}), dZ({T, B, H}), dcat({B, CW}), ds({B, S});
-        Tensor dP = needs[8] ? Tensor::zeros(Pt.shape()) : Tensor();
-        Tensor dV = needs[9] ? Tensor::zeros(Vt.shape()) : Tensor();
+        Tensor dP = needs[6] ? Tensor::zeros(Pt.shape()) : Tensor();
+        Tensor dV = needs[7] ? Tensor::zeros(Vt.shape()) : Tensor();
         const PackedB wf(false, G, F, Wi.data() + E, E + F);  // W_f [G,F]
         const PackedB whh(false, G, H, Wh.data(), H);         // W_hh [G,H]
         const PackedB wc(false, H, CW, Wct.data(), CW);       // W_c [H,K+H]
@@ -244,25 +266,25 @@ LuongDecoderOutput luong_decoder(const Var& x, const Var& h0, const Var& c0, con
           step_attention_backward(
               B, S, H, K, h_t, H, Pt.data(), Vt.data(), w_all.data() + t * B * S, S, dcat.data(),
               CW, dw_all.defined() ? dw_all.data() + t * B * S : nullptr, S, scale, dht, H,
-              needs[8] ? dP.data() : nullptr, needs[9] ? dV.data() : nullptr, ds.data());
+              needs[6] ? dP.data() : nullptr, needs[7] ? dV.data() : nullptr, ds.data());
           const float* c_prev = t ? c_all.data() + (t - 1) * B * H : C0.data();
           float* dg = dG.data() + t * B * G;
           lstm_cell_backward(act.data() + t * B * G, c_prev, c_all.data() + t * B * H, dht,
                              dc.data(), dg, B, H, nullptr);
-          // g = [x | f] W_ih^T + h W_hh^T: d f_{t-1} = dg W_f, d h_{t-1} = dg W_hh
+          // g = xg + f W_f^T + h W_hh^T: d f_{t-1} = dg W_f, d h_{t-1} = dg W_hh
           if (F) gemm(B, 1.f, dg, G, wf, 0.f, dfeed.data(), H);
           gemm(B, 1.f, dg, G, whh, 0.f, dh.data(), H);
         }
-        std::vector<Tensor> g(11);
-        cell_weight_grads(dG, xfh, Wi, T, B, E, G, needs, 0, 4, g);
+        std::vector<Tensor> g(9);
+        cell_grads(dG, fh, T, B, E, H, needs, 0, 4, 5, g);
         if (needs[1]) g[1] = dh;
         if (needs[2]) g[2] = dc;
         if (needs[3] && F) g[3] = dfeed;
-        if (needs[8]) g[8] = dP;
-        if (needs[9]) g[9] = dV;
-        if (needs[10]) {  // dW_c = dZ^T [ctx | h]
-          g[10] = Tensor({H, CW});
-          gemm(true, false, H, CW, T * B, 1.f, dZ.data(), H, cat.data(), CW, 0.f, g[10].data(), CW);
+        if (needs[6]) g[6] = dP;
+        if (needs[7]) g[7] = dV;
+        if (needs[8]) {  // dW_c = dZ^T [ctx | h]
+          g[8] = Tensor({H, CW});
+          gemm(true, false, H, CW, T * B, 1.f, dZ.data(), H, cat.data(), CW, 0.f, g[8].data(), CW);
         }
         return g;
       });
@@ -284,22 +306,12 @@ struct BahdanauDims {
   int64_t B, T, E, H, G, S, A, K;
 };
 
-BahdanauDims check_bahdanau(const Var& x, const Var& h0, const Var& c0, const Var& w_ih,
-                            const Var& w_hh, const Var& b_ih, const Var& b_hh, const Var& w_q,
-                            const Var& KP, const Var& v, const Var& V, const Tensor& mask) {
+BahdanauDims check_bahdanau(const Var& xg, const Var& h0, const Var& c0, const Var& w_ih,
+                            const Var& w_hh, const Var& w_q, const Var& KP, const Var& v,
+                            const Var& V, const Tensor& mask) {
   const char* op = "bahdanau_decoder";
-  check(x.defined() && x.dim() == 3 && x.size(0) >= 1 && x.size(1) >= 1, op,
-        ": x must be [B,T,E] with B, T >= 1, got ", x.defined() ? x.shape() : Shape{});
-  const int64_t B = x.size(0), T = x.size(1), E = x.size(2);
-  check(w_hh.defined() && w_hh.dim() == 2 && w_hh.size(0) == 4 * w_hh.size(1), op,
-        ": weight_hh must be [4H,H], got ", w_hh.defined() ? w_hh.shape() : Shape{});
-  const int64_t H = w_hh.size(1), G = 4 * H;
-  for (const Var* s : {&h0, &c0})
-    check(s->defined() && s->shape() == Shape{B, H}, op, ": h0, c0 must be [", B, ",", H, "], got ",
-          s->defined() ? s->shape() : Shape{});
-  for (const Var* b : {&b_ih, &b_hh})
-    check(!b->defined() || b->shape() == Shape{G}, op, ": biases must be [", G, "], got ",
-          b->shape());
+  const auto [B, T, H] = check_cell(op, xg, h0, c0, w_hh);
+  const int64_t G = 4 * H;
   check(KP.defined() && KP.dim() == 3 && KP.size(0) == B, op,
         ": projected keys must be [B,S,A] with B=", B, ", got ",
         KP.defined() ? KP.shape() : Shape{});
@@ -312,9 +324,7 @@ BahdanauDims check_bahdanau(const Var& x, const Var& h0, const Var& c0, const Va
         ": values must be [B,S,K] with B=", B, ", S=", S, ", got ",
         V.defined() ? V.shape() : Shape{});
   const int64_t K = V.size(2);
-  check(w_ih.defined() && w_ih.shape() == Shape{G, E + K}, op, ": weight_ih must be [", G, ",",
-        E + K, "] (E = ", E, " + context K = ", K, "), got ",
-        w_ih.defined() ? w_ih.shape() : Shape{});
+  const int64_t E = check_w_ih(op, w_ih, G, K, "the context last");
   check(!mask.defined() || mask.shape() == Shape{B, S}, op, ": mask must be [", B, ",", S,
         "], got ", mask.defined() ? mask.shape() : Shape{});
   return {B, T, E, H, G, S, A, K};
@@ -322,60 +332,50 @@ BahdanauDims check_bahdanau(const Var& x, const Var& h0, const Var& c0, const Va
 
 }  // namespace
 
-BahdanauDecoderPack::BahdanauDecoderPack(const Var& w_ih, const Var& w_hh, const Var& w_q)
-    : w_ih_t(true, w_ih.size(1), w_ih.size(0), w_ih.value().data(), w_ih.size(1)),
-      w_hh_t(true, w_hh.size(1), w_hh.size(0), w_hh.value().data(), w_hh.size(1)),
-      w_q_t(true, w_q.size(1), w_q.size(0), w_q.value().data(), w_q.size(1)) {}
+BahdanauDecoderPack::BahdanauDecoderPack(const Var& w_ih, const Var& w_hh, const Var& w_q,
+                                         int64_t E)
+    : cell(w_ih, w_hh, E), w_q_t(true, w_q.size(1), w_q.size(0), w_q.value().data(), w_q.size(1)) {}
 
-BahdanauDecoderOutput bahdanau_decoder(const Var& x, const Var& h0, const Var& c0, const Var& w_ih,
-                                       const Var& w_hh, const Var& b_ih_in, const Var& b_hh_in,
-                                       const Var& w_q, const Var& KP, const Var& v, const Var& V,
-                                       const Tensor& mask, const BahdanauDecoderPack* pack) {
-  const auto [B, T, E, H, G, S, A, K] =
-      check_bahdanau(x, h0, c0, w_ih, w_hh, b_ih_in, b_hh_in, w_q, KP, v, V, mask);
-  const Var b_ih = b_ih_in.defined() ? b_ih_in : zeros_var({G});
-  const Var b_hh = b_hh_in.defined() ? b_hh_in : zeros_var({G});
-  const int64_t XW = E + K + H, OW = H + K;  // row widths of xch and of the output
-  const float *Wih = w_ih.value().data(), *Whh = w_hh.value().data(), *Wq = w_q.value().data();
+BahdanauDecoderOutput bahdanau_decoder(const Var& xg, const Var& h0, const Var& c0, const Var& w_ih,
+                                       const Var& w_hh, const Var& w_q, const Var& KP, const Var& v,
+                                       const Var& V, const Tensor& mask,
+                                       const BahdanauDecoderPack* pack) {
+  const auto [B, T, E, H, G, S, A, K] = check_bahdanau(xg, h0, c0, w_ih, w_hh, w_q, KP, v, V, mask);
+  const int64_t YW = K + H, OW = H + K;  // row widths of ch and of the output
   const float *KPd = KP.value().data(), *vd = v.value().data(), *Vd = V.value().data();
   const float* Md = mask.defined() ? mask.data() : nullptr;
-
-  // xch: [T,B,E+K+H] rows [x_t | ctx_t | h_{t-1}] (ctx, h written as the steps run)
-  Tensor xch({T, B, XW});
-  to_time_major(x.value().data(), B, T, E, xch.data(), XW);
-  copy_rows(xch.data() + E + K, XW, h0.value().data(), B, H);
-  Tensor bias = qkv::add(b_ih.value(), b_hh.value());
-  Tensor act({T, B, G});
-  GemmEpilogue with_bias;
-  with_bias.col_bias = bias.data();
   if (pack)
-    check(pack->w_ih_t.B == Wih && pack->w_hh_t.B == Whh && pack->w_q_t.B == Wq &&
-              pack->w_ih_t.K == E + K && pack->w_q_t.N == A,
+    check(pack->cell.w_ih_src == w_ih.value().data() &&
+              pack->cell.w_hh_src == w_hh.value().data() && pack->cell.w_yh.size(1) == YW &&
+              pack->w_q_t.B == w_q.value().data() && pack->w_q_t.N == A,
           "bahdanau_decoder: the pack was made for other weights");
-  else
-    cell_input_projection(xch, Wih, E + K, T, B, E, G, with_bias, act);
-  std::unique_ptr<PackedB> own_c, own_hh, own_q;
+  std::unique_ptr<CellPack> own_cell;
+  std::unique_ptr<PackedB> own_q;
   if (!pack) {
-    own_c = std::make_unique<PackedB>(true, K, G, Wih + E, E + K);  // W_ctx^T [K,G]
-    own_hh = std::make_unique<PackedB>(true, H, G, Whh, H);         // W_hh^T [H,G]
-    own_q = std::make_unique<PackedB>(true, H, A, Wq, H);           // W^T [H,A]
+    own_cell = std::make_unique<CellPack>(w_ih, w_hh, E);
+    own_q = std::make_unique<PackedB>(true, H, A, w_q.value().data(), H);  // W^T [H,A]
   }
-  const PackedB& whh_t = pack ? pack->w_hh_t : *own_hh;
+  const PackedB& wyh_t = pack ? pack->cell.w_yh_t : own_cell->w_yh_t;
   const PackedB& wq_t = pack ? pack->w_q_t : *own_q;
+
+  // ch: [T,B,K+H] rows [ctx_t | h_{t-1}] (written as the steps run)
+  Tensor ch({T, B, YW});
+  copy_rows(ch.data() + K, YW, h0.value().data(), B, H);
+  Tensor act({T, B, G});
+  to_time_major(xg.value().data(), B, T, G, act.data(), G);
 
   Tensor c_all({T, B, H}), h_all({T, B, H}), qp_all({T, B, A}), w_all({T, B, S});
   for (int64_t t = 0; t < T; ++t) {
-    float* row = xch.data() + t * B * XW;
+    float* row = ch.data() + t * B * YW;
     float* qp = qp_all.data() + t * B * A;
     // attend from s_{t-1}: qp = h_{t-1} W^T, ctx_t into the row's context columns
-    gemm(B, 1.f, row + E + K, XW, wq_t, 0.f, qp, A);
-    additive_attention_forward(B, S, A, K, qp, A, KPd, vd, Vd, Md, w_all.data() + t * B * S, S,
-                               row + E, XW);
+    gemm(B, 1.f, row + K, YW, wq_t, 0.f, qp, A);
+    additive_attention_forward(B, S, A, K, qp, A, KPd, vd, Vd, Md, w_all.data() + t * B * S, S, row,
+                               YW);
     const float* c_prev = t ? c_all.data() + (t - 1) * B * H : c0.value().data();
     float* ht = h_all.data() + t * B * H;
-    cell_step(act.data() + t * B * G, row, XW, E, K, B, H, pack ? &pack->w_ih_t : nullptr,
-              own_c.get(), whh_t, with_bias, c_prev, c_all.data() + t * B * H, ht);
-    if (t + 1 < T) copy_rows(xch.data() + (t + 1) * B * XW + E + K, XW, ht, B, H);
+    cell_step(act.data() + t * B * G, row, YW, B, H, wyh_t, c_prev, c_all.data() + t * B * H, ht);
+    if (t + 1 < T) copy_rows(ch.data() + (t + 1) * B * YW + K, YW, ht, B, H);
   }
 
   // out[b,t] = [h_t | ctx_t]: the output layer's input
@@ -384,19 +384,19 @@ BahdanauDecoderOutput bahdanau_decoder(const Var& x, const Var& h0, const Var& c
     for (int64_t b = 0; b < B; ++b) {
       float* o = out.data() + (b * T + t) * OW;
       std::memcpy(o, h_all.data() + (t * B + b) * H, size_t(H) * sizeof(float));
-      std::memcpy(o + H, xch.data() + (t * B + b) * XW + E, size_t(K) * sizeof(float));
+      std::memcpy(o + H, ch.data() + (t * B + b) * YW, size_t(K) * sizeof(float));
     }
   Tensor h_T({B, H}), c_T({B, H});
   std::memcpy(h_T.data(), h_all.data() + (T - 1) * B * H, size_t(B * H) * sizeof(float));
   std::memcpy(c_T.data(), c_all.data() + (T - 1) * B * H, size_t(B * H) * sizeof(float));
   std::vector<Var> outs =
       record_multi("bahdanau_decoder", {out, to_batch_major(w_all.data(), T, B, S), h_T, c_T},
-                   {x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_q, KP, v, V},
-                   [xch, act, c_all, qp_all, w_all, C0 = c0.value(), KPt = KP.value(),
+                   {xg, h0, c0, w_ih, w_hh, w_q, KP, v, V},
+                   [ch, act, c_all, qp_all, w_all, C0 = c0.value(), KPt = KP.value(),
                     vt = v.value(), Vt = V.value(), Wi = w_ih.value(), Wh = w_hh.value(),
                     Wqt = w_q.value(), B = B, T = T, E = E, H = H, G = G, S = S, A = A,
                     K = K](const std::vector<Tensor>& d, const std::vector<bool>& needs) {
-                     const int64_t XW = E + K + H, OW = H + K;
+                     const int64_t YW = K + H, OW = H + K;
                      const float* dout = d[0].defined() ? d[0].data() : nullptr;
                      Tensor dw_all = d[1].defined() ? Tensor({T, B, S}) : Tensor();
                      if (d[1].defined()) to_time_major(d[1].data(), B, T, S, dw_all.data(), S);
@@ -404,8 +404,8 @@ BahdanauDecoderOutput bahdanau_decoder(const Var& x, const Var& h0, const Var& c
                      Tensor dc = d[3].defined() ? d[3].clone() : Tensor::zeros({B, H});
                      Tensor dG({T, B, G}), dQP = Tensor::zeros({T, B, A}), dctx({B, K}), ds({B, S});
                      Tensor dv_rows = Tensor::zeros({B, A});
-                     Tensor dKP = needs[8] ? Tensor::zeros(KPt.shape()) : Tensor();
-                     Tensor dV = needs[10] ? Tensor::zeros(Vt.shape()) : Tensor();
+                     Tensor dKP = needs[6] ? Tensor::zeros(KPt.shape()) : Tensor();
+                     Tensor dV = needs[8] ? Tensor::zeros(Vt.shape()) : Tensor();
                      const PackedB wc(false, G, K, Wi.data() + E, E + K);  // W_ctx [G,K]
                      const PackedB whh(false, G, H, Wh.data(), H);         // W_hh [G,H]
                      const PackedB wq(false, A, H, Wqt.data(), H);         // W [A,H]
@@ -423,8 +423,8 @@ BahdanauDecoderOutput bahdanau_decoder(const Var& x, const Var& h0, const Var& c
                        float* dg = dG.data() + t * B * G;
                        lstm_cell_backward(act.data() + t * B * G, c_prev, c_all.data() + t * B * H,
                                           dh.data(), dc.data(), dg, B, H, nullptr);
-                       // g = [x | ctx] W_ih^T + h_{t-1} W_hh^T: d ctx += dg W_ctx, d h_{t-1} = dg
-                       // W_hh
+                       // g = xg + ctx W_ctx^T + h_{t-1} W_hh^T: d ctx += dg W_ctx, d h_{t-1} =
+                       // dg W_hh
                        gemm(B, 1.f, dg, G, wc, 1.f, dctx.data(), K);
                        gemm(B, 1.f, dg, G, whh, 0.f, dh.data(), H);
                        float* dqp = dQP.data() + t * B * A;
@@ -432,27 +432,27 @@ BahdanauDecoderOutput bahdanau_decoder(const Var& x, const Var& h0, const Var& c
                            B, S, A, K, qp_all.data() + t * B * A, A, KPt.data(), vt.data(),
                            Vt.data(), w_all.data() + t * B * S, S, dctx.data(), K,
                            dw_all.defined() ? dw_all.data() + t * B * S : nullptr, S, dqp, A,
-                           needs[8] ? dKP.data() : nullptr, needs[10] ? dV.data() : nullptr,
-                           needs[9] ? dv_rows.data() : nullptr, ds.data());
+                           needs[6] ? dKP.data() : nullptr, needs[8] ? dV.data() : nullptr,
+                           needs[7] ? dv_rows.data() : nullptr, ds.data());
                        gemm(B, 1.f, dqp, A, wq, 1.f, dh.data(), H);  // qp = h_{t-1} W^T
                      }
-                     std::vector<Tensor> g(11);
-                     cell_weight_grads(dG, xch, Wi, T, B, E, G, needs, 0, 3, g);
+                     std::vector<Tensor> g(9);
+                     cell_grads(dG, ch, T, B, E, H, needs, 0, 3, 4, g);
                      if (needs[1]) g[1] = dh;
                      if (needs[2]) g[2] = dc;
-                     if (needs[7]) {  // dW = dQP^T h_prev over all T*B rows
-                       g[7] = Tensor({A, H});
-                       gemm(true, false, A, H, T * B, 1.f, dQP.data(), A, xch.data() + E + K, XW,
-                            0.f, g[7].data(), H);
+                     if (needs[5]) {  // dW = dQP^T h_prev over all T*B rows
+                       g[5] = Tensor({A, H});
+                       gemm(true, false, A, H, T * B, 1.f, dQP.data(), A, ch.data() + K, YW, 0.f,
+                            g[5].data(), H);
                      }
-                     if (needs[8]) g[8] = dKP;
-                     if (needs[9]) {  // dv = the rows' sums, in row order
-                       g[9] = Tensor::zeros(vt.shape());
+                     if (needs[6]) g[6] = dKP;
+                     if (needs[7]) {  // dv = the rows' sums, in row order
+                       g[7] = Tensor::zeros(vt.shape());
                        for (int64_t b = 0; b < B; ++b)
                          for (int64_t a = 0; a < A; ++a)
-                           g[9].data()[a] += dv_rows.data()[b * A + a];
+                           g[7].data()[a] += dv_rows.data()[b * A + a];
                      }
-                     if (needs[10]) g[10] = dV;
+                     if (needs[8]) g[8] = dV;
                      return g;
                    });
   BahdanauDecoderOutput r;

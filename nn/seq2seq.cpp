@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -146,23 +147,37 @@ bool Seq2SeqDecoder::fused_bahdanau() const {
          options.score == Score::additive && !attention->W->bias.defined();
 }
 
-// The output layer's weight^T and bias and the fused decoder's weights, packed.
+// The output layer's weight^T and bias, the fused decoder's weights, and the
+// embeddings' gates table (emb W_x^T + b_ih + b_hh, [V,4H]; none for a
+// vocabulary too large to hold it: each step then projects its own rows).
 struct Seq2SeqDecodePack {
   Seq2SeqDecodePack(const Seq2SeqDecoder& d, const Linear& out)
       : out_t(true, out.options.in_features, out.options.out_features, out.weight.value().data(),
               out.options.in_features),
         out_bias(out.bias.defined() ? out.bias.value().data() : nullptr) {
+    const LSTMCell& cell = *d.lstm;
+    const int64_t E = d.options.embed, V = d.options.tgt_vocab;
     if (d.fused_luong())
-      luong = std::make_unique<LuongDecoderPack>(d.lstm->weight_ih, d.lstm->weight_hh,
-                                                 d.combine->weight);
+      luong = std::make_unique<LuongDecoderPack>(cell.weight_ih, cell.weight_hh,
+                                                 d.combine->weight, E);
     else
-      bahdanau = std::make_unique<BahdanauDecoderPack>(d.lstm->weight_ih, d.lstm->weight_hh,
-                                                       d.attention->W->weight);
+      bahdanau = std::make_unique<BahdanauDecoderPack>(cell.weight_ih, cell.weight_hh,
+                                                       d.attention->W->weight, E);
+    if (V * cell.weight_ih.size(0) <= kMaxTableFloats) {
+      NoGrad ng;
+      IntTensor all({V});
+      for (int64_t v = 0; v < V; ++v) all.data()[v] = int32_t(v);
+      table = qkv::input_gates(all, d.embedding->weight, d.options.pad, cell.weight_ih,
+                               cell.bias_ih, cell.bias_hh, true, 0.f, nullptr)
+                  .value();
+    }
   }
-  std::unique_ptr<LuongDecoderPack> luong;        // exactly one of the two
+  static constexpr int64_t kMaxTableFloats = int64_t(16) << 20;  // 64 MiB
+  std::unique_ptr<LuongDecoderPack> luong;  // exactly one of the two
   std::unique_ptr<BahdanauDecoderPack> bahdanau;
   PackedB out_t;          // [H',V]
   const float* out_bias;  // [V] or null
+  Tensor table;           // [V,4H] or undefined
 };
 
 void Seq2Seq::pack_for_decoding(EncoderMemory& mem) const {
@@ -172,9 +187,9 @@ void Seq2Seq::pack_for_decoding(EncoderMemory& mem) const {
 
 namespace {
 
-// The fused Luong decoder over emb: [B,T,E] -> {h~ [B,T,H], weights [B,T,S]}; updates st.
+// The fused Luong decoder over xg: [B,T,4H] -> {h~ [B,T,H], weights [B,T,S]}; updates st.
 // Its scores scale * P h are the composite's: general P = W k (prepared), dot P = k.
-LuongDecoderOutput luong_fused(Seq2SeqDecoder& d, const Var& emb, DecoderState& st,
+LuongDecoderOutput luong_fused(Seq2SeqDecoder& d, const Var& xg, DecoderState& st,
                                const EncoderMemory& mem) {
   const Score s = d.options.score;
   const Var& P = s == Score::general ? mem.keys.proj : mem.keys.keys;
@@ -182,39 +197,38 @@ LuongDecoderOutput luong_fused(Seq2SeqDecoder& d, const Var& emb, DecoderState& 
       s == Score::scaled_dot ? 1.f / std::sqrt(float(d.attention->options.key_size)) : 1.f;
   LSTMCell& cell = *d.lstm;
   LuongDecoderOutput r = luong_decoder(
-      emb, st.h, st.c, d.options.input_feeding ? st.feed : Var(), cell.weight_ih, cell.weight_hh,
-      cell.bias_ih, cell.bias_hh, P, mem.outputs, mem.keys.mask, d.combine->weight, scale,
+      xg, st.h, st.c, d.options.input_feeding ? st.feed : Var(), cell.weight_ih, cell.weight_hh, P,
+      mem.outputs, mem.keys.mask, d.combine->weight, scale,
       mem.pack ? mem.pack->luong.get() : nullptr);
-  const int64_t B = emb.size(0), T = emb.size(1), H = d.options.hidden;
+  const int64_t B = xg.size(0), T = xg.size(1), H = d.options.hidden;
   st.h = r.h;
   st.c = r.c;
   st.feed = reshape(T == 1 ? r.ht : slice(r.ht, 1, T - 1, T), {B, H});
   return r;
 }
 
-// The fused Bahdanau decoder over emb: [B,T,E] -> {[h | ctx] [B,T,H+K], weights [B,T,S]};
+// The fused Bahdanau decoder over xg: [B,T,4H] -> {[h | ctx] [B,T,H+K], weights [B,T,S]};
 // updates st. Its scores are the composite's: v . tanh(W h + U k), U k prepared.
-BahdanauDecoderOutput bahdanau_fused(Seq2SeqDecoder& d, const Var& emb, DecoderState& st,
+BahdanauDecoderOutput bahdanau_fused(Seq2SeqDecoder& d, const Var& xg, DecoderState& st,
                                      const EncoderMemory& mem) {
   LSTMCell& cell = *d.lstm;
   Attention& a = *d.attention;
   BahdanauDecoderOutput r = bahdanau_decoder(
-      emb, st.h, st.c, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, a.W->weight,
-      mem.keys.proj, a.v->weight, mem.outputs, mem.keys.mask,
-      mem.pack ? mem.pack->bahdanau.get() : nullptr);
+      xg, st.h, st.c, cell.weight_ih, cell.weight_hh, a.W->weight, mem.keys.proj, a.v->weight,
+      mem.outputs, mem.keys.mask, mem.pack ? mem.pack->bahdanau.get() : nullptr);
   st.h = r.h;
   st.c = r.c;
   return r;
 }
 
-// Runs whichever fused decoder applies over emb [B,T,E]: -> {out's input [B,T,H'], weights}.
-std::pair<Var, Var> run_fused(Seq2SeqDecoder& d, const Var& emb, DecoderState& st,
+// Runs whichever fused decoder applies over xg [B,T,4H]: -> {out's input [B,T,H'], weights}.
+std::pair<Var, Var> run_fused(Seq2SeqDecoder& d, const Var& xg, DecoderState& st,
                               const EncoderMemory& mem) {
   if (d.fused_luong()) {
-    LuongDecoderOutput r = luong_fused(d, emb, st, mem);
+    LuongDecoderOutput r = luong_fused(d, xg, st, mem);
     return {r.ht, r.weights};
   }
-  BahdanauDecoderOutput r = bahdanau_fused(d, emb, st, mem);
+  BahdanauDecoderOutput r = bahdanau_fused(d, xg, st, mem);
   return {r.out, r.weights};
 }
 
@@ -258,8 +272,7 @@ DecoderStep Seq2SeqDecoder::step(const IntTensor& tokens, DecoderState& st,
   DecoderStep r;
   if (fused_luong() || fused_bahdanau()) {
     const int64_t B = tokens.size(0);
-    Var emb = embedding->forward(tokens);  // [B,E]
-    auto [o, w] = run_fused(*this, reshape(emb, {B, 1, emb.size(1)}), st, mem);
+    auto [o, w] = run_fused(*this, input_gates(tokens.reshape({B, 1}), mem), st, mem);
     r.weights = reshape(w, {B, w.size(2)});
     Var feat = reshape(o, {B, o.size(2)});  // [B,H']
     if (mem.pack && !grad_enabled() && mem.pack->out_t.B == out.weight.value().data()) {
@@ -286,7 +299,7 @@ Var Seq2SeqDecoder::run(const IntTensor& tokens, DecoderState& st, const Encoder
     return dropout(embedding->forward(ids), options.dropout, training(), *gen_);
   };
   if (fused_luong() || fused_bahdanau()) {
-    auto [o, w] = run_fused(*this, embed(tokens), st, mem);
+    auto [o, w] = run_fused(*this, input_gates(tokens, mem), st, mem);
     if (weights) *weights = w.value();
     return o;
   }
@@ -299,6 +312,24 @@ Var Seq2SeqDecoder::run(const IntTensor& tokens, DecoderState& st, const Encoder
   }
   if (weights && !ws.empty()) *weights = stack(ws, 1);
   return stack(feats, 1);
+}
+
+Var Seq2SeqDecoder::input_gates(const IntTensor& tokens, const EncoderMemory& mem) {
+  // tokens: [B,T] -> [B,T,4H]
+  const int64_t B = tokens.size(0), T = tokens.size(1), V = options.tgt_vocab;
+  const Tensor* table = mem.pack && mem.pack->table.defined() ? &mem.pack->table : nullptr;
+  if (table && !grad_enabled()) {  // decoding: rows of the pack's table
+    check_ids(tokens, V, "Seq2Seq decoder tokens");
+    const int64_t G = table->size(1);
+    Tensor xg({B, T, G});
+    for (int64_t i = 0; i < B * T; ++i)
+      std::memcpy(xg.data() + i * G, table->data() + tokens.data()[i] * G,
+                  size_t(G) * sizeof(float));
+    return Var(xg);
+  }
+  const bool drop = training() && options.dropout > 0.f;
+  return qkv::input_gates(tokens, embedding->weight, options.pad, lstm->weight_ih, lstm->bias_ih,
+                          lstm->bias_hh, !drop && V < B * T, drop ? options.dropout : 0.f, gen_);
 }
 
 std::string Seq2SeqDecoder::describe() const {

@@ -141,6 +141,11 @@ class Seq2SeqDecoder : public Module {
  private:
   // The composite step: emb [B,E] -> out's input [B,H'], weights [B,S] (attending).
   Var features(const Var& emb, DecoderState& st, const EncoderMemory& mem, Var* weights);
+  // The fused decoders' input: tokens [B,T] -> xg [B,T,4H], the embeddings'
+  // share of the cell's gates (input_gates, autograd/ops.h): a lookup in the
+  // decode pack's table when decoding, in a projected table when the
+  // vocabulary is smaller than B*T rows and nothing drops out, else per row.
+  Var input_gates(const IntTensor& tokens, const EncoderMemory& mem);
 
   Generator* gen_;  // dropout masks (teacher forcing only)
 };

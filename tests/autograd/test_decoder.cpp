@@ -69,9 +69,22 @@ std::vector<Var> composite(const Inputs& in, float scale) {
   return {stack(hts, 1), h, c, stack(ws, 1)};
 }
 
+// The input's share of the gates, as input_gates makes it from embedded rows.
+Var gates(const Var& x, const Var& w_ih, const Var& b_ih, const Var& b_hh) {
+  return linear(x, slice(w_ih, 1, 0, x.size(2)), b_ih + b_hh);
+}
+
+LuongDecoderOutput luong(const Var& x, const Var& h0, const Var& c0, const Var& feed0,
+                         const Var& w_ih, const Var& w_hh, const Var& b_ih, const Var& b_hh,
+                         const Var& P, const Var& V, const Tensor& mask, const Var& w_c,
+                         float scale = 1.f) {
+  return luong_decoder(gates(x, w_ih, b_ih, b_hh), h0, c0, feed0, w_ih, w_hh, P, V, mask, w_c,
+                       scale);
+}
+
 std::vector<Var> fused(const Inputs& in, float scale) {
-  LuongDecoderOutput r = luong_decoder(in.x, in.h0, in.c0, in.feed0, in.w_ih, in.w_hh, in.b_ih,
-                                       in.b_hh, in.P, in.V, in.mask, in.w_c, scale);
+  LuongDecoderOutput r = luong(in.x, in.h0, in.c0, in.feed0, in.w_ih, in.w_hh, in.b_ih, in.b_hh,
+                               in.P, in.V, in.mask, in.w_c, scale);
   return {r.ht, r.h, r.c, r.weights};
 }
 
@@ -118,9 +131,9 @@ std::vector<Var> composite_b(const BInputs& in) {
   Var h = in.h0, c = in.c0;
   std::vector<Var> outs, ws;
   for (int64_t t = 0; t < T; ++t) {
-    Var qp = matmul(h, in.w_q, false, true);                                        // [B,A]
-    Var u = tanh(reshape(qp, {B, 1, A}) + in.KP);                                   // [B,S,A]
-    Var scores = reshape(matmul(u, in.v, false, true), {B, 1, S});                  // [B,1,S]
+    Var qp = matmul(h, in.w_q, false, true);                        // [B,A]
+    Var u = tanh(reshape(qp, {B, 1, A}) + in.KP);                   // [B,S,A]
+    Var scores = reshape(matmul(u, in.v, false, true), {B, 1, S});  // [B,1,S]
     if (in.mask.defined()) scores = scores + Var(in.mask.view({B, 1, S}));
     Var w = softmax(scores);
     ws.push_back(reshape(w, {B, S}));
@@ -137,8 +150,8 @@ std::vector<Var> composite_b(const BInputs& in) {
 }
 
 std::vector<Var> fused_b(const BInputs& in) {
-  BahdanauDecoderOutput r = bahdanau_decoder(in.x, in.h0, in.c0, in.w_ih, in.w_hh, in.b_ih,
-                                             in.b_hh, in.w_q, in.KP, in.v, in.V, in.mask);
+  BahdanauDecoderOutput r = bahdanau_decoder(gates(in.x, in.w_ih, in.b_ih, in.b_hh), in.h0, in.c0,
+                                             in.w_ih, in.w_hh, in.w_q, in.KP, in.v, in.V, in.mask);
   return {r.out, r.h, r.c, r.weights};
 }
 
@@ -182,8 +195,8 @@ TEST_SUITE("autograd/decoder") {
 
   TEST_CASE("luong_decoder weights are the attention, zero at masked keys") {
     Inputs in = make(3, 2, 4, 3, 5, 6, true, true, 300);
-    LuongDecoderOutput r = luong_decoder(in.x, in.h0, in.c0, in.feed0, in.w_ih, in.w_hh, in.b_ih,
-                                         in.b_hh, in.P, in.V, in.mask, in.w_c);
+    LuongDecoderOutput r = luong(in.x, in.h0, in.c0, in.feed0, in.w_ih, in.w_hh, in.b_ih, in.b_hh,
+                                 in.P, in.V, in.mask, in.w_c);
     REQUIRE(r.weights.shape() == Shape{3, 2, 4});
     for (int64_t b = 0; b < 3; ++b)
       for (int64_t t = 0; t < 2; ++t) {
@@ -199,8 +212,8 @@ TEST_SUITE("autograd/decoder") {
     const std::vector<Var> vars = in.all();
     test::expect_ok(
         [&](const std::vector<Var>& v) {
-          LuongDecoderOutput r = luong_decoder(v[0], v[1], v[2], v[10], v[3], v[4], v[5], v[6],
-                                               v[7], v[8], in.mask, v[9], 0.8f);
+          LuongDecoderOutput r = luong(v[0], v[1], v[2], v[10], v[3], v[4], v[5], v[6], v[7], v[8],
+                                       in.mask, v[9], 0.8f);
           return concat({reshape(r.ht, {-1}), reshape(r.h, {-1}), reshape(r.c, {-1}),
                          reshape(r.weights, {-1})},
                         0);
@@ -211,8 +224,8 @@ TEST_SUITE("autograd/decoder") {
   TEST_CASE("luong_decoder names bad shapes") {
     Inputs in = make(2, 3, 4, 3, 4, 5, true, false, 700);
     const std::string e = test::error_of([&] {
-      luong_decoder(in.x, in.h0, in.c0, in.feed0, in.w_ih, in.w_hh, in.b_ih, in.b_hh, in.P, in.V,
-                    in.mask, in.w_hh);
+      luong(in.x, in.h0, in.c0, in.feed0, in.w_ih, in.w_hh, in.b_ih, in.b_hh, in.P, in.V, in.mask,
+            in.w_hh);
     });
     CHECK(e.find("luong_decoder: W_c must be [4,9]") != std::string::npos);
   }
@@ -258,8 +271,8 @@ TEST_SUITE("autograd/decoder") {
     const std::vector<Var> vars = in.all();
     test::expect_ok(
         [&](const std::vector<Var>& v) {
-          BahdanauDecoderOutput r = bahdanau_decoder(v[0], v[1], v[2], v[3], v[4], v[5], v[6],
-                                                     v[7], v[8], v[9], v[10], in.mask);
+          BahdanauDecoderOutput r = bahdanau_decoder(gates(v[0], v[3], v[5], v[6]), v[1], v[2],
+                                                     v[3], v[4], v[7], v[8], v[9], v[10], in.mask);
           return concat({reshape(r.out, {-1}), reshape(r.h, {-1}), reshape(r.c, {-1}),
                          reshape(r.weights, {-1})},
                         0);
@@ -270,10 +283,42 @@ TEST_SUITE("autograd/decoder") {
   TEST_CASE("bahdanau_decoder names bad shapes") {
     BInputs in = make_b(2, 3, 4, 3, 4, 5, 6, false, 1700);
     const std::string e = test::error_of([&] {
-      bahdanau_decoder(in.x, in.h0, in.c0, in.w_hh, in.w_hh, in.b_ih, in.b_hh, in.w_q, in.KP,
-                       in.v, in.V, in.mask);
+      bahdanau_decoder(gates(in.x, in.w_ih, in.b_ih, in.b_hh), in.h0, in.c0, in.w_hh, in.w_hh,
+                       in.w_q, in.KP, in.v, in.V, in.mask);
     });
-    CHECK(e.find("bahdanau_decoder: weight_ih must be [16,9]") != std::string::npos);
+    CHECK(
+        e.find("bahdanau_decoder: weight_ih must be [16, E + 6] (the context last), got [16,4]") !=
+        std::string::npos);
+    const std::string x = test::error_of([&] {
+      bahdanau_decoder(in.x, in.h0, in.c0, in.w_ih, in.w_hh, in.w_q, in.KP, in.v, in.V, in.mask);
+    });
+    CHECK(x.find("bahdanau_decoder: the input gates xg must be [B,T,4H]") != std::string::npos);
+  }
+  // ---- input_gates ----
+  TEST_CASE("input_gates: the projected table equals projecting the rows, values and gradients") {
+    const int64_t V = 7, E = 5, H = 3, Y = 2, pad = 0;
+    Var emb = test::rv({V, E}, 31), w_ih = test::rv({4 * H, E + Y}, 32),
+        b_ih = test::rv({4 * H}, 33), b_hh = test::rv({4 * H}, 34);
+    IntTensor ids({3, 4});
+    const int32_t picks[] = {1, 2, 6, 0, 3, 3, 5, 0, 6, 1, 0, 0};  // pad (0) included
+    for (int i = 0; i < 12; ++i) ids.data()[i] = picks[i];
+    const std::vector<Var> vars{emb, w_ih, b_ih, b_hh};
+    auto run = [&](bool table) {
+      Var xg = input_gates(ids, emb, pad, w_ih, b_ih, b_hh, table, 0.f, nullptr);
+      REQUIRE(xg.shape() == Shape{3, 4, 4 * H});
+      backward(sum(xg * Var(test::rand_tensor(xg.shape(), 5))));
+      std::vector<Tensor> r{xg.value()};
+      for (const Var& v : vars) {
+        r.push_back(v.grad().clone());
+        Var(v).zero_grad();
+      }
+      return r;
+    };
+    const std::vector<Tensor> t = run(true), r = run(false);
+    for (size_t i = 0; i < t.size(); ++i)
+      test::expect_close(t[i], r[i], 1e-6, "input_gates output / gradient " + std::to_string(i));
+    for (int64_t j = 0; j < E; ++j) CHECK(t[1].at({pad, j}) == 0.f);  // padding row: no gradient
+    CHECK(t[2].at({0, E}) == 0.f);  // w_ih's fed columns: not input_gates' to differentiate
   }
 }
 

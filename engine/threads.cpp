@@ -37,6 +37,10 @@ void set_num_threads(int n) {
   check(n >= 1, "set_num_threads: expected n >= 1, got ", n);
   g_threads = n;
   omp_set_num_threads(n);
+  // One level of parallelism, whatever OMP_MAX_ACTIVE_LEVELS says: a kernel
+  // called inside a parallel region (a chunk of chunk-parallel decoding) runs
+  // on that region's thread alone instead of forking more threads than cores.
+  omp_set_max_active_levels(1);
 }
 
 }  // namespace qkv

@@ -121,6 +121,11 @@ std::vector<Var> lstm_layer(const Var& x, const Var& h0, const Var& c0, const Va
 std::vector<Var> gru_layer(const Var& x, const Var& h0, const Var& w_ih, const Var& w_hh,
                            const Var& b_ih, const Var& b_hh, const IntTensor* lengths,
                            bool reverse);
+// The LSTM layer with the input's share of the gates made outside: xg: [T,B,4H]
+// = x W_ih^T + b_ih + b_hh (input_gates: a lookup in a projected embedding
+// table for a small vocabulary). Returns {output, h_n, c_n} as lstm_layer.
+std::vector<Var> lstm_layer_gates(const Var& xg, const Var& h0, const Var& c0, const Var& w_hh,
+                                  const IntTensor* lengths, bool reverse);
 // The same, cell by cell from autograd primitives: the fused ops' oracle
 // (h0, c0 and biases must be defined).
 std::vector<Var> lstm_layer_ref(const Var& x, const Var& h0, const Var& c0, const Var& w_ih,

@@ -89,6 +89,64 @@ Tensor rows_of(const Tensor& bias, int64_t rows, int64_t G) {
 // [rows, G] column sums -> [G]
 Tensor col_sum(const Tensor& m, int64_t G) { return reduce(ReduceOp::sum, m.view({-1, G}), 0); }
 
+// ---- the LSTM recurrence both entries share --------------------------------------
+// act: [T,B,G] the input's share of the gates (x W_ih^T + biases), completed
+// and activated in place step by step; hp: rows t*B+b, ld apart, whose columns
+// [0,H) receive h_{t-1} (the A of backward's dW_hh GEMM).
+struct LstmSteps {
+  Tensor out, c_prev, c_all;  // [T,B,H]: outputs, c_{t-1}, c_t
+  Tensor h, c;                // [B,H] the final state
+};
+
+LstmSteps lstm_steps(Tensor& act, float* hp, int64_t ld, const Tensor& w_hh, const Tensor& h0,
+                     const Tensor& c0, const std::vector<uint8_t>& active, bool reverse,
+                     bool padded, int64_t T, int64_t B, int64_t H) {
+  const int64_t G = 4 * H;
+  const PackedB whh_t(true, H, G, w_hh.data(), H);  // W_hh^T [H,G], packed for all steps
+  LstmSteps r{buffer({T, B, H}, padded), Tensor({T, B, H}), Tensor({T, B, H}), h0.clone(),
+              c0.clone()};
+  for (int64_t s = 0; s < T; ++s) {
+    const int64_t t = reverse ? T - 1 - s : s;
+    float* g = act.data() + t * B * G;
+    for (int64_t b = 0; b < B; ++b)
+      std::memcpy(hp + (t * B + b) * ld, r.h.data() + b * H, size_t(H) * sizeof(float));
+    std::memcpy(r.c_prev.data() + t * B * H, r.c.data(), size_t(B * H) * sizeof(float));
+    gemm(B, 1.f, r.h.data(), H, whh_t, 1.f, g, G);
+    const uint8_t* a = active.data() + t * B;
+    float *ct = r.c_all.data() + t * B * H, *ht = r.out.data() + t * B * H;
+    lstm_cell_forward(g, r.c.data(), ct, ht, B, H, a);
+    copy_active_rows(r.h.data(), ht, a, B, H);
+    copy_active_rows(r.c.data(), ct, a, B, H);
+  }
+  return r;
+}
+
+// Backward through the steps: -> dG [T,B,G], the gates' gradient; dh and dc
+// come in as the final state's gradients and leave as h0's and c0's.
+// dout: [T,B,H] or null.
+Tensor lstm_steps_backward(const float* dout, Tensor& dh, Tensor& dc, const Tensor& act,
+                           const LstmSteps& f, const Tensor& w_hh,
+                           const std::vector<uint8_t>& active, bool reverse, bool padded,
+                           int64_t T, int64_t B, int64_t H) {
+  const int64_t G = 4 * H;
+  Tensor dG = buffer({T, B, G}, padded), tmp({B, H});
+  const PackedB whh(false, G, H, w_hh.data(), H);  // W_hh [G,H], packed for all steps
+  for (int64_t s = T - 1; s >= 0; --s) {
+    const int64_t t = reverse ? T - 1 - s : s;
+    const uint8_t* a = active.data() + t * B;
+    if (dout) add_active_rows(dh.data(), dout + t * B * H, a, B, H);
+    float* dg = dG.data() + t * B * G;
+    lstm_cell_backward(act.data() + t * B * G, f.c_prev.data() + t * B * H,
+                       f.c_all.data() + t * B * H, dh.data(), dc.data(), dg, B, H, a);
+    gemm(B, 1.f, dg, G, whh, 0.f, tmp.data(), H);
+    copy_active_rows(dh.data(), tmp.data(), a, B, H);  // inactive rows pass through
+  }
+  return dG;
+}
+
+// Undefined initial states and biases as zeros.
+Var or_zeros(const Var& v, Shape s) { return v.defined() ? v : zeros_var(std::move(s)); }
+
 }  // namespace
 
 std::vector<Var> lstm_layer(const Var& x, const Var& h0_in, const Var& c0_in, const Var& w_ih,
@@ -98,10 +156,8 @@ std::vector<Var> lstm_layer(const Var& x, const Var& h0_in, const Var& c0_in, co
   check(w_hh.dim() == 2, op, ": weight_hh must be [4H,H], got ", w_hh.shape());
   const int64_t H0 = w_hh.size(1), G0 = 4 * H0;
   const int64_t B0 = x.dim() == 3 ? x.size(1) : 0;
-  const Var h0 = h0_in.defined() ? h0_in : zeros_var({B0, H0});
-  const Var c0 = c0_in.defined() ? c0_in : zeros_var({B0, H0});
-  const Var b_ih = b_ih_in.defined() ? b_ih_in : zeros_var({G0});
-  const Var b_hh = b_hh_in.defined() ? b_hh_in : zeros_var({G0});
+  const Var h0 = or_zeros(h0_in, {B0, H0}), c0 = or_zeros(c0_in, {B0, H0});
+  const Var b_ih = or_zeros(b_ih_in, {G0}), b_hh = or_zeros(b_hh_in, {G0});
   const auto [T, B, I, H, G] = check_dims(op, x, h0, w_ih, w_hh, b_ih, b_hh, 4);
   check(c0.shape() == Shape{B, H}, op, ": c0 has shape ", c0.shape(), ", expected [", B, ",", H,
         "]");
@@ -119,44 +175,17 @@ std::vector<Var> lstm_layer(const Var& x, const Var& h0_in, const Var& c0_in, co
   // the biases), then activated in place step by step.
   Tensor act = rows_of(qkv::add(b_ih.value(), b_hh.value()), T * B, G).view({T, B, G});
   gemm(false, true, T * B, G, I, 1.f, xh.data(), XH, w_ih.value().data(), I, 1.f, act.data(), G);
-  const PackedB whh_t(true, H, G, w_hh.value().data(), H);  // W_hh^T [H,G], packed for all steps
-
-  Tensor out = buffer({T, B, H}, padded);
-  Tensor c_prev({T, B, H}), c_all({T, B, H});
-  Tensor h = h0.value().clone(), c = c0.value().clone();
-  for (int64_t s = 0; s < T; ++s) {
-    const int64_t t = reverse ? T - 1 - s : s;
-    float* g = act.data() + t * B * G;
-    for (int64_t b = 0; b < B; ++b)
-      std::memcpy(xh.data() + (t * B + b) * XH + I, h.data() + b * H, size_t(H) * sizeof(float));
-    std::memcpy(c_prev.data() + t * B * H, c.data(), size_t(B * H) * sizeof(float));
-    gemm(B, 1.f, h.data(), H, whh_t, 1.f, g, G);
-    const uint8_t* a = active.data() + t * B;
-    float *ct = c_all.data() + t * B * H, *ht = out.data() + t * B * H;
-    lstm_cell_forward(g, c.data(), ct, ht, B, H, a);
-    copy_active_rows(h.data(), ht, a, B, H);
-    copy_active_rows(c.data(), ct, a, B, H);
-  }
+  LstmSteps f = lstm_steps(act, xh.data() + I, XH, w_hh.value(), h0.value(), c0.value(), active,
+                           reverse, padded, T, B, H);
 
   return record_multi(
-      "lstm", {out, h, c}, {x, h0, c0, w_ih, w_hh, b_ih, b_hh},
-      [xh, Wih = w_ih.value(), Whh = w_hh.value(), act, c_prev, c_all, active, reverse, padded,
-       T = T, B = B, I = I, H = H, G = G](const std::vector<Tensor>& d,
-                                          const std::vector<bool>& needs) {
+      "lstm", {f.out, f.h, f.c}, {x, h0, c0, w_ih, w_hh, b_ih, b_hh},
+      [xh, Wih = w_ih.value(), Whh = w_hh.value(), act, f, active, reverse, padded, T = T, B = B,
+       I = I, H = H, G = G](const std::vector<Tensor>& d, const std::vector<bool>& needs) {
         Tensor dh = d[1].defined() ? d[1].clone() : Tensor::zeros({B, H});
         Tensor dc = d[2].defined() ? d[2].clone() : Tensor::zeros({B, H});
-        Tensor dG = buffer({T, B, G}, padded), tmp({B, H});
-        const PackedB whh(false, G, H, Whh.data(), H);  // W_hh [G,H], packed for all steps
-        for (int64_t s = T - 1; s >= 0; --s) {
-          const int64_t t = reverse ? T - 1 - s : s;
-          const uint8_t* a = active.data() + t * B;
-          if (d[0].defined()) add_active_rows(dh.data(), d[0].data() + t * B * H, a, B, H);
-          float* dg = dG.data() + t * B * G;
-          lstm_cell_backward(act.data() + t * B * G, c_prev.data() + t * B * H,
-                             c_all.data() + t * B * H, dh.data(), dc.data(), dg, B, H, a);
-          gemm(B, 1.f, dg, G, whh, 0.f, tmp.data(), H);
-          copy_active_rows(dh.data(), tmp.data(), a, B, H);  // inactive rows pass through
-        }
+        Tensor dG = lstm_steps_backward(d[0].defined() ? d[0].data() : nullptr, dh, dc, act, f,
+                                        Whh, active, reverse, padded, T, B, H);
         std::vector<Tensor> g(7);
         if (needs[0]) {
           g[0] = Tensor({T, B, I});
@@ -185,6 +214,43 @@ std::vector<Var> lstm_layer(const Var& x, const Var& h0_in, const Var& c0_in, co
           if (needs[5]) g[5] = db;
           if (needs[6]) g[6] = needs[5] ? db.clone() : db;
         }
+        return g;
+      });
+}
+
+std::vector<Var> lstm_layer_gates(const Var& xg, const Var& h0_in, const Var& c0_in,
+                                  const Var& w_hh, const IntTensor* lengths, bool reverse) {
+  const char* op = "lstm_gates";
+  check(w_hh.defined() && w_hh.dim() == 2 && w_hh.size(0) == 4 * w_hh.size(1), op,
+        ": weight_hh must be [4H,H], got ", w_hh.defined() ? w_hh.shape() : Shape{});
+  const int64_t H = w_hh.size(1), G = 4 * H;
+  check(xg.defined() && xg.dim() == 3 && xg.size(2) == G, op, ": the input gates must be [T,B,",
+        G, "], got ", xg.defined() ? xg.shape() : Shape{});
+  const int64_t T = xg.size(0), B = xg.size(1);
+  const Var h0 = or_zeros(h0_in, {B, H}), c0 = or_zeros(c0_in, {B, H});
+  for (const Var* s : {&h0, &c0})
+    check(s->shape() == Shape{B, H}, op, ": h0, c0 must be [", B, ",", H, "], got ", s->shape());
+  const std::vector<uint8_t> active = active_mask(lengths, T, B, op);
+  const bool padded = lengths != nullptr;
+  Tensor act = xg.value().clone(), hp({T * B, H});
+  LstmSteps f = lstm_steps(act, hp.data(), H, w_hh.value(), h0.value(), c0.value(), active,
+                           reverse, padded, T, B, H);
+  return record_multi(
+      "lstm_gates", {f.out, f.h, f.c}, {xg, h0, c0, w_hh},
+      [hp, Whh = w_hh.value(), act, f, active, reverse, padded, T = T, B = B, H = H,
+       G = G](const std::vector<Tensor>& d, const std::vector<bool>& needs) {
+        Tensor dh = d[1].defined() ? d[1].clone() : Tensor::zeros({B, H});
+        Tensor dc = d[2].defined() ? d[2].clone() : Tensor::zeros({B, H});
+        Tensor dG = lstm_steps_backward(d[0].defined() ? d[0].data() : nullptr, dh, dc, act, f,
+                                        Whh, active, reverse, padded, T, B, H);
+        std::vector<Tensor> g(4);
+        if (needs[1]) g[1] = dh;
+        if (needs[2]) g[2] = dc;
+        if (needs[3]) {  // dW_hh = dG^T h_prev over all T*B rows
+          g[3] = Tensor({G, H});
+          gemm(true, false, G, H, T * B, 1.f, dG.data(), G, hp.data(), H, 0.f, g[3].data(), H);
+        }
+        if (needs[0]) g[0] = std::move(dG);
         return g;
       });
 }

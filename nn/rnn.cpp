@@ -70,7 +70,25 @@ RNNOutput RNNBase::forward(const Var& x_in, const IntTensor* lengths, const Var&
     check(c0.shape() == state_shape, nm, ": c0 has shape ", c0.shape(), ", expected ",
           state_shape);
   check(kind == RNNKind::lstm || !c0.defined(), nm, ": a GRU has no cell state c0");
+  return run_layers(x, nullptr, lengths, h0, c0);
+}
 
+RNNOutput RNNBase::forward_gates(const std::vector<Var>& xg, const IntTensor* lengths) {
+  const int64_t ND = options.bidirectional ? 2 : 1, G = 4 * options.hidden_size;
+  check(kind == RNNKind::lstm, name_of(kind), ": made input gates are for an LSTM only");
+  check(int64_t(xg.size()) == ND, "LSTM: expected input gates for ", ND, " direction(s), got ",
+        xg.size());
+  for (const Var& g : xg)
+    check(g.dim() == 3 && g.size(2) == G && g.shape() == xg[0].shape(),
+          "LSTM: input gates must be [T,B,", G, "] for every direction, got ", g.shape());
+  return run_layers(Var(), &xg, lengths, Var(), Var());
+}
+
+RNNOutput RNNBase::run_layers(const Var& x, const std::vector<Var>* xg, const IntTensor* lengths,
+                              const Var& h0, const Var& c0) {
+  // x: [T,B,I], or layer 0's gates xg[dir]: [T,B,G] -> output [T,B,ND*H] (batch_first: [B,T,..])
+  const RNNOptions& o = options;
+  const int64_t ND = o.bidirectional ? 2 : 1;
   Var layer_in = x;
   std::vector<Var> hs, cs;
   for (int64_t l = 0; l < o.num_layers; ++l) {
@@ -79,7 +97,8 @@ RNNOutput RNNBase::forward(const Var& x_in, const IntTensor* lengths, const Var&
       const Weights& w = weights_[size_t(l * ND + dir)];
       const int64_t idx = l * ND + dir;
       std::vector<Var> r =
-          kind == RNNKind::lstm
+          l == 0 && xg ? lstm_layer_gates((*xg)[size_t(dir)], Var(), Var(), w.w_hh, lengths, dir == 1)
+          : kind == RNNKind::lstm
               ? lstm_layer(layer_in, state_at(h0, idx), state_at(c0, idx), w.w_ih, w.w_hh, w.b_ih,
                            w.b_hh, lengths, dir == 1)
               : gru_layer(layer_in, state_at(h0, idx), w.w_ih, w.w_hh, w.b_ih, w.b_hh, lengths,

@@ -47,6 +47,11 @@ class RNNBase : public Module {
   // lengths: [B] int32 in [1, T], or null (all T). h0/c0 undefined = zeros.
   RNNOutput forward(const Var& x, const IntTensor* lengths = nullptr, const Var& h0 = Var(),
                     const Var& c0 = Var());
+  // An LSTM's forward with layer 0's input projection made outside (as
+  // Seq2SeqEncoder does from a projected embedding table): xg[dir] = x W_ih^T +
+  // b_ih + b_hh of that direction's weights, [T,B,4H] time-major whatever
+  // batch_first says (the output follows batch_first); zero initial states.
+  RNNOutput forward_gates(const std::vector<Var>& xg, const IntTensor* lengths = nullptr);
   std::string describe() const override;
   // Named forward (nn/forward_io.h): input, h0, c0, lengths -> output, h_n, c_n.
   NamedOutputs forward_named(NamedInputs& in) override;
@@ -62,6 +67,8 @@ class RNNBase : public Module {
   const std::vector<Weights>& weights() const { return weights_; }
 
  private:
+  RNNOutput run_layers(const Var& x, const std::vector<Var>* xg, const IntTensor* lengths,
+                       const Var& h0, const Var& c0);
   std::vector<Weights> weights_;
   Generator* gen_;  // dropout masks
 };

@@ -94,8 +94,26 @@ Seq2SeqEncoder::Seq2SeqEncoder(const Seq2SeqOptions& o, Generator& gen)
 
 EncoderOutput Seq2SeqEncoder::forward(const IntTensor& ids, const IntTensor& lengths) {
   // ids: [B,S] -> outputs [B,S,ND*H], h/c [B,ND*H]
-  Var emb = dropout(embedding->forward(ids), dropout_, training(), *gen_);  // [B,S,E]
-  RNNOutput r = rnn->forward(emb, &lengths);
+  const bool drop = training() && dropout_ > 0.f;
+  RNNOutput r;
+  if (rnn->kind == RNNKind::lstm && !drop && embedding->options.num_embeddings < ids.numel()) {
+    // a vocabulary smaller than the B*S rows: layer 0's gates of each
+    // direction are a lookup in a projected embedding table (input_gates)
+    const int64_t B = ids.size(0), S = ids.size(1);
+    IntTensor ids_t({S, B});  // time-major, as the layer runs
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t s = 0; s < S; ++s) ids_t.data()[s * B + b] = ids.data()[b * S + s];
+    std::vector<Var> xg;
+    for (int64_t dir = 0; dir < (rnn->options.bidirectional ? 2 : 1); ++dir) {
+      const RNNBase::Weights& w = rnn->weights()[size_t(dir)];
+      xg.push_back(input_gates(ids_t, embedding->weight, embedding->options.padding_idx, w.w_ih,
+                               w.b_ih, w.b_hh, true, 0.f, nullptr));
+    }
+    r = rnn->forward_gates(xg, &lengths);
+  } else {
+    Var emb = dropout(embedding->forward(ids), dropout_, training(), *gen_);  // [B,S,E]
+    r = rnn->forward(emb, &lengths);
+  }
   const int64_t ND = rnn->options.bidirectional ? 2 : 1, L = rnn->options.num_layers;
   const int64_t B = ids.size(0), H = rnn->options.hidden_size;
   auto last_layer = [&](const Var& s) {  // [L*ND,B,H] -> [B,ND*H]

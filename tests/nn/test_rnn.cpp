@@ -58,6 +58,26 @@ TEST_SUITE("nn/rnn") {
         }
   }
 
+  TEST_CASE("the LSTM layer from made input gates equals it, values and gradients") {
+    const int64_t T = 5, B = 3, I = 4, H = 6, G = 4 * H;
+    IntTensor lens = IntTensor::from({3}, {5, 2, 4});
+    for (bool reverse : {false, true})
+      for (const IntTensor* L : {static_cast<const IntTensor*>(nullptr), static_cast<const IntTensor*>(&lens)}) {
+        std::vector<Var> in = {rv({T, B, I}, 11, 1.f), rv({B, H}, 12), rv({B, H}, 13),
+                               rv({G, I}, 14), rv({G, H}, 15), rv({G}, 16), rv({G}, 17)};
+        std::vector<Tensor> ups = {test::rand_tensor({T, B, H}, 18),
+                                   test::rand_tensor({B, H}, 19), test::rand_tensor({B, H}, 20)};
+        auto gates = [&](auto& v) {
+          return lstm_layer_gates(linear(v[0], v[3], v[5] + v[6]), v[1], v[2], v[4], L, reverse);
+        };
+        auto ref = [&](auto& v) { return lstm_layer_ref(v[0], v[1], v[2], v[3], v[4], v[5], v[6], L, reverse); };
+        auto a = run(gates, in, ups), b = run(ref, in, ups);
+        for (size_t k = 0; k < a.size(); ++k)
+          test::expect_close(a[k], b[k], 2e-6, std::string("lstm gates") + (reverse ? " reverse" : "") +
+                                                   (L ? " lengths" : "") + " tensor " + std::to_string(k));
+      }
+  }
+
   TEST_CASE("gradcheck: 2-layer bidirectional LSTM and GRU with ragged lengths") {
     for (RNNKind kind : {RNNKind::lstm, RNNKind::gru}) {
       Generator g(3);

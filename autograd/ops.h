@@ -149,7 +149,8 @@ std::vector<Var> gru_layer_ref(const Var& x, const Var& h0, const Var& w_ih, con
 // attention runs per row in place (engine/kernels/step_attention.h); backward
 // walks the steps once in reverse and gets the weight gradients from one GEMM
 // over all T*B rows.
-// xg: [B,T,4H]; h0, c0: [B,H]; feed0: [B,H], or undefined without input feeding;
+// xg: [T,B,4H] (time-major, as lstm_layer_gates); h0, c0: [B,H]; feed0: [B,H],
+// or undefined without input feeding;
 // w_ih: [4H, E (+H with feeding)], of which the op reads (and differentiates)
 // only the F fed columns after the first E; w_hh: [4H,H]; P: [B,S,H] score keys
 // (general: W k; dot: the keys); V: [B,S,K]; mask: [B,S] additive (0 / -inf)
@@ -161,8 +162,8 @@ struct LuongDecoderOutput {
   Var h, c;     // [B,H] the last step's state
 };
 
-// xg = x W_x^T + b_ih + b_hh for ids: [B,T] embedded by emb ([V,E], its row
-// padding_idx gets no gradient) -> [B,T,4H], where W_x = w_ih[:, :E]. When
+// xg = x W_x^T + b_ih + b_hh for ids: [T,B] embedded by emb ([V,E], its row
+// padding_idx gets no gradient) -> [T,B,4H], where W_x = w_ih[:, :E]. When
 // project_table, the V rows of emb are projected once and xg is a lookup
 // (V < B*T rows: fewer FLOPs each way); otherwise the B*T embedded rows are,
 // after dropout (p > 0 only with !project_table).
@@ -201,7 +202,7 @@ LuongDecoderOutput luong_decoder(const Var& xg, const Var& h0, const Var& c0, co
 // It shares luong_decoder's cell code (xg made outside by input_gates, [W_ctx |
 // W_hh] packed as one operand, one-pass backward, weight gradients from one
 // GEMM); the score per row is engine/kernels/step_attention.h's additive pair.
-// xg: [B,T,4H]; h0, c0: [B,H]; w_ih: [4H,E+K], of which the op reads only the K
+// xg: [T,B,4H]; h0, c0: [B,H]; w_ih: [4H,E+K], of which the op reads only the K
 // context columns after the first E; w_hh: [4H,H]; w_q: [A,H] (the score's W,
 // no bias); KP: [B,S,A] the projected keys U k; v: [1,A]; V: [B,S,K]; mask:
 // [B,S] additive (0 / -inf) or undefined.

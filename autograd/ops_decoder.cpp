@@ -43,16 +43,16 @@ void copy_rows(float* dst, int64_t ld, const float* src, int64_t B, int64_t w) {
   for (int64_t b = 0; b < B; ++b) std::memcpy(dst + b * ld, src + b * w, size_t(w) * sizeof(float));
 }
 
-// The gates' input xg: [B,T,G] with G = 4H from w_hh: [4H,H]; -> {B, T, H}.
+// The gates' input xg: [T,B,G] with G = 4H from w_hh: [4H,H]; -> {B, T, H}.
 std::array<int64_t, 3> check_cell(const char* op, const Var& xg, const Var& h0, const Var& c0,
                                   const Var& w_hh) {
   check(w_hh.defined() && w_hh.dim() == 2 && w_hh.size(0) == 4 * w_hh.size(1), op,
         ": weight_hh must be [4H,H], got ", w_hh.defined() ? w_hh.shape() : Shape{});
   const int64_t H = w_hh.size(1);
   check(xg.defined() && xg.dim() == 3 && xg.size(0) >= 1 && xg.size(1) >= 1 && xg.size(2) == 4 * H,
-        op, ": the input gates xg must be [B,T,4H] with B, T >= 1 and 4H = ", 4 * H, ", got ",
+        op, ": the input gates xg must be [T,B,4H] with T, B >= 1 and 4H = ", 4 * H, ", got ",
         xg.defined() ? xg.shape() : Shape{});
-  const int64_t B = xg.size(0), T = xg.size(1);
+  const int64_t T = xg.size(0), B = xg.size(1);
   for (const Var* s : {&h0, &c0})
     check(s->defined() && s->shape() == Shape{B, H}, op, ": h0, c0 must be [", B, ",", H, "], got ",
           s->defined() ? s->shape() : Shape{});
@@ -117,7 +117,7 @@ void cell_step(float* g, const float* yh, int64_t ld, int64_t B, int64_t H, cons
   lstm_cell_forward(g, c_prev, c, h, B, H, nullptr);
 }
 
-// After the reverse walk: d xg = dG (batch-major), and [dW_y | dW_hh] = dG^T yh
+// After the reverse walk: d xg = dG, and [dW_y | dW_hh] = dG^T yh
 // in one GEMM over all T*B rows, given as w_ih's gradient (zero in its first E
 // columns: input_gates differentiates those) and w_hh's. Indices into g / needs:
 // ixg (xg), iih (w_ih), ihh (w_hh).
@@ -125,12 +125,12 @@ void cell_grads(const Tensor& dG, const Tensor& yh, int64_t T, int64_t B, int64_
                 const std::vector<bool>& needs, size_t ixg, size_t iih, size_t ihh,
                 std::vector<Tensor>& g) {
   const int64_t G = 4 * H, YW = yh.size(2), Y = YW - H;
-  if (needs[ixg]) g[ixg] = to_batch_major(dG.data(), T, B, G);
+  if (needs[ixg]) g[ixg] = dG;  // xg is time-major as dG: [T,B,G]
   if (!(needs[iih] || needs[ihh])) return;
   Tensor dw({G, YW});
   gemm(true, false, G, YW, T * B, 1.f, dG.data(), G, yh.data(), YW, 0.f, dw.data(), YW);
   if (needs[iih]) {
-    g[iih] = Tensor::zeros({G, E + Y});
+    g[iih] = Tensor::zeros({G, E + Y});  // [G, E+Y]
     for (int64_t r = 0; r < G; ++r)
       std::memcpy(g[iih].data() + r * (E + Y) + E, dw.data() + r * YW, size_t(Y) * sizeof(float));
   }
@@ -200,8 +200,7 @@ LuongDecoderOutput luong_decoder(const Var& xg, const Var& h0, const Var& c0, co
   Tensor fh({T, B, YW});
   copy_rows(fh.data(), YW, f0.value().data(), B, F);
   copy_rows(fh.data() + F, YW, h0.value().data(), B, H);
-  Tensor act({T, B, G});  // pre-activations: xg, then + the recurrent part, step by step
-  to_time_major(xg.value().data(), B, T, G, act.data(), G);
+  Tensor act = xg.value().clone();  // [T,B,G] pre-activations: xg + the recurrent part, by step
 
   Tensor c_all({T, B, H}), h_all({T, B, H}), cat({T, B, CW}), ht_all({T, B, H}), w_all({T, B, S});
   for (int64_t t = 0; t < T; ++t) {
@@ -361,8 +360,7 @@ BahdanauDecoderOutput bahdanau_decoder(const Var& xg, const Var& h0, const Var& 
   // ch: [T,B,K+H] rows [ctx_t | h_{t-1}] (written as the steps run)
   Tensor ch({T, B, YW});
   copy_rows(ch.data() + K, YW, h0.value().data(), B, H);
-  Tensor act({T, B, G});
-  to_time_major(xg.value().data(), B, T, G, act.data(), G);
+  Tensor act = xg.value().clone();  // [T,B,G]
 
   Tensor c_all({T, B, H}), h_all({T, B, H}), qp_all({T, B, A}), w_all({T, B, S});
   for (int64_t t = 0; t < T; ++t) {

@@ -26,8 +26,8 @@ namespace {
 std::vector<uint8_t> active_mask(const IntTensor* lengths, int64_t T, int64_t B, const char* op) {
   std::vector<uint8_t> m(size_t(T * B), 1);
   if (!lengths) return m;
-  check(lengths->dim() == 1 && lengths->numel() == B, op, ": lengths has shape ",
-        lengths->shape(), ", expected [", B, "]");
+  check(lengths->dim() == 1 && lengths->numel() == B, op, ": lengths has shape ", lengths->shape(),
+        ", expected [", B, "]");
   for (int64_t b = 0; b < B; ++b) {
     const int32_t len = lengths->data()[b];
     check(len >= 1 && len <= T, op, ": length ", len, " of sequence ", b, " out of range [1,", T,
@@ -65,8 +65,8 @@ Dims check_dims(const char* op, const Var& x, const Var& h0, const Var& w_ih, co
   const int64_t H = w_hh.size(1), G = gates * H;
   check(w_hh.size(0) == G, op, ": weight_hh has shape ", w_hh.shape(), ", expected [", G, ",", H,
         "]");
-  check(w_ih.shape() == Shape{G, I}, op, ": weight_ih has shape ", w_ih.shape(), ", expected [",
-        G, ",", I, "] for input ", x.shape());
+  check(w_ih.shape() == Shape{G, I}, op, ": weight_ih has shape ", w_ih.shape(), ", expected [", G,
+        ",", I, "] for input ", x.shape());
   check(b_ih.shape() == Shape{G} && b_hh.shape() == Shape{G}, op, ": biases have shapes ",
         b_ih.shape(), " and ", b_hh.shape(), ", expected [", G, "]");
   check(h0.shape() == Shape{B, H}, op, ": h0 has shape ", h0.shape(), ", expected [", B, ",", H,
@@ -76,7 +76,9 @@ Dims check_dims(const char* op, const Var& x, const Var& h0, const Var& w_ih, co
 
 // Rows of padded steps are never written: zero them only when lengths can
 // make a row inactive; otherwise every element is overwritten anyway.
-Tensor buffer(Shape s, bool padded) { return padded ? Tensor::zeros(std::move(s)) : Tensor(std::move(s)); }
+Tensor buffer(Shape s, bool padded) {
+  return padded ? Tensor::zeros(std::move(s)) : Tensor(std::move(s));
+}
 
 // [rows, G] = bias broadcast to every row (the C of a beta = 1 GEMM).
 Tensor rows_of(const Tensor& bias, int64_t rows, int64_t G) {
@@ -126,8 +128,8 @@ LstmSteps lstm_steps(Tensor& act, float* hp, int64_t ld, const Tensor& w_hh, con
 // dout: [T,B,H] or null.
 Tensor lstm_steps_backward(const float* dout, Tensor& dh, Tensor& dc, const Tensor& act,
                            const LstmSteps& f, const Tensor& w_hh,
-                           const std::vector<uint8_t>& active, bool reverse, bool padded,
-                           int64_t T, int64_t B, int64_t H) {
+                           const std::vector<uint8_t>& active, bool reverse, bool padded, int64_t T,
+                           int64_t B, int64_t H) {
   const int64_t G = 4 * H;
   Tensor dG = buffer({T, B, G}, padded), tmp({B, H});
   const PackedB whh(false, G, H, w_hh.data(), H);  // W_hh [G,H], packed for all steps
@@ -184,8 +186,8 @@ std::vector<Var> lstm_layer(const Var& x, const Var& h0_in, const Var& c0_in, co
        I = I, H = H, G = G](const std::vector<Tensor>& d, const std::vector<bool>& needs) {
         Tensor dh = d[1].defined() ? d[1].clone() : Tensor::zeros({B, H});
         Tensor dc = d[2].defined() ? d[2].clone() : Tensor::zeros({B, H});
-        Tensor dG = lstm_steps_backward(d[0].defined() ? d[0].data() : nullptr, dh, dc, act, f,
-                                        Whh, active, reverse, padded, T, B, H);
+        Tensor dG = lstm_steps_backward(d[0].defined() ? d[0].data() : nullptr, dh, dc, act, f, Whh,
+                                        active, reverse, padded, T, B, H);
         std::vector<Tensor> g(7);
         if (needs[0]) {
           g[0] = Tensor({T, B, I});
@@ -206,8 +208,7 @@ std::vector<Var> lstm_layer(const Var& x, const Var& h0_in, const Var& c0_in, co
           gemm(true, false, G, I, T * B, 1.f, dG.data(), G, xh.data(), XH, 0.f, g[3].data(), I);
         } else if (needs[4]) {
           g[4] = Tensor({G, H});
-          gemm(true, false, G, H, T * B, 1.f, dG.data(), G, xh.data() + I, XH, 0.f, g[4].data(),
-               H);
+          gemm(true, false, G, H, T * B, 1.f, dG.data(), G, xh.data() + I, XH, 0.f, g[4].data(), H);
         }
         if (needs[5] || needs[6]) {
           Tensor db = col_sum(dG, G);
@@ -224,8 +225,8 @@ std::vector<Var> lstm_layer_gates(const Var& xg, const Var& h0_in, const Var& c0
   check(w_hh.defined() && w_hh.dim() == 2 && w_hh.size(0) == 4 * w_hh.size(1), op,
         ": weight_hh must be [4H,H], got ", w_hh.defined() ? w_hh.shape() : Shape{});
   const int64_t H = w_hh.size(1), G = 4 * H;
-  check(xg.defined() && xg.dim() == 3 && xg.size(2) == G, op, ": the input gates must be [T,B,",
-        G, "], got ", xg.defined() ? xg.shape() : Shape{});
+  check(xg.defined() && xg.dim() == 3 && xg.size(2) == G, op, ": the input gates must be [T,B,", G,
+        "], got ", xg.defined() ? xg.shape() : Shape{});
   const int64_t T = xg.size(0), B = xg.size(1);
   const Var h0 = or_zeros(h0_in, {B, H}), c0 = or_zeros(c0_in, {B, H});
   for (const Var* s : {&h0, &c0})
@@ -233,16 +234,16 @@ std::vector<Var> lstm_layer_gates(const Var& xg, const Var& h0_in, const Var& c0
   const std::vector<uint8_t> active = active_mask(lengths, T, B, op);
   const bool padded = lengths != nullptr;
   Tensor act = xg.value().clone(), hp({T * B, H});
-  LstmSteps f = lstm_steps(act, hp.data(), H, w_hh.value(), h0.value(), c0.value(), active,
-                           reverse, padded, T, B, H);
+  LstmSteps f = lstm_steps(act, hp.data(), H, w_hh.value(), h0.value(), c0.value(), active, reverse,
+                           padded, T, B, H);
   return record_multi(
       "lstm_gates", {f.out, f.h, f.c}, {xg, h0, c0, w_hh},
-      [hp, Whh = w_hh.value(), act, f, active, reverse, padded, T = T, B = B, H = H,
-       G = G](const std::vector<Tensor>& d, const std::vector<bool>& needs) {
+      [hp, Whh = w_hh.value(), act, f, active, reverse, padded, T = T, B = B, H = H, G = G](
+          const std::vector<Tensor>& d, const std::vector<bool>& needs) {
         Tensor dh = d[1].defined() ? d[1].clone() : Tensor::zeros({B, H});
         Tensor dc = d[2].defined() ? d[2].clone() : Tensor::zeros({B, H});
-        Tensor dG = lstm_steps_backward(d[0].defined() ? d[0].data() : nullptr, dh, dc, act, f,
-                                        Whh, active, reverse, padded, T, B, H);
+        Tensor dG = lstm_steps_backward(d[0].defined() ? d[0].data() : nullptr, dh, dc, act, f, Whh,
+                                        active, reverse, padded, T, B, H);
         std::vector<Tensor> g(4);
         if (needs[1]) g[1] = dh;
         if (needs[2]) g[2] = dc;
@@ -272,8 +273,8 @@ std::vector<Var> gru_layer(const Var& x, const Var& h0_in, const Var& w_ih, cons
   // gh: hidden parts, b_hh + h W_hh^T per step.
   const bool padded = lengths != nullptr;
   Tensor gx = rows_of(b_ih.value(), T * B, G).view({T, B, G});
-  gemm(false, true, T * B, G, I, 1.f, x.value().data(), I, w_ih.value().data(), I, 1.f,
-       gx.data(), G);
+  gemm(false, true, T * B, G, I, 1.f, x.value().data(), I, w_ih.value().data(), I, 1.f, gx.data(),
+       G);
   Tensor gh = rows_of(b_hh.value(), T * B, G).view({T, B, G});
   const PackedB whh_t(true, H, G, w_hh.value().data(), H);  // W_hh^T [H,G], packed for all steps
 
@@ -293,8 +294,8 @@ std::vector<Var> gru_layer(const Var& x, const Var& h0_in, const Var& w_ih, cons
   return record_multi(
       "gru", {out, h}, {x, h0, w_ih, w_hh, b_ih, b_hh},
       [X = x.value(), Wih = w_ih.value(), Whh = w_hh.value(), act, gh, h_prev, active, reverse,
-       padded, T = T, B = B, I = I, H = H, G = G](const std::vector<Tensor>& d,
-                                                  const std::vector<bool>& needs) {
+       padded, T = T, B = B, I = I, H = H,
+       G = G](const std::vector<Tensor>& d, const std::vector<bool>& needs) {
         Tensor dh = d[1].defined() ? d[1].clone() : Tensor::zeros({B, H});
         Tensor dgx = buffer({T, B, G}, padded), dgh = buffer({T, B, G}, padded);
         Tensor direct({B, H}), tmp({B, H});
@@ -323,8 +324,7 @@ std::vector<Var> gru_layer(const Var& x, const Var& h0_in, const Var& w_ih, cons
         }
         if (needs[3]) {
           g[3] = Tensor({G, H});
-          gemm(true, false, G, H, T * B, 1.f, dgh.data(), G, h_prev.data(), H, 0.f,
-               g[3].data(), H);
+          gemm(true, false, G, H, T * B, 1.f, dgh.data(), G, h_prev.data(), H, 0.f, g[3].data(), H);
         }
         if (needs[4]) g[4] = col_sum(dgx, G);
         if (needs[5]) g[5] = col_sum(dgh, G);
@@ -346,9 +346,9 @@ Var step_mask_ref(const IntTensor* lengths, int64_t t, int64_t B) {
 
 }  // namespace
 
-std::vector<Var> lstm_layer_ref(const Var& x, const Var& h0, const Var& c0, const Var& wih, const Var& whh,
-                                const Var& bih, const Var& bhh, const IntTensor* lengths,
-                                bool reverse) {
+std::vector<Var> lstm_layer_ref(const Var& x, const Var& h0, const Var& c0, const Var& wih,
+                                const Var& whh, const Var& bih, const Var& bhh,
+                                const IntTensor* lengths, bool reverse) {
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = whh.size(1);
   Var h = h0, c = c0;
   std::vector<Var> outs(static_cast<size_t>(T));

@@ -42,6 +42,15 @@ void validate(const Seq2SeqOptions& o) {
         " (use general, concat or additive)");
 }
 
+// [B,T] ids -> [T,B], the order the recurrent ops run in.
+IntTensor time_major(const IntTensor& ids) {
+  const int64_t B = ids.size(0), T = ids.size(1);
+  IntTensor r({T, B});
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) r.data()[t * B + b] = ids.data()[b * T + t];
+  return r;
+}
+
 // Column t of a [B,T] id tensor -> [B].
 IntTensor column(const IntTensor& ids, int64_t t) {
   return slice(ids, 1, t, t + 1).reshape({ids.size(0)});
@@ -99,10 +108,7 @@ EncoderOutput Seq2SeqEncoder::forward(const IntTensor& ids, const IntTensor& len
   if (rnn->kind == RNNKind::lstm && !drop && embedding->options.num_embeddings < ids.numel()) {
     // a vocabulary smaller than the B*S rows: layer 0's gates of each
     // direction are a lookup in a projected embedding table (input_gates)
-    const int64_t B = ids.size(0), S = ids.size(1);
-    IntTensor ids_t({S, B});  // time-major, as the layer runs
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t s = 0; s < S; ++s) ids_t.data()[s * B + b] = ids.data()[b * S + s];
+    const IntTensor ids_t = time_major(ids);  // [S,B]
     std::vector<Var> xg;
     for (int64_t dir = 0; dir < (rnn->options.bidirectional ? 2 : 1); ++dir) {
       const RNNBase::Weights& w = rnn->weights()[size_t(dir)];
@@ -205,7 +211,7 @@ void Seq2Seq::pack_for_decoding(EncoderMemory& mem) const {
 
 namespace {
 
-// The fused Luong decoder over xg: [B,T,4H] -> {h~ [B,T,H], weights [B,T,S]}; updates st.
+// The fused Luong decoder over xg: [T,B,4H] -> {h~ [B,T,H], weights [B,T,S]}; updates st.
 // Its scores scale * P h are the composite's: general P = W k (prepared), dot P = k.
 LuongDecoderOutput luong_fused(Seq2SeqDecoder& d, const Var& xg, DecoderState& st,
                                const EncoderMemory& mem) {
@@ -218,14 +224,14 @@ LuongDecoderOutput luong_fused(Seq2SeqDecoder& d, const Var& xg, DecoderState& s
       xg, st.h, st.c, d.options.input_feeding ? st.feed : Var(), cell.weight_ih, cell.weight_hh, P,
       mem.outputs, mem.keys.mask, d.combine->weight, scale,
       mem.pack ? mem.pack->luong.get() : nullptr);
-  const int64_t B = xg.size(0), T = xg.size(1), H = d.options.hidden;
+  const int64_t T = xg.size(0), B = xg.size(1), H = d.options.hidden;
   st.h = r.h;
   st.c = r.c;
   st.feed = reshape(T == 1 ? r.ht : slice(r.ht, 1, T - 1, T), {B, H});
   return r;
 }
 
-// The fused Bahdanau decoder over xg: [B,T,4H] -> {[h | ctx] [B,T,H+K], weights [B,T,S]};
+// The fused Bahdanau decoder over xg: [T,B,4H] -> {[h | ctx] [B,T,H+K], weights [B,T,S]};
 // updates st. Its scores are the composite's: v . tanh(W h + U k), U k prepared.
 BahdanauDecoderOutput bahdanau_fused(Seq2SeqDecoder& d, const Var& xg, DecoderState& st,
                                      const EncoderMemory& mem) {
@@ -239,7 +245,7 @@ BahdanauDecoderOutput bahdanau_fused(Seq2SeqDecoder& d, const Var& xg, DecoderSt
   return r;
 }
 
-// Runs whichever fused decoder applies over xg [B,T,4H]: -> {out's input [B,T,H'], weights}.
+// Runs whichever fused decoder applies over xg [T,B,4H]: -> {out's input [B,T,H'], weights}.
 std::pair<Var, Var> run_fused(Seq2SeqDecoder& d, const Var& xg, DecoderState& st,
                               const EncoderMemory& mem) {
   if (d.fused_luong()) {
@@ -333,20 +339,20 @@ Var Seq2SeqDecoder::run(const IntTensor& tokens, DecoderState& st, const Encoder
 }
 
 Var Seq2SeqDecoder::input_gates(const IntTensor& tokens, const EncoderMemory& mem) {
-  // tokens: [B,T] -> [B,T,4H]
+  // tokens: [B,T] -> [T,B,4H]
   const int64_t B = tokens.size(0), T = tokens.size(1), V = options.tgt_vocab;
+  const IntTensor ids = time_major(tokens);
   const Tensor* table = mem.pack && mem.pack->table.defined() ? &mem.pack->table : nullptr;
   if (table && !grad_enabled()) {  // decoding: rows of the pack's table
-    check_ids(tokens, V, "Seq2Seq decoder tokens");
+    check_ids(ids, V, "Seq2Seq decoder tokens");
     const int64_t G = table->size(1);
-    Tensor xg({B, T, G});
-    for (int64_t i = 0; i < B * T; ++i)
-      std::memcpy(xg.data() + i * G, table->data() + tokens.data()[i] * G,
-                  size_t(G) * sizeof(float));
+    Tensor xg({T, B, G});
+    for (int64_t i = 0; i < T * B; ++i)
+      std::memcpy(xg.data() + i * G, table->data() + ids.data()[i] * G, size_t(G) * sizeof(float));
     return Var(xg);
   }
   const bool drop = training() && options.dropout > 0.f;
-  return qkv::input_gates(tokens, embedding->weight, options.pad, lstm->weight_ih, lstm->bias_ih,
+  return qkv::input_gates(ids, embedding->weight, options.pad, lstm->weight_ih, lstm->bias_ih,
                           lstm->bias_hh, !drop && V < B * T, drop ? options.dropout : 0.f, gen_);
 }
 

@@ -141,7 +141,7 @@ class Seq2SeqDecoder : public Module {
  private:
   // The composite step: emb [B,E] -> out's input [B,H'], weights [B,S] (attending).
   Var features(const Var& emb, DecoderState& st, const EncoderMemory& mem, Var* weights);
-  // The fused decoders' input: tokens [B,T] -> xg [B,T,4H], the embeddings'
+  // The fused decoders' input: tokens [B,T] -> xg [T,B,4H], the embeddings''
   // share of the cell's gates (input_gates, autograd/ops.h): a lookup in the
   // decode pack's table when decoding, in a projected table when the
   // vocabulary is smaller than B*T rows and nothing drops out, else per row.

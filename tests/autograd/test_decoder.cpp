@@ -69,9 +69,10 @@ std::vector<Var> composite(const Inputs& in, float scale) {
   return {stack(hts, 1), h, c, stack(ws, 1)};
 }
 
-// The input's share of the gates, as input_gates makes it from embedded rows.
+// The input's share of the gates, as input_gates makes it from embedded rows:
+// x [B,T,E] -> [T,B,4H].
 Var gates(const Var& x, const Var& w_ih, const Var& b_ih, const Var& b_hh) {
-  return linear(x, slice(w_ih, 1, 0, x.size(2)), b_ih + b_hh);
+  return transpose(linear(x, slice(w_ih, 1, 0, x.size(2)), b_ih + b_hh), 0, 1);
 }
 
 LuongDecoderOutput luong(const Var& x, const Var& h0, const Var& c0, const Var& feed0,
@@ -292,7 +293,7 @@ TEST_SUITE("autograd/decoder") {
     const std::string x = test::error_of([&] {
       bahdanau_decoder(in.x, in.h0, in.c0, in.w_ih, in.w_hh, in.w_q, in.KP, in.v, in.V, in.mask);
     });
-    CHECK(x.find("bahdanau_decoder: the input gates xg must be [B,T,4H]") != std::string::npos);
+    CHECK(x.find("bahdanau_decoder: the input gates xg must be [T,B,4H]") != std::string::npos);
   }
   // ---- input_gates ----
   TEST_CASE("input_gates: the projected table equals projecting the rows, values and gradients") {

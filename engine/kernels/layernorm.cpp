@@ -75,43 +75,44 @@ void normalize_row(const float* x, const float* gamma, const float* beta, int64_
   }
 }
 
-// Large tensors (simd::stream_worth): one loop over the columns works on
-// three rows, as softmax's streamed rows do: the sum of row r+1 (the only
-// pass that reads memory, its misses overlapping the rest), the centred
-// moments of row r (in L1), and the output of row r-1, streamed out with
-// non-temporal stores (traffic: x once, y once, as a copy). Rows [r0, r1).
+// Large tensors (simd::stream_worth): simd::stream_rows, as softmax's
+// streamed rows: step r takes the sum of row r+1 (the only pass that reads
+// memory; row r+2 is prefetched), the centred moments of row r (in L1) and the
+// output of row r-1, streamed out. Rows [r0, r1).
 template <bool Gamma, bool Beta>
 void forward_rows_streamed(const float* x, const float* gamma, const float* beta, int64_t r0,
                            int64_t r1, int64_t n, float eps, float* y, float* mean, float* rstd) {
-  float mean0 = rows::sum(x + r0 * n, n) / float(n);  // row r's
-  RowStats prev{};                                    // row r-1's
-  for (int64_t r = r0; r <= r1; ++r) {
-    const bool next = r + 1 < r1;  // steps: sum of r+1, moments of r, output of r-1
-    const bool cur = r < r1;
-    const bool back = r > r0;
-    const float* xn = x + (r + 1) * n;
-    const float* xc = x + r * n;
-    const float* xp = x + (r - 1) * n;
-    float* yp = y + (r - 1) * n;
+  float mean0 = 0.f;  // row r's sum / n, made by step r-1
+  RowStats prev{};    // row r-1's
+  simd::stream_rows(r0, r1, [&](auto phase, int64_t r) {
+    using P = decltype(phase);
+    const float* xn = P::next ? x + (r + 1) * n : nullptr;
+    const float* ahead = P::next ? x + std::min(r + 2, r1 - 1) * n : nullptr;
+    const float* xc = P::cur ? x + r * n : nullptr;
+    const float* xp = P::prev ? x + (r - 1) * n : nullptr;
+    float* yp = P::prev ? y + (r - 1) * n : nullptr;
     const VF vm(mean0), pm(prev.mean0), pr(prev.rstd), po(-prev.shift * prev.rstd);
     VF s(0.f), sd(0.f), sd2(0.f);
     for (int64_t i = 0; i < n; i += W) {
-      if (next) s += VF::load_unaligned(xn + i);
-      if (cur) {
+      if constexpr (P::next) {
+        __builtin_prefetch(ahead + i, 0, 3);
+        s += VF::load_unaligned(xn + i);
+      }
+      if constexpr (P::cur) {
         const VF d = VF::load_unaligned(xc + i) - vm;
         sd += d;
         sd2 = xsimd::fma(d, d, sd2);
       }
-      if (back) simd::stream(yp + i, normalize_at<Gamma, Beta>(xp, gamma, beta, i, pm, pr, po));
+      if constexpr (P::prev)
+        simd::stream(yp + i, normalize_at<Gamma, Beta>(xp, gamma, beta, i, pm, pr, po));
     }
-    if (cur) {
+    if constexpr (P::cur) {
       prev = stats_of(mean0, simd::hsum(sd), simd::hsum(sd2), n, eps);
       mean[r] = prev.mean0 + prev.shift;
       rstd[r] = prev.rstd;
     }
-    if (next) mean0 = simd::hsum(s) / float(n);
-  }
-  simd::stream_fence();
+    if constexpr (P::next) mean0 = simd::hsum(s) / float(n);
+  });
 }
 
 template <bool Gamma, bool Beta>

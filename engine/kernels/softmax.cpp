@@ -6,14 +6,13 @@
 
 #include "engine/kernels/softmax.h"
 
-#include "engine/kernels/row_moments.h"
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <utility>
 #include <vector>
 
+#include "engine/kernels/row_moments.h"
 #include "engine/simd.h"
 #include "engine/threads.h"
 
@@ -42,26 +41,46 @@ float row_max(const float* x, int64_t n) {
   return simd::hmax(xsimd::max(xsimd::max(m0, m1), xsimd::max(m2, m3)));
 }
 
+// exp(x - m) for the rows of max m: simd::exp2 of t = x log2e - m log2e.
+// Fused: t in one FMA. m log2e is rounded once per row, so every term of the
+// row is scaled alike, which the normalisation cancels; it must not overflow
+// (|m| < 1e38). Not fused: t = (x - m) log2e, exactly 0 at the max (the
+// log forms need that: a one-element row gives exactly 0).
+constexpr float kLog2e = 1.44269504088896341f;
+
+template <bool Fused>
+struct ShiftedExp {
+  VF m, c;
+  explicit ShiftedExp(float max) : m(max), c(max * kLog2e) {}
+  VF operator()(VF x) const {
+    if constexpr (Fused)
+      return simd::exp2(xsimd::fms(x, VF(kLog2e), c));
+    else
+      return simd::exp2((x - m) * VF(kLog2e));
+  }
+};
+
+bool fusable(float m) { return std::fabs(m) < 1e38f; }
+
 // Sum of exp(x - m); with Store, also y = exp(x - m). Tail lanes are filled
 // with -inf so they add exp(-inf) = 0 (when m = -inf the row is all -inf and
 // NaN anyway: -inf - -inf).
 // `next` (the next row of x) is prefetched here, one line per line consumed:
-// this pass is exp-bound (~0.15 ns/element) and otherwise leaves DRAM idle, so
-// the next row's max pass would wait on its misses. Measured at 4096x1024, one
-// thread: 1.80 -> 1.43 ms (softmax), 2.15 -> 1.50 ms (log-softmax); prefetching
-// y for writing or two rows ahead gained nothing more.
-template <bool Store>
-float row_exp_sum(const float* x, float* y, int64_t n, float m, const float* next) {
+// this pass is exp-bound and otherwise leaves DRAM idle, so the next row's
+// max pass would wait on its misses. Measured at 4096x1024, one thread: 1.80
+// -> 1.43 ms (softmax), 2.15 -> 1.50 ms (log-softmax); prefetching y for
+// writing or two rows ahead gained nothing more.
+template <bool Store, class Exp>
+float row_exp_sum(const float* x, float* y, int64_t n, Exp exp, const float* next) {
   constexpr int kLine = 64 / int(sizeof(float));
-  const VF vm(m);
   VF s0(0.f), s1(0.f), s2(0.f), s3(0.f);
   int64_t i = 0;
   for (; i + 4 * W <= n; i += 4 * W) {
     for (int k = 0; k < 4 * W; k += kLine) __builtin_prefetch(next + i + k, 0, 3);
-    const VF e0 = simd::exp(VF::load_unaligned(x + i) - vm);
-    const VF e1 = simd::exp(VF::load_unaligned(x + i + W) - vm);
-    const VF e2 = simd::exp(VF::load_unaligned(x + i + 2 * W) - vm);
-    const VF e3 = simd::exp(VF::load_unaligned(x + i + 3 * W) - vm);
+    const VF e0 = exp(VF::load_unaligned(x + i));
+    const VF e1 = exp(VF::load_unaligned(x + i + W));
+    const VF e2 = exp(VF::load_unaligned(x + i + 2 * W));
+    const VF e3 = exp(VF::load_unaligned(x + i + 3 * W));
     if constexpr (Store) {
       e0.store_unaligned(y + i);
       e1.store_unaligned(y + i + W);
@@ -74,12 +93,12 @@ float row_exp_sum(const float* x, float* y, int64_t n, float m, const float* nex
     s3 += e3;
   }
   for (; i + W <= n; i += W) {
-    const VF e = simd::exp(VF::load_unaligned(x + i) - vm);
+    const VF e = exp(VF::load_unaligned(x + i));
     if constexpr (Store) e.store_unaligned(y + i);
     s0 += e;
   }
   if (i < n) {
-    const VF e = simd::exp(simd::load_partial(x + i, int(n - i), kNegInf) - vm);
+    const VF e = exp(simd::load_partial(x + i, int(n - i), kNegInf));
     if constexpr (Store) simd::store_partial(y + i, e, int(n - i));
     s1 += e;
   }
@@ -93,7 +112,8 @@ float row_exp_sum(const float* x, float* y, int64_t n, float m, const float* nex
 // 4.1); the 2nd and 3rd passes re-read a row that is still in L1/L2.
 void softmax_row(const float* x, float* y, int64_t n, const float* next) {
   const float m = row_max(x, n);
-  const float s = row_exp_sum<true>(x, y, n, m, next);
+  const float s = fusable(m) ? row_exp_sum<true>(x, y, n, ShiftedExp<true>(m), next)
+                             : row_exp_sum<true>(x, y, n, ShiftedExp<false>(m), next);
   const VF r(1.f / s);  // exact division once; xsimd::reciprocal is only ~14 bits
   int64_t i = 0;
   for (; i + W <= n; i += W) (VF::load_unaligned(y + i) * r).store_unaligned(y + i);
@@ -107,7 +127,7 @@ void softmax_row(const float* x, float* y, int64_t n, const float* next) {
 // two subtractions, no dearer than reloading a stored exp.
 void log_softmax_row(const float* x, float* y, int64_t n, const float* next) {
   const float m = row_max(x, n);
-  const float lse = std::log(row_exp_sum<false>(x, nullptr, n, m, next));
+  const float lse = std::log(row_exp_sum<false>(x, nullptr, n, ShiftedExp<false>(m), next));
   const VF vm(m), vl(lse);
   int64_t i = 0;
   for (; i + W <= n; i += W) ((VF::load_unaligned(x + i) - vm) - vl).store_unaligned(y + i);
@@ -117,12 +137,10 @@ void log_softmax_row(const float* x, float* y, int64_t n, const float* next) {
 // ---- streamed rows (large tensors) ----------------------------------------------
 // Above kStreamBytes of output the rows come from and go to memory, and the
 // per-row passes above leave it idle while exp runs (measured: a 4096x1024
-// softmax took the compute-only time plus nearly the whole memory time). Here
-// one loop over the columns works on three rows at once: the max of row r+1
-// (the only pass that reads memory, its misses overlapping the arithmetic),
-// the exp pass of row r, and the output of row r-1, written with non-temporal
-// stores (no read-for-ownership of y: memory traffic is then x once and y
-// once, as in a copy). Softmax keeps row r's exps in a two-row ring that
+// softmax took the compute-only time plus nearly the whole memory time).
+// simd::stream_rows overlaps them: step r takes the max of row r+1 (the only
+// pass that reads memory; row r+2 is prefetched), the exp pass of row r and
+// the output of row r-1. Softmax keeps row r's exps in a two-row ring that
 // stays in L1. Used when y is 64-byte aligned and n % W == 0 (every row then
 // starts aligned), n small enough for the ring; otherwise the per-row path.
 constexpr int64_t kStreamMaxRow = 16384;  // ring: 2 rows, <= 128 KiB in L2
@@ -131,63 +149,81 @@ bool streamed(const float* y, int64_t rows, int64_t n) {
   return simd::stream_worth(y, rows, n) && n <= kStreamMaxRow;
 }
 
-// x, y: rows [r0, r1) of [rows, n]; ring: 2 rows of n, W floats apart (at
-// n floats apart, a 4 KiB multiple, every load of one row would wait behind
-// the store to the other: 4K aliasing). Step r (r0..r1): max of row r+1,
-// e = exp(x - m) of row r into the ring (and its sum), y of row r-1 =
-// e * (1/sum) streamed out.
-void softmax_rows_streamed(const float* x, float* y, int64_t r0, int64_t r1, int64_t n,
-                           float* ring) {
-  float m = row_max(x + r0 * n, n), inv = 0.f;  // row r's max, row r-1's 1/sum
-  for (int64_t r = r0; r <= r1; ++r) {
-    const bool next = r + 1 < r1;  // steps: max of r+1, exp of r, output of r-1
-    const bool cur = r < r1;
-    const bool prev = r > r0;
-    const float* xn = x + (r + 1) * n;
-    const float* xc = x + r * n;
-    float* ec = ring + (r & 1) * (n + W);
-    const float* ep = ring + ((r + 1) & 1) * (n + W);  // row r-1's
-    float* yp = y + (r - 1) * n;
-    const VF vm(m), vi(inv);
-    VF mx(kNegInf), s(0.f);
-    for (int64_t i = 0; i < n; i += W) {
-      if (next) mx = xsimd::max(mx, VF::load_unaligned(xn + i));
-      if (cur) {
-        const VF e = simd::exp(VF::load_unaligned(xc + i) - vm);
-        e.store_unaligned(ec + i);
-        s += e;
-      }
-      if (prev) simd::stream(yp + i, VF::load_unaligned(ep + i) * vi);
-    }
-    if (cur) inv = 1.f / simd::hsum(s);
-    if (next) m = simd::hmax(mx);
+// The row pointers of step r of rows [r0, r1) of x; null where the phase has none.
+template <class P>
+struct StepRows {
+  const float *next = nullptr, *ahead = nullptr, *cur = nullptr, *prev = nullptr;
+  StepRows(const float* x, int64_t r, int64_t r1, int64_t n) {
+    if constexpr (P::next) next = x + (r + 1) * n, ahead = x + std::min(r + 2, r1 - 1) * n;
+    if constexpr (P::cur) cur = x + r * n;
+    if constexpr (P::prev) prev = x + (r - 1) * n;
   }
-  simd::stream_fence();
+};
+
+// Step r of softmax: m is row r's max (made by step r-1), then row r+1's;
+// inv is row r-1's 1/sum, then row r's. ring: 2 rows of n, W floats apart
+// (at n floats apart, a 4 KiB multiple, every load of one row would wait
+// behind the store to the other: 4K aliasing).
+template <class P, bool Fused>
+void softmax_step(const float* x, float* y, int64_t r, int64_t r1, int64_t n, float* ring, float& m,
+                  float& inv) {
+  const StepRows<P> rs(x, r, r1, n);
+  float* ec = ring + (r & 1) * (n + W);              // row r's exps
+  const float* ep = ring + ((r + 1) & 1) * (n + W);  // row r-1's
+  float* yp = P::prev ? y + (r - 1) * n : nullptr;
+  const ShiftedExp<Fused> exp(m);
+  const VF vi(inv);
+  VF mx(kNegInf), s(0.f);
+  for (int64_t i = 0; i < n; i += W) {
+    if constexpr (P::next) {
+      __builtin_prefetch(rs.ahead + i, 0, 3);
+      mx = xsimd::max(mx, VF::load_unaligned(rs.next + i));
+    }
+    if constexpr (P::cur) {
+      const VF e = exp(VF::load_unaligned(rs.cur + i));
+      e.store_unaligned(ec + i);
+      s += e;
+    }
+    if constexpr (P::prev) simd::stream(yp + i, VF::load_unaligned(ep + i) * vi);
+  }
+  if constexpr (P::cur) inv = 1.f / simd::hsum(s);
+  if constexpr (P::next) m = simd::hmax(mx);
 }
 
-// Step r: max of row r+1, sum(exp(x - m)) of row r, y of row r-1 =
-// (x - max) - logsum streamed out (row r-1 of x is still in L1).
+void softmax_rows_streamed(const float* x, float* y, int64_t r0, int64_t r1, int64_t n,
+                           float* ring) {
+  float m = 0.f, inv = 0.f;
+  simd::stream_rows(r0, r1, [&](auto phase, int64_t r) {
+    using P = decltype(phase);
+    if (!P::cur || fusable(m))
+      softmax_step<P, true>(x, y, r, r1, n, ring, m, inv);
+    else
+      softmax_step<P, false>(x, y, r, r1, n, ring, m, inv);
+  });
+}
+
+// Step r of log-softmax: the max of row r+1, sum(exp(x - m)) of row r, and
+// y = (x - max) - logsum of row r-1 (still in L1) streamed out.
 void log_softmax_rows_streamed(const float* x, float* y, int64_t r0, int64_t r1, int64_t n) {
-  float m = row_max(x + r0 * n, n), mp = 0.f, lp = 0.f;  // row r's max; row r-1's max, logsum
-  for (int64_t r = r0; r <= r1; ++r) {
-    const bool next = r + 1 < r1;  // steps: max of r+1, exp of r, output of r-1
-    const bool cur = r < r1;
-    const bool prev = r > r0;
-    const float* xn = x + (r + 1) * n;
-    const float* xc = x + r * n;
-    const float* xp = x + (r - 1) * n;
-    float* yp = y + (r - 1) * n;
-    const VF vm(m), vmp(mp), vlp(lp);
+  float m = 0.f, mp = 0.f, lp = 0.f;  // row r's max; row r-1's max and logsum
+  simd::stream_rows(r0, r1, [&](auto phase, int64_t r) {
+    using P = decltype(phase);
+    const StepRows<P> rs(x, r, r1, n);
+    float* yp = P::prev ? y + (r - 1) * n : nullptr;
+    const ShiftedExp<false> exp(m);
+    const VF vmp(mp), vlp(lp);
     VF mx(kNegInf), s(0.f);
     for (int64_t i = 0; i < n; i += W) {
-      if (next) mx = xsimd::max(mx, VF::load_unaligned(xn + i));
-      if (cur) s += simd::exp(VF::load_unaligned(xc + i) - vm);
-      if (prev) simd::stream(yp + i, (VF::load_unaligned(xp + i) - vmp) - vlp);
+      if constexpr (P::next) {
+        __builtin_prefetch(rs.ahead + i, 0, 3);
+        mx = xsimd::max(mx, VF::load_unaligned(rs.next + i));
+      }
+      if constexpr (P::cur) s += exp(VF::load_unaligned(rs.cur + i));
+      if constexpr (P::prev) simd::stream(yp + i, (VF::load_unaligned(rs.prev + i) - vmp) - vlp);
     }
-    if (cur) mp = m, lp = std::log(simd::hsum(s));
-    if (next) m = simd::hmax(mx);
-  }
-  simd::stream_fence();
+    if constexpr (P::cur) mp = m, lp = std::log(simd::hsum(s));
+    if constexpr (P::next) m = simd::hmax(mx);
+  });
 }
 
 // ---- backward rows ------------------------------------------------------------
@@ -228,17 +264,17 @@ void log_softmax_backward_row(const float* y, const float* dy, float* dx, int64_
 template <bool SumX>
 std::pair<float, float> ce_row_sums(const float* x, int64_t n, float m, const float* next) {
   constexpr int kLine = 64 / int(sizeof(float));
-  const VF vm(m);
+  const ShiftedExp<false> exp(m);
   VF s0(0.f), s1(0.f), s2(0.f), s3(0.f), t0(0.f), t1(0.f);
   int64_t i = 0;
   for (; i + 4 * W <= n; i += 4 * W) {
     for (int k = 0; k < 4 * W; k += kLine) __builtin_prefetch(next + i + k, 0, 3);
     const VF a = VF::load_unaligned(x + i), b = VF::load_unaligned(x + i + W);
     const VF c = VF::load_unaligned(x + i + 2 * W), d = VF::load_unaligned(x + i + 3 * W);
-    s0 += simd::exp(a - vm);
-    s1 += simd::exp(b - vm);
-    s2 += simd::exp(c - vm);
-    s3 += simd::exp(d - vm);
+    s0 += exp(a);
+    s1 += exp(b);
+    s2 += exp(c);
+    s3 += exp(d);
     if constexpr (SumX) {
       t0 += a + b;
       t1 += c + d;
@@ -246,12 +282,12 @@ std::pair<float, float> ce_row_sums(const float* x, int64_t n, float m, const fl
   }
   for (; i + W <= n; i += W) {
     const VF a = VF::load_unaligned(x + i);
-    s0 += simd::exp(a - vm);
+    s0 += exp(a);
     if constexpr (SumX) t0 += a;
   }
   if (i < n) {
     const int k = int(n - i);
-    s1 += simd::exp(simd::load_partial(x + i, k, kNegInf) - vm);
+    s1 += exp(simd::load_partial(x + i, k, kNegInf));
     if constexpr (SumX) t1 += simd::load_partial(x + i, k, 0.f);
   }
   return {simd::hsum((s0 + s1) + (s2 + s3)), SumX ? simd::hsum(t0 + t1) : 0.f};

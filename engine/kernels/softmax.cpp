@@ -47,6 +47,7 @@ float row_max(const float* x, int64_t n) {
 // (|m| < 1e38). Not fused: t = (x - m) log2e, exactly 0 at the max (the
 // log forms need that: a one-element row gives exactly 0).
 constexpr float kLog2e = 1.44269504088896341f;
+constexpr float kLn2 = 0.693147180559945309f;
 
 template <bool Fused>
 struct ShiftedExp {
@@ -203,26 +204,42 @@ void softmax_rows_streamed(const float* x, float* y, int64_t r0, int64_t r1, int
 }
 
 // Step r of log-softmax: the max of row r+1, sum(exp(x - m)) of row r, and
-// y = (x - max) - logsum of row r-1 (still in L1) streamed out.
+// y = (x - max) - logsum of row r-1 (still in L1) streamed out. Fused, the
+// sum's exponent is softmax's one FMA: its terms then share the factor 2^d,
+// d = m log2e - c with c = m log2e rounded (d exact by an FMA), which comes
+// back out of the log. That loses the exact 0 of a one-element row, which
+// never streams (n is a multiple of W).
+template <class P, bool Fused>
+void log_softmax_step(const float* x, float* y, int64_t r, int64_t r1, int64_t n, float& m,
+                      float& mp, float& lp) {
+  const StepRows<P> rs(x, r, r1, n);
+  float* yp = P::prev ? y + (r - 1) * n : nullptr;
+  const ShiftedExp<Fused> exp(m);
+  const VF vmp(mp), vlp(lp);
+  VF mx(kNegInf), s(0.f);
+  for (int64_t i = 0; i < n; i += W) {
+    if constexpr (P::next) {
+      __builtin_prefetch(rs.ahead + i, 0, 3);
+      mx = xsimd::max(mx, VF::load_unaligned(rs.next + i));
+    }
+    if constexpr (P::cur) s += exp(VF::load_unaligned(rs.cur + i));
+    if constexpr (P::prev) simd::stream(yp + i, (VF::load_unaligned(rs.prev + i) - vmp) - vlp);
+  }
+  if constexpr (P::cur) {
+    const float d = Fused ? std::fma(m, kLog2e, -m * kLog2e) : 0.f;
+    mp = m, lp = std::log(simd::hsum(s)) - d * kLn2;
+  }
+  if constexpr (P::next) m = simd::hmax(mx);
+}
+
 void log_softmax_rows_streamed(const float* x, float* y, int64_t r0, int64_t r1, int64_t n) {
   float m = 0.f, mp = 0.f, lp = 0.f;  // row r's max; row r-1's max and logsum
   simd::stream_rows(r0, r1, [&](auto phase, int64_t r) {
     using P = decltype(phase);
-    const StepRows<P> rs(x, r, r1, n);
-    float* yp = P::prev ? y + (r - 1) * n : nullptr;
-    const ShiftedExp<false> exp(m);
-    const VF vmp(mp), vlp(lp);
-    VF mx(kNegInf), s(0.f);
-    for (int64_t i = 0; i < n; i += W) {
-      if constexpr (P::next) {
-        __builtin_prefetch(rs.ahead + i, 0, 3);
-        mx = xsimd::max(mx, VF::load_unaligned(rs.next + i));
-      }
-      if constexpr (P::cur) s += exp(VF::load_unaligned(rs.cur + i));
-      if constexpr (P::prev) simd::stream(yp + i, (VF::load_unaligned(rs.prev + i) - vmp) - vlp);
-    }
-    if constexpr (P::cur) mp = m, lp = std::log(simd::hsum(s));
-    if constexpr (P::next) m = simd::hmax(mx);
+    if (!P::cur || fusable(m))
+      log_softmax_step<P, true>(x, y, r, r1, n, m, mp, lp);
+    else
+      log_softmax_step<P, false>(x, y, r, r1, n, m, mp, lp);
   });
 }
 

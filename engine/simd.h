@@ -129,6 +129,17 @@ inline VF exp(VF x) {
 inline VF exp(VF x) { return xsimd::exp(x); }
 #endif
 
+// ---- fms with one rounding ----------------------------------------------------
+// a * b - c rounded once. xsimd 8.1 has no AVX-512 fms: its generic a * b - c
+// is fused only where the compiler contracts it (GCC: -O2 and up), so at -O1
+// it rounds twice. The softmax family's exponent x log2e - m log2e needs the
+// single rounding (large logits lose digits otherwise), so it asks for it.
+#if defined(__AVX512F__)
+inline VF fms(VF a, VF b, VF c) { return _mm512_fmsub_ps(a, b, c); }
+#else
+inline VF fms(VF a, VF b, VF c) { return xsimd::fms(a, b, c); }
+#endif
+
 // ---- exp2 (the softmax family's exp) -------------------------------------------
 // 2^t in 7 vector operations, for exp(x - max) = 2^(x log2e - max log2e): one
 // FMA makes t (softmax), or a subtraction and a multiply when t must be

@@ -55,7 +55,7 @@ struct ShiftedExp {
   explicit ShiftedExp(float max) : m(max), c(max * kLog2e) {}
   VF operator()(VF x) const {
     if constexpr (Fused)
-      return simd::exp2(xsimd::fms(x, VF(kLog2e), c));
+      return simd::exp2(simd::fms(x, VF(kLog2e), c));
     else
       return simd::exp2((x - m) * VF(kLog2e));
   }

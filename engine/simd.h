@@ -79,6 +79,19 @@ struct Phase {
   static constexpr bool next = N, cur = C, prev = P;
 };
 
+// The rows of x ([rows, n]) that step r of rows [r0, r1) reads, by phase; null
+// where the phase has none: next = row r+1, ahead = row r+2 (to prefetch;
+// the last row at the end), cur = row r, prev = row r-1.
+template <class P>
+struct StepRows {
+  const float *next = nullptr, *ahead = nullptr, *cur = nullptr, *prev = nullptr;
+  StepRows(const float* x, int64_t r, int64_t r1, int64_t n) {
+    if constexpr (P::next) next = x + (r + 1) * n, ahead = x + (r + 2 < r1 ? r + 2 : r1 - 1) * n;
+    if constexpr (P::cur) cur = x + r * n;
+    if constexpr (P::prev) prev = x + (r - 1) * n;
+  }
+};
+
 template <class Step>
 void stream_rows(int64_t r0, int64_t r1, Step&& step) {
   step(Phase<true, false, false>{}, r0 - 1);

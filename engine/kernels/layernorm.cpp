@@ -86,25 +86,22 @@ void forward_rows_streamed(const float* x, const float* gamma, const float* beta
   RowStats prev{};    // row r-1's
   simd::stream_rows(r0, r1, [&](auto phase, int64_t r) {
     using P = decltype(phase);
-    const float* xn = P::next ? x + (r + 1) * n : nullptr;
-    const float* ahead = P::next ? x + std::min(r + 2, r1 - 1) * n : nullptr;
-    const float* xc = P::cur ? x + r * n : nullptr;
-    const float* xp = P::prev ? x + (r - 1) * n : nullptr;
+    const simd::StepRows<P> rs(x, r, r1, n);
     float* yp = P::prev ? y + (r - 1) * n : nullptr;
     const VF vm(mean0), pm(prev.mean0), pr(prev.rstd), po(-prev.shift * prev.rstd);
     VF s(0.f), sd(0.f), sd2(0.f);
     for (int64_t i = 0; i < n; i += W) {
       if constexpr (P::next) {
-        __builtin_prefetch(ahead + i, 0, 3);
-        s += VF::load_unaligned(xn + i);
+        __builtin_prefetch(rs.ahead + i, 0, 3);
+        s += VF::load_unaligned(rs.next + i);
       }
       if constexpr (P::cur) {
-        const VF d = VF::load_unaligned(xc + i) - vm;
+        const VF d = VF::load_unaligned(rs.cur + i) - vm;
         sd += d;
         sd2 = xsimd::fma(d, d, sd2);
       }
       if constexpr (P::prev)
-        simd::stream(yp + i, normalize_at<Gamma, Beta>(xp, gamma, beta, i, pm, pr, po));
+        simd::stream(yp + i, normalize_at<Gamma, Beta>(rs.prev, gamma, beta, i, pm, pr, po));
     }
     if constexpr (P::cur) {
       prev = stats_of(mean0, simd::hsum(sd), simd::hsum(sd2), n, eps);

@@ -51,14 +51,18 @@ constexpr float kLn2 = 0.693147180559945309f;
 
 template <bool Fused>
 struct ShiftedExp {
-  VF m, c;
-  explicit ShiftedExp(float max) : m(max), c(max * kLog2e) {}
+  float max, c;  // c = max log2e rounded
+  VF vm, vc;
+  explicit ShiftedExp(float m) : max(m), c(m * kLog2e), vm(m), vc(c) {}
   VF operator()(VF x) const {
     if constexpr (Fused)
-      return simd::exp2(simd::fms(x, VF(kLog2e), c));
+      return simd::exp2(simd::fms(x, VF(kLog2e), vc));
     else
-      return simd::exp2((x - m) * VF(kLog2e));
+      return simd::exp2((x - vm) * VF(kLog2e));
   }
+  // log of the factor 2^d every fused term carries, d = max log2e - c (exact
+  // by an FMA): log(sum of the terms) - log_factor() = log(sum exp(x - max)).
+  float log_factor() const { return Fused ? std::fma(max, kLog2e, -c) * kLn2 : 0.f; }
 };
 
 bool fusable(float m) { return std::fabs(m) < 1e38f; }
@@ -150,17 +154,6 @@ bool streamed(const float* y, int64_t rows, int64_t n) {
   return simd::stream_worth(y, rows, n) && n <= kStreamMaxRow;
 }
 
-// The row pointers of step r of rows [r0, r1) of x; null where the phase has none.
-template <class P>
-struct StepRows {
-  const float *next = nullptr, *ahead = nullptr, *cur = nullptr, *prev = nullptr;
-  StepRows(const float* x, int64_t r, int64_t r1, int64_t n) {
-    if constexpr (P::next) next = x + (r + 1) * n, ahead = x + std::min(r + 2, r1 - 1) * n;
-    if constexpr (P::cur) cur = x + r * n;
-    if constexpr (P::prev) prev = x + (r - 1) * n;
-  }
-};
-
 // Step r of softmax: m is row r's max (made by step r-1), then row r+1's;
 // inv is row r-1's 1/sum, then row r's. ring: 2 rows of n, W floats apart
 // (at n floats apart, a 4 KiB multiple, every load of one row would wait
@@ -168,7 +161,7 @@ struct StepRows {
 template <class P, bool Fused>
 void softmax_step(const float* x, float* y, int64_t r, int64_t r1, int64_t n, float* ring, float& m,
                   float& inv) {
-  const StepRows<P> rs(x, r, r1, n);
+  const simd::StepRows<P> rs(x, r, r1, n);
   float* ec = ring + (r & 1) * (n + W);              // row r's exps
   const float* ep = ring + ((r + 1) & 1) * (n + W);  // row r-1's
   float* yp = P::prev ? y + (r - 1) * n : nullptr;
@@ -205,14 +198,13 @@ void softmax_rows_streamed(const float* x, float* y, int64_t r0, int64_t r1, int
 
 // Step r of log-softmax: the max of row r+1, sum(exp(x - m)) of row r, and
 // y = (x - max) - logsum of row r-1 (still in L1) streamed out. Fused, the
-// sum's exponent is softmax's one FMA: its terms then share the factor 2^d,
-// d = m log2e - c with c = m log2e rounded (d exact by an FMA), which comes
-// back out of the log. That loses the exact 0 of a one-element row, which
+// sum's exponent is softmax's one FMA: its terms then share a factor 2^d
+// (ShiftedExp::log_factor), which comes back out of the log. That loses the exact 0 of a one-element row, which
 // never streams (n is a multiple of W).
 template <class P, bool Fused>
 void log_softmax_step(const float* x, float* y, int64_t r, int64_t r1, int64_t n, float& m,
                       float& mp, float& lp) {
-  const StepRows<P> rs(x, r, r1, n);
+  const simd::StepRows<P> rs(x, r, r1, n);
   float* yp = P::prev ? y + (r - 1) * n : nullptr;
   const ShiftedExp<Fused> exp(m);
   const VF vmp(mp), vlp(lp);
@@ -225,10 +217,7 @@ void log_softmax_step(const float* x, float* y, int64_t r, int64_t r1, int64_t n
     if constexpr (P::cur) s += exp(VF::load_unaligned(rs.cur + i));
     if constexpr (P::prev) simd::stream(yp + i, (VF::load_unaligned(rs.prev + i) - vmp) - vlp);
   }
-  if constexpr (P::cur) {
-    const float d = Fused ? std::fma(m, kLog2e, -m * kLog2e) : 0.f;
-    mp = m, lp = std::log(simd::hsum(s)) - d * kLn2;
-  }
+  if constexpr (P::cur) mp = m, lp = std::log(simd::hsum(s)) - exp.log_factor();
   if constexpr (P::next) m = simd::hmax(mx);
 }
 

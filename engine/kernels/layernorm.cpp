@@ -4,12 +4,11 @@
 // (the backward: fixed row blocks, so dgamma/dbeta do not depend on the count).
 #include "engine/kernels/layernorm.h"
 
-#include "engine/kernels/row_moments.h"
-
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "engine/kernels/row_moments.h"
 #include "engine/simd.h"
 #include "engine/threads.h"
 

@@ -199,8 +199,8 @@ void softmax_rows_streamed(const float* x, float* y, int64_t r0, int64_t r1, int
 // Step r of log-softmax: the max of row r+1, sum(exp(x - m)) of row r, and
 // y = (x - max) - logsum of row r-1 (still in L1) streamed out. Fused, the
 // sum's exponent is softmax's one FMA: its terms then share a factor 2^d
-// (ShiftedExp::log_factor), which comes back out of the log. That loses the exact 0 of a one-element row, which
-// never streams (n is a multiple of W).
+// (ShiftedExp::log_factor), which comes back out of the log. That loses the
+// exact 0 of a one-element row, which never streams (n is a multiple of W).
 template <class P, bool Fused>
 void log_softmax_step(const float* x, float* y, int64_t r, int64_t r1, int64_t n, float& m,
                       float& mp, float& lp) {

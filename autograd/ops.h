@@ -170,6 +170,10 @@ struct LuongDecoderOutput {
 Var input_gates(const IntTensor& ids, const Var& emb, int64_t padding_idx, const Var& w_ih,
                 const Var& b_ih, const Var& b_hh, bool project_table, float dropout_p,
                 Generator* gen);
+// The projected table itself: emb W_x^T + b_ih + b_hh -> [V,4H] (decoding keeps
+// one per decode and looks each step's rows up in it).
+Var input_gate_table(const Var& emb, int64_t padding_idx, const Var& w_ih, const Var& b_ih,
+                     const Var& b_hh);
 
 // A recurrent cell's weights [W_y | W_hh] ([4H, Y+H]: W_y the Y columns of w_ih
 // after the first E) packed once as one right operand [Y+H, 4H] for many calls

@@ -11,6 +11,7 @@
 #include <array>
 #include <cstring>
 #include <memory>
+#include <utility>
 
 #include "autograd/ops.h"
 #include "engine/kernels/gemm.h"
@@ -139,24 +140,37 @@ void cell_grads(const Tensor& dG, const Tensor& yh, int64_t T, int64_t B, int64_
 
 }  // namespace
 
+namespace {
+
+// W_x = w_ih[:, :E] ([G,E]) and b_ih + b_hh (either may be undefined), for emb: [V,E].
+std::pair<Var, Var> x_projection(const char* op, const Var& emb, const Var& w_ih, const Var& b_ih,
+                                 const Var& b_hh) {
+  check(emb.defined() && emb.dim() == 2 && w_ih.defined() && w_ih.dim() == 2 &&
+            w_ih.size(1) >= emb.size(1),
+        op, ": embedding [V,E] and weight_ih [4H, E + Y] do not fit: ",
+        emb.defined() ? emb.shape() : Shape{}, " and ", w_ih.defined() ? w_ih.shape() : Shape{});
+  const Var bias = b_ih.defined() && b_hh.defined() ? b_ih + b_hh : b_ih.defined() ? b_ih : b_hh;
+  return {slice(w_ih, 1, 0, emb.size(1)), bias};
+}
+
+}  // namespace
+
+Var input_gate_table(const Var& emb, int64_t padding_idx, const Var& w_ih, const Var& b_ih,
+                     const Var& b_hh) {
+  const auto [w_x, bias] = x_projection("input_gate_table", emb, w_ih, b_ih, b_hh);
+  // the padding row is taken from emb without a gradient, as Embedding does
+  const int64_t V = emb.size(0);
+  IntTensor all({V});
+  for (int64_t v = 0; v < V; ++v) all.data()[v] = int32_t(v);
+  return linear(index_select(emb, all, padding_idx), w_x, bias);
+}
+
 Var input_gates(const IntTensor& ids, const Var& emb, int64_t padding_idx, const Var& w_ih,
                 const Var& b_ih, const Var& b_hh, bool project_table, float dropout_p,
                 Generator* gen) {
-  check(emb.defined() && emb.dim() == 2 && w_ih.defined() && w_ih.dim() == 2 &&
-            w_ih.size(1) >= emb.size(1),
-        "input_gates: embedding [V,E] and weight_ih [4H, E + Y] do not fit: ",
-        emb.defined() ? emb.shape() : Shape{}, " and ", w_ih.defined() ? w_ih.shape() : Shape{});
   check(!project_table || dropout_p == 0.f, "input_gates: a projected table cannot drop out");
-  const int64_t V = emb.size(0), E = emb.size(1);
-  const Var w_x = slice(w_ih, 1, 0, E);  // [G,E]
-  const Var bias = b_ih.defined() && b_hh.defined() ? b_ih + b_hh : b_ih.defined() ? b_ih : b_hh;
-  if (project_table) {
-    // emb W_x^T + b for every id once ([V,G]); the padding row is taken from
-    // emb without a gradient, as Embedding does, and looked up with one
-    IntTensor all({V});
-    for (int64_t v = 0; v < V; ++v) all.data()[v] = int32_t(v);
-    return index_select(linear(index_select(emb, all, padding_idx), w_x, bias), ids);
-  }
+  if (project_table) return index_select(input_gate_table(emb, padding_idx, w_ih, b_ih, b_hh), ids);
+  const auto [w_x, bias] = x_projection("input_gates", emb, w_ih, b_ih, b_hh);
   Var x = index_select(emb, ids, padding_idx);  // [...,E]
   if (dropout_p > 0.f) x = dropout(x, dropout_p, true, *gen);
   return linear(x, w_x, bias);

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -189,10 +188,8 @@ struct Seq2SeqDecodePack {
                                                        d.attention->W->weight, E);
     if (V * cell.weight_ih.size(0) <= kMaxTableFloats) {
       NoGrad ng;
-      IntTensor all({V});
-      for (int64_t v = 0; v < V; ++v) all.data()[v] = int32_t(v);
-      table = qkv::input_gates(all, d.embedding->weight, d.options.pad, cell.weight_ih,
-                               cell.bias_ih, cell.bias_hh, true, 0.f, nullptr)
+      table = input_gate_table(d.embedding->weight, d.options.pad, cell.weight_ih, cell.bias_ih,
+                               cell.bias_hh)
                   .value();
     }
   }
@@ -345,11 +342,7 @@ Var Seq2SeqDecoder::input_gates(const IntTensor& tokens, const EncoderMemory& me
   const Tensor* table = mem.pack && mem.pack->table.defined() ? &mem.pack->table : nullptr;
   if (table && !grad_enabled()) {  // decoding: rows of the pack's table
     check_ids(ids, V, "Seq2Seq decoder tokens");
-    const int64_t G = table->size(1);
-    Tensor xg({T, B, G});
-    for (int64_t i = 0; i < T * B; ++i)
-      std::memcpy(xg.data() + i * G, table->data() + ids.data()[i] * G, size_t(G) * sizeof(float));
-    return Var(xg);
+    return Var(qkv::index_select(*table, ids));
   }
   const bool drop = training() && options.dropout > 0.f;
   return qkv::input_gates(ids, embedding->weight, options.pad, lstm->weight_ih, lstm->bias_ih,

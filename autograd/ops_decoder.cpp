@@ -17,6 +17,7 @@
 #include "engine/kernels/gemm.h"
 #include "engine/kernels/rnn_cell.h"
 #include "engine/kernels/step_attention.h"
+#include "engine/threads.h"
 
 namespace qkv {
 namespace {
@@ -217,23 +218,29 @@ LuongDecoderOutput luong_decoder(const Var& xg, const Var& h0, const Var& c0, co
   Tensor act = xg.value().clone();  // [T,B,G] pre-activations: xg + the recurrent part, by step
 
   Tensor c_all({T, B, H}), h_all({T, B, H}), cat({T, B, CW}), ht_all({T, B, H}), w_all({T, B, S});
-  for (int64_t t = 0; t < T; ++t) {
-    const float* c_prev = t ? c_all.data() + (t - 1) * B * H : c0.value().data();
-    float *ht = h_all.data() + t * B * H, *cat_t = cat.data() + t * B * CW;
-    cell_step(act.data() + t * B * G, fh.data() + t * B * YW, YW, B, H, wyh_t, c_prev,
-              c_all.data() + t * B * H, ht);
-    step_attention_forward(B, S, H, K, ht, H, Pd, Vd, Md, scale, w_all.data() + t * B * S, S, cat_t,
-                           CW);
-    copy_rows(cat_t + K, CW, ht, B, H);
-    float* z = ht_all.data() + t * B * H;
-    gemm(B, 1.f, cat_t, CW, wc_t, 0.f, z, H);
-    unary_forward(UnaryOp::tanh, z, z, B * H);
-    if (t + 1 < T) {
-      float* next = fh.data() + (t + 1) * B * YW;
-      copy_rows(next, YW, z, B, F);
-      copy_rows(next + F, YW, ht, B, H);
+  // Rows never meet in the recurrence: each thread runs every step on its own block of rows.
+  parallel_row_blocks(B, T * B * G * YW, [&](int64_t r0, int64_t r1) {
+    const int64_t n = r1 - r0;
+    const float *Pb = Pd + r0 * S * H, *Vb = Vd + r0 * S * K, *Mb = Md ? Md + r0 * S : nullptr;
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t row = t * B + r0;  // the block's first row at step t
+      const float* c_prev = t ? c_all.data() + (row - B) * H : c0.value().data() + r0 * H;
+      float *ht = h_all.data() + row * H, *cat_t = cat.data() + row * CW;
+      cell_step(act.data() + row * G, fh.data() + row * YW, YW, n, H, wyh_t, c_prev,
+                c_all.data() + row * H, ht);
+      step_attention_forward(n, S, H, K, ht, H, Pb, Vb, Mb, scale, w_all.data() + row * S, S,
+                             cat_t, CW);
+      copy_rows(cat_t + K, CW, ht, n, H);
+      float* z = ht_all.data() + row * H;
+      gemm(n, 1.f, cat_t, CW, wc_t, 0.f, z, H);
+      unary_forward(UnaryOp::tanh, z, z, n * H);
+      if (t + 1 < T) {
+        float* next = fh.data() + (row + B) * YW;
+        copy_rows(next, YW, z, n, F);
+        copy_rows(next + F, YW, ht, n, H);
+      }
     }
-  }
+  });
 
   LuongDecoderOutput r;
   Tensor h_T({B, H}), c_T({B, H});
@@ -260,34 +267,44 @@ LuongDecoderOutput luong_decoder(const Var& xg, const Var& h0, const Var& c0, co
         const PackedB wf(false, G, F, Wi.data() + E, E + F);  // W_f [G,F]
         const PackedB whh(false, G, H, Wh.data(), H);         // W_hh [G,H]
         const PackedB wc(false, H, CW, Wct.data(), CW);       // W_c [H,K+H]
-        for (int64_t t = T - 1; t >= 0; --t) {
-          // h~ = tanh(z): dz = (d h~ from the output + from the next step's input) (1 - h~^2)
-          const float* ht = ht_all.data() + t * B * H;
-          float* dz = dZ.data() + t * B * H;
-          for (int64_t b = 0; b < B; ++b)
-            for (int64_t j = 0; j < H; ++j) {
-              const float y = ht[b * H + j];
-              const float g = (dout ? dout[(b * T + t) * H + j] : 0.f) + dfeed.data()[b * H + j];
-              dz[b * H + j] = g * (1.f - y * y);
-            }
-          // z = [ctx | h] W_c^T: d[ctx | h] = dz W_c
-          gemm(B, 1.f, dz, H, wc, 0.f, dcat.data(), CW);
-          float* dht = dh.data();  // d h_t: the next step's recurrence + W_c's + attention's
-          for (int64_t b = 0; b < B; ++b)
-            for (int64_t j = 0; j < H; ++j) dht[b * H + j] += dcat.data()[b * CW + K + j];
-          const float* h_t = h_all.data() + t * B * H;
-          step_attention_backward(
-              B, S, H, K, h_t, H, Pt.data(), Vt.data(), w_all.data() + t * B * S, S, dcat.data(),
-              CW, dw_all.defined() ? dw_all.data() + t * B * S : nullptr, S, scale, dht, H,
-              needs[6] ? dP.data() : nullptr, needs[7] ? dV.data() : nullptr, ds.data());
-          const float* c_prev = t ? c_all.data() + (t - 1) * B * H : C0.data();
-          float* dg = dG.data() + t * B * G;
-          lstm_cell_backward(act.data() + t * B * G, c_prev, c_all.data() + t * B * H, dht,
-                             dc.data(), dg, B, H, nullptr);
-          // g = xg + f W_f^T + h W_hh^T: d f_{t-1} = dg W_f, d h_{t-1} = dg W_hh
-          if (F) gemm(B, 1.f, dg, G, wf, 0.f, dfeed.data(), H);
-          gemm(B, 1.f, dg, G, whh, 0.f, dh.data(), H);
-        }
+        // rows are independent here too: one block of rows per thread, every step
+        parallel_row_blocks(B, 2 * T * B * G * (F + H), [&](int64_t r0, int64_t r1) {
+          const int64_t n = r1 - r0;
+          const float* Pb = Pt.data() + r0 * S * H;
+          const float* Vb = Vt.data() + r0 * S * K;
+          float* dPb = needs[6] ? dP.data() + r0 * S * H : nullptr;
+          float* dVb = needs[7] ? dV.data() + r0 * S * K : nullptr;
+          float *dht = dh.data() + r0 * H, *dcb = dc.data() + r0 * H, *dfb = dfeed.data() + r0 * H;
+          float *dcatb = dcat.data() + r0 * CW, *dsb = ds.data() + r0 * S;
+          for (int64_t t = T - 1; t >= 0; --t) {
+            const int64_t row = t * B + r0;
+            // h~ = tanh(z): dz = (d h~ from the output + from the next step's input) (1 - h~^2)
+            const float* ht = ht_all.data() + row * H;
+            float* dz = dZ.data() + row * H;
+            for (int64_t b = 0; b < n; ++b)
+              for (int64_t j = 0; j < H; ++j) {
+                const float y = ht[b * H + j];
+                const float o = dout ? dout[((r0 + b) * T + t) * H + j] : 0.f;
+                dz[b * H + j] = (o + dfb[b * H + j]) * (1.f - y * y);
+              }
+            // z = [ctx | h] W_c^T: d[ctx | h] = dz W_c
+            gemm(n, 1.f, dz, H, wc, 0.f, dcatb, CW);
+            // d h_t: the next step's recurrence + W_c's + attention's
+            for (int64_t b = 0; b < n; ++b)
+              for (int64_t j = 0; j < H; ++j) dht[b * H + j] += dcatb[b * CW + K + j];
+            step_attention_backward(n, S, H, K, h_all.data() + row * H, H, Pb, Vb,
+                                    w_all.data() + row * S, S, dcatb, CW,
+                                    dw_all.defined() ? dw_all.data() + row * S : nullptr, S, scale,
+                                    dht, H, dPb, dVb, dsb);
+            const float* c_prev = t ? c_all.data() + (row - B) * H : C0.data() + r0 * H;
+            float* dg = dG.data() + row * G;
+            lstm_cell_backward(act.data() + row * G, c_prev, c_all.data() + row * H, dht, dcb, dg,
+                               n, H, nullptr);
+            // g = xg + f W_f^T + h W_hh^T: d f_{t-1} = dg W_f, d h_{t-1} = dg W_hh
+            if (F) gemm(n, 1.f, dg, G, wf, 0.f, dfb, H);
+            gemm(n, 1.f, dg, G, whh, 0.f, dht, H);
+          }
+        });
         std::vector<Tensor> g(9);
         cell_grads(dG, fh, T, B, E, H, needs, 0, 4, 5, g);
         if (needs[1]) g[1] = dh;
@@ -377,18 +394,23 @@ BahdanauDecoderOutput bahdanau_decoder(const Var& xg, const Var& h0, const Var& 
   Tensor act = xg.value().clone();  // [T,B,G]
 
   Tensor c_all({T, B, H}), h_all({T, B, H}), qp_all({T, B, A}), w_all({T, B, S});
-  for (int64_t t = 0; t < T; ++t) {
-    float* row = ch.data() + t * B * YW;
-    float* qp = qp_all.data() + t * B * A;
-    // attend from s_{t-1}: qp = h_{t-1} W^T, ctx_t into the row's context columns
-    gemm(B, 1.f, row + K, YW, wq_t, 0.f, qp, A);
-    additive_attention_forward(B, S, A, K, qp, A, KPd, vd, Vd, Md, w_all.data() + t * B * S, S, row,
-                               YW);
-    const float* c_prev = t ? c_all.data() + (t - 1) * B * H : c0.value().data();
-    float* ht = h_all.data() + t * B * H;
-    cell_step(act.data() + t * B * G, row, YW, B, H, wyh_t, c_prev, c_all.data() + t * B * H, ht);
-    if (t + 1 < T) copy_rows(ch.data() + (t + 1) * B * YW + K, YW, ht, B, H);
-  }
+  parallel_row_blocks(B, T * B * G * YW, [&](int64_t r0, int64_t r1) {  // rows apart, as Luong's
+    const int64_t n = r1 - r0;
+    const float *KPb = KPd + r0 * S * A, *Vb = Vd + r0 * S * K, *Mb = Md ? Md + r0 * S : nullptr;
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t rw = t * B + r0;
+      float* row = ch.data() + rw * YW;
+      float* qp = qp_all.data() + rw * A;
+      // attend from s_{t-1}: qp = h_{t-1} W^T, ctx_t into the row's context columns
+      gemm(n, 1.f, row + K, YW, wq_t, 0.f, qp, A);
+      additive_attention_forward(n, S, A, K, qp, A, KPb, vd, Vb, Mb, w_all.data() + rw * S, S, row,
+                                 YW);
+      const float* c_prev = t ? c_all.data() + (rw - B) * H : c0.value().data() + r0 * H;
+      float* ht = h_all.data() + rw * H;
+      cell_step(act.data() + rw * G, row, YW, n, H, wyh_t, c_prev, c_all.data() + rw * H, ht);
+      if (t + 1 < T) copy_rows(ch.data() + (rw + B) * YW + K, YW, ht, n, H);
+    }
+  });
 
   // out[b,t] = [h_t | ctx_t]: the output layer's input
   Tensor out({B, T, OW});
@@ -421,33 +443,40 @@ BahdanauDecoderOutput bahdanau_decoder(const Var& xg, const Var& h0, const Var& 
                      const PackedB wc(false, G, K, Wi.data() + E, E + K);  // W_ctx [G,K]
                      const PackedB whh(false, G, H, Wh.data(), H);         // W_hh [G,H]
                      const PackedB wq(false, A, H, Wqt.data(), H);         // W [A,H]
-                     for (int64_t t = T - 1; t >= 0; --t) {
-                       // out_t = [h_t | ctx_t]: d h_t += its h part; d ctx_t = its ctx part + the
-                       // cell's
-                       for (int64_t b = 0; b < B; ++b) {
-                         const float* o = dout ? dout + (b * T + t) * OW : nullptr;
-                         float* dhb = dh.data() + b * H;
-                         float* dcb = dctx.data() + b * K;
-                         for (int64_t j = 0; j < H; ++j) dhb[j] += o ? o[j] : 0.f;
-                         for (int64_t k = 0; k < K; ++k) dcb[k] = o ? o[H + k] : 0.f;
+                     parallel_row_blocks(B, 2 * T * B * G * YW, [&](int64_t r0, int64_t r1) {
+                       const int64_t n = r1 - r0;
+                       const float *KPb = KPt.data() + r0 * S * A, *Vb = Vt.data() + r0 * S * K;
+                       float* dKPb = needs[6] ? dKP.data() + r0 * S * A : nullptr;
+                       float* dVb = needs[8] ? dV.data() + r0 * S * K : nullptr;
+                       float* dvb = needs[7] ? dv_rows.data() + r0 * A : nullptr;
+                       float *dhb = dh.data() + r0 * H, *dcb = dc.data() + r0 * H;
+                       float *dctxb = dctx.data() + r0 * K, *dsb = ds.data() + r0 * S;
+                       for (int64_t t = T - 1; t >= 0; --t) {
+                         const int64_t rw = t * B + r0;
+                         // out_t = [h_t | ctx_t]: d h_t += its h part; d ctx_t = its ctx part
+                         // (+ the cell's below)
+                         for (int64_t b = 0; b < n; ++b) {
+                           const float* o = dout ? dout + ((r0 + b) * T + t) * OW : nullptr;
+                           for (int64_t j = 0; j < H; ++j) dhb[b * H + j] += o ? o[j] : 0.f;
+                           for (int64_t k = 0; k < K; ++k) dctxb[b * K + k] = o ? o[H + k] : 0.f;
+                         }
+                         const float* c_prev = t ? c_all.data() + (rw - B) * H : C0.data() + r0 * H;
+                         float* dg = dG.data() + rw * G;
+                         lstm_cell_backward(act.data() + rw * G, c_prev, c_all.data() + rw * H,
+                                            dhb, dcb, dg, n, H, nullptr);
+                         // g = xg + ctx W_ctx^T + h_{t-1} W_hh^T: d ctx += dg W_ctx,
+                         // d h_{t-1} = dg W_hh
+                         gemm(n, 1.f, dg, G, wc, 1.f, dctxb, K);
+                         gemm(n, 1.f, dg, G, whh, 0.f, dhb, H);
+                         float* dqp = dQP.data() + rw * A;
+                         additive_attention_backward(
+                             n, S, A, K, qp_all.data() + rw * A, A, KPb, vt.data(), Vb,
+                             w_all.data() + rw * S, S, dctxb, K,
+                             dw_all.defined() ? dw_all.data() + rw * S : nullptr, S, dqp, A, dKPb,
+                             dVb, dvb, dsb);
+                         gemm(n, 1.f, dqp, A, wq, 1.f, dhb, H);  // qp = h_{t-1} W^T
                        }
-                       const float* c_prev = t ? c_all.data() + (t - 1) * B * H : C0.data();
-                       float* dg = dG.data() + t * B * G;
-                       lstm_cell_backward(act.data() + t * B * G, c_prev, c_all.data() + t * B * H,
-                                          dh.data(), dc.data(), dg, B, H, nullptr);
-                       // g = xg + ctx W_ctx^T + h_{t-1} W_hh^T: d ctx += dg W_ctx, d h_{t-1} =
-                       // dg W_hh
-                       gemm(B, 1.f, dg, G, wc, 1.f, dctx.data(), K);
-                       gemm(B, 1.f, dg, G, whh, 0.f, dh.data(), H);
-                       float* dqp = dQP.data() + t * B * A;
-                       additive_attention_backward(
-                           B, S, A, K, qp_all.data() + t * B * A, A, KPt.data(), vt.data(),
-                           Vt.data(), w_all.data() + t * B * S, S, dctx.data(), K,
-                           dw_all.defined() ? dw_all.data() + t * B * S : nullptr, S, dqp, A,
-                           needs[6] ? dKP.data() : nullptr, needs[8] ? dV.data() : nullptr,
-                           needs[7] ? dv_rows.data() : nullptr, ds.data());
-                       gemm(B, 1.f, dqp, A, wq, 1.f, dh.data(), H);  // qp = h_{t-1} W^T
-                     }
+                     });
                      std::vector<Tensor> g(9);
                      cell_grads(dG, ch, T, B, E, H, needs, 0, 3, 4, g);
                      if (needs[1]) g[1] = dh;

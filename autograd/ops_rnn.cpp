@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "autograd/ops.h"
+#include "engine/threads.h"
 #include "engine/kernels/gemm.h"
 #include "engine/kernels/reduce.h"
 #include "engine/kernels/rnn_cell.h"
@@ -107,19 +108,25 @@ LstmSteps lstm_steps(Tensor& act, float* hp, int64_t ld, const Tensor& w_hh, con
   const PackedB whh_t(true, H, G, w_hh.data(), H);  // W_hh^T [H,G], packed for all steps
   LstmSteps r{buffer({T, B, H}, padded), Tensor({T, B, H}), Tensor({T, B, H}), h0.clone(),
               c0.clone()};
-  for (int64_t s = 0; s < T; ++s) {
-    const int64_t t = reverse ? T - 1 - s : s;
-    float* g = act.data() + t * B * G;
-    for (int64_t b = 0; b < B; ++b)
-      std::memcpy(hp + (t * B + b) * ld, r.h.data() + b * H, size_t(H) * sizeof(float));
-    std::memcpy(r.c_prev.data() + t * B * H, r.c.data(), size_t(B * H) * sizeof(float));
-    gemm(B, 1.f, r.h.data(), H, whh_t, 1.f, g, G);
-    const uint8_t* a = active.data() + t * B;
-    float *ct = r.c_all.data() + t * B * H, *ht = r.out.data() + t * B * H;
-    lstm_cell_forward(g, r.c.data(), ct, ht, B, H, a);
-    copy_active_rows(r.h.data(), ht, a, B, H);
-    copy_active_rows(r.c.data(), ct, a, B, H);
-  }
+  // Rows never meet in the recurrence: each thread runs every step on its own
+  // block of rows (no fork and join per step; its GEMMs run on one thread).
+  parallel_row_blocks(B, T * B * G * H, [&](int64_t r0, int64_t r1) {
+    const int64_t n = r1 - r0;
+    float *h = r.h.data() + r0 * H, *c = r.c.data() + r0 * H;
+    for (int64_t s = 0; s < T; ++s) {
+      const int64_t t = reverse ? T - 1 - s : s, row = t * B + r0;
+      float* g = act.data() + row * G;
+      for (int64_t b = 0; b < n; ++b)
+        std::memcpy(hp + (row + b) * ld, h + b * H, size_t(H) * sizeof(float));
+      std::memcpy(r.c_prev.data() + row * H, c, size_t(n * H) * sizeof(float));
+      gemm(n, 1.f, h, H, whh_t, 1.f, g, G);
+      const uint8_t* a = active.data() + row;
+      float *ct = r.c_all.data() + row * H, *ht = r.out.data() + row * H;
+      lstm_cell_forward(g, c, ct, ht, n, H, a);
+      copy_active_rows(h, ht, a, n, H);
+      copy_active_rows(c, ct, a, n, H);
+    }
+  });
   return r;
 }
 
@@ -133,16 +140,20 @@ Tensor lstm_steps_backward(const float* dout, Tensor& dh, Tensor& dc, const Tens
   const int64_t G = 4 * H;
   Tensor dG = buffer({T, B, G}, padded), tmp({B, H});
   const PackedB whh(false, G, H, w_hh.data(), H);  // W_hh [G,H], packed for all steps
-  for (int64_t s = T - 1; s >= 0; --s) {
-    const int64_t t = reverse ? T - 1 - s : s;
-    const uint8_t* a = active.data() + t * B;
-    if (dout) add_active_rows(dh.data(), dout + t * B * H, a, B, H);
-    float* dg = dG.data() + t * B * G;
-    lstm_cell_backward(act.data() + t * B * G, f.c_prev.data() + t * B * H,
-                       f.c_all.data() + t * B * H, dh.data(), dc.data(), dg, B, H, a);
-    gemm(B, 1.f, dg, G, whh, 0.f, tmp.data(), H);
-    copy_active_rows(dh.data(), tmp.data(), a, B, H);  // inactive rows pass through
-  }
+  parallel_row_blocks(B, 2 * T * B * G * H, [&](int64_t r0, int64_t r1) {  // as lstm_steps
+    const int64_t n = r1 - r0;
+    float *dhb = dh.data() + r0 * H, *dcb = dc.data() + r0 * H, *tb = tmp.data() + r0 * H;
+    for (int64_t s = T - 1; s >= 0; --s) {
+      const int64_t t = reverse ? T - 1 - s : s, row = t * B + r0;
+      const uint8_t* a = active.data() + row;
+      if (dout) add_active_rows(dhb, dout + row * H, a, n, H);
+      float* dg = dG.data() + row * G;
+      lstm_cell_backward(act.data() + row * G, f.c_prev.data() + row * H,
+                         f.c_all.data() + row * H, dhb, dcb, dg, n, H, a);
+      gemm(n, 1.f, dg, G, whh, 0.f, tb, H);
+      copy_active_rows(dhb, tb, a, n, H);  // inactive rows pass through
+    }
+  });
   return dG;
 }
 

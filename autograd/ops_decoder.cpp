@@ -190,7 +190,9 @@ LuongDecoderOutput luong_decoder(const Var& xg, const Var& h0, const Var& c0, co
                                  const Var& w_ih, const Var& w_hh, const Var& P, const Var& V,
                                  const Tensor& mask, const Var& w_c, float scale,
                                  const LuongDecoderPack* pack) {
-  const auto [B, T, E, H, G, F, S, K] = check_dims(xg, h0, c0, feed0, w_ih, w_hh, P, V, mask, w_c);
+  // plain names, not a structured binding: the lambdas below capture them (clang refuses bindings)
+  const Dims dm = check_dims(xg, h0, c0, feed0, w_ih, w_hh, P, V, mask, w_c);
+  const int64_t B = dm.B, T = dm.T, E = dm.E, H = dm.H, G = dm.G, F = dm.F, S = dm.S, K = dm.K;
   const Var f0 = feed0.defined() ? feed0 : zeros_var({B, H});
   const int64_t YW = F + H, CW = K + H;  // row widths of fh and cat
   const float *Pd = P.value().data(), *Vd = V.value().data();
@@ -370,7 +372,8 @@ BahdanauDecoderOutput bahdanau_decoder(const Var& xg, const Var& h0, const Var& 
                                        const Var& w_hh, const Var& w_q, const Var& KP, const Var& v,
                                        const Var& V, const Tensor& mask,
                                        const BahdanauDecoderPack* pack) {
-  const auto [B, T, E, H, G, S, A, K] = check_bahdanau(xg, h0, c0, w_ih, w_hh, w_q, KP, v, V, mask);
+  const BahdanauDims dm = check_bahdanau(xg, h0, c0, w_ih, w_hh, w_q, KP, v, V, mask);
+  const int64_t B = dm.B, T = dm.T, E = dm.E, H = dm.H, G = dm.G, S = dm.S, A = dm.A, K = dm.K;
   const int64_t YW = K + H, OW = H + K;  // row widths of ch and of the output
   const float *KPd = KP.value().data(), *vd = v.value().data(), *Vd = V.value().data();
   const float* Md = mask.defined() ? mask.data() : nullptr;

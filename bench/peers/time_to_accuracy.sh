@@ -49,13 +49,11 @@ done
 /usr/bin/python3 - "$work/runs" <<'EOF'
 import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
-def flat(r):
-    s = r.get("summary", r)
-    return r["peer"], r["threads"], s["train_seconds"], s.get("steps"), s.get("target_step", s.get("steps"))
 rows = {}
 for r in runs:
-    peer, t, sec, _, steps = flat(r)
-    rows.setdefault((peer, t), []).append((sec, steps))
+    s = r.get("summary", r)  # qkv's summary line, or the twin's own line
+    steps = s.get("target_step", s["steps"])
+    rows.setdefault((r["peer"], r["threads"]), []).append((s["train_seconds"], steps))
 med = {k: (statistics.median(s for s, _ in v), statistics.median(n for _, n in v), len(v))
        for k, v in rows.items()}
 threads = sorted({t for _, t in med})

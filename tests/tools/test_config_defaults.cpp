@@ -268,7 +268,10 @@ TEST_SUITE("tools/config_defaults") {
          {{{"file", dir / "cmu.out"}},
           [] {
             const data::G2pOptions d;
-            return Json{{"stress", d.stress}, {"valid", d.valid}, {"test", d.test}};
+            return Json{{"stress", d.stress},
+                        {"phones", enum_name(d.phones)},
+                        {"valid", d.valid},
+                        {"test", d.test}};
           }}},
         // Its defaults read every installed word list: options only.
         {"language-id",

@@ -265,15 +265,30 @@ TEST_SUITE("tools/lexicon") {
     const auto plain = parse_cmudict(text, "c.out", false);
     REQUIRE(plain.size() == 3);
     CHECK(plain[0].src == "a");
-    CHECK(plain[0].refs == Strings{"ax"});
+    CHECK(plain[0].refs == Strings{"ah"});  // Festival's "ax" is CMUdict's unstressed ah
     CHECK(plain[2].src == "aardvark");
     CHECK(plain[2].refs == Strings{"aa r d v aa r k"});
     const auto stressed = parse_cmudict(text, "c.out", true);
     CHECK(stressed[2].refs == Strings{"aa1 r d v aa2 r k"});
-    CHECK(stressed[0].refs == Strings{"ax0"});
+    CHECK(stressed[0].refs == Strings{"ah0"});
+    const auto festival = parse_cmudict(text, "c.out", false, CmudictPhones::festival);
+    CHECK(festival[0].refs == Strings{"ax"});
+    CHECK(parse_cmudict(text, "c.out", true, CmudictPhones::festival)[0].refs ==
+          Strings{"ax0"});
     const auto merged = merge_entries(plain);
     REQUIRE(merged.size() == 2);
-    CHECK(merged[0].refs == Strings{"ax", "ey"});
+    CHECK(merged[0].refs == Strings{"ah", "ey"});
+  }
+
+  TEST_CASE("CMUdict: pronunciations that differ only in ax / ah are one without stress") {
+    const std::string text =
+        "(\"the\" dt (((dh ax) 0)))\n"
+        "(\"the\" dt (((dh ah) 1)))\n";
+    CHECK(merge_entries(parse_cmudict(text, "c.out", false))[0].refs == Strings{"dh ah"});
+    CHECK(merge_entries(parse_cmudict(text, "c.out", false, CmudictPhones::festival))[0].refs ==
+          Strings{"dh ax", "dh ah"});
+    CHECK(merge_entries(parse_cmudict(text, "c.out", true))[0].refs ==
+          Strings{"dh ah0", "dh ah1"});
   }
 
   TEST_CASE("CMUdict: a malformed entry names the file and line") {

@@ -67,7 +67,7 @@ bool is_vowel(std::string_view phoneme) {
 }
 
 // ("word" pos (((ph ph) 1) ((ph) 0)))
-LexiconEntry parse_entry(Cursor& c, bool stress) {
+LexiconEntry parse_entry(Cursor& c, bool stress, CmudictPhones set) {
   c.expect('(', "opening the entry");
   LexiconEntry e;
   const std::string_view word = c.quoted("the quoted word");
@@ -101,7 +101,7 @@ LexiconEntry parse_entry(Cursor& c, bool stress) {
     c.expect(')', "closing a syllable");
     for (std::string_view p : ps) {
       if (!phones.empty()) phones += ' ';
-      phones += p;
+      phones += (p == "ax" && set == CmudictPhones::cmudict) ? std::string_view("ah") : p;
       if (stress && is_vowel(p)) phones += digit;
     }
     ++syllables;
@@ -117,7 +117,7 @@ LexiconEntry parse_entry(Cursor& c, bool stress) {
 }  // namespace
 
 std::vector<LexiconEntry> parse_cmudict(std::string_view text, const std::string& file,
-                                        bool stress) {
+                                        bool stress, CmudictPhones set) {
   utf8_check_lines(text, file);
   std::vector<LexiconEntry> out;
   int64_t line = 0;
@@ -131,7 +131,7 @@ std::vector<LexiconEntry> parse_cmudict(std::string_view text, const std::string
     if (l.find_first_not_of(" \t") == l.npos) continue;
     if (line == 1 && l == "MNCL") continue;  // Festival's lexicon header
     Cursor c(l, file + ":" + std::to_string(line));
-    out.push_back(parse_entry(c, stress));
+    out.push_back(parse_entry(c, stress, set));
   }
   check(!out.empty(), file, ": no entries");
   return out;
@@ -141,6 +141,7 @@ G2pOptions g2p_options(JsonReader& r) {
   G2pOptions o;
   o.file = r.get_string("file", o.file);
   o.stress = r.get_bool("stress", o.stress);
+  o.phones = r.get_enum("phones", o.phones);
   o.valid = r.get_number("valid", o.valid, 0, 1, /*lo_open=*/true);
   o.test = r.get_number("test", o.test, 0, 1, /*lo_open=*/true);
   check(o.valid + o.test < 1, r.path_of("test"), ": valid + test must be < 1, got ", o.valid, " + ",
@@ -153,7 +154,7 @@ std::unique_ptr<Dataset> make_g2p(const G2pOptions& o, uint64_t seed) {
   check(::stat(o.file.c_str(), &st) == 0, "g2p: missing file '", o.file,
         "' (the Debian package festlex-cmu provides it; tools/setup.sh installs it)");
   std::vector<LexiconEntry> entries =
-      merge_entries(parse_cmudict(read_file_bytes(o.file, "g2p"), o.file, o.stress));
+      merge_entries(parse_cmudict(read_file_bytes(o.file, "g2p"), o.file, o.stress, o.phones));
   Generator gen = data_generator(seed, "g2p");
   LexiconSpec spec;
   spec.src_level = Vocab::Level::chars;

@@ -11,7 +11,8 @@ words). Everything comes from there, so the twin runs the recipe qkv runs:
 
 - the model: qkv's Seq2Seq layer for layer (Seq2Seq below), an LSTM encoder
   (bidirectional or not) with Luong general attention and input feeding, or
-  none (optionally peeky), source reversal by the model if it asks;
+  none (optionally peeky), source reversal by the model if it asks, dropout
+  where qkv drops;
 - Adam (lr, betas, eps), the schedule (constant, step, cosine; linear warmup
   in front) with qkv's formulas, gradient norm clipping, batch size, steps;
 - every train.eval_every steps, greedy decoding (batched) of the first
@@ -92,13 +93,16 @@ class Seq2Seq(nn.Module):
     directions bridged to the decoder (h = tanh(W_h [h_f; h_b]), c = W_c [c_f; c_b]),
     an LSTMCell decoder. Luong: fed [embedding; h~_{t-1}] (input feeding), the
     general score h . (W k), h~ = tanh(W_c [context; h]), logits = out(h~).
-    None: fed the embedding (and the encoder's final h when peeky), logits = out(h)."""
+    None: fed the embedding (and the encoder's final h when peeky), logits = out(h).
+    Dropout p, in training only, where qkv drops: both embeddings, the encoder
+    outputs the attention reads, and the output layer's input (not the fed h~)."""
 
     def __init__(self, src_vocab, tgt_vocab, E, H, bidirectional=True, attention="luong",
-                 input_feeding=True, peeky=False):
+                 input_feeding=True, peeky=False, dropout=0.0):
         super().__init__()
         K = H * (2 if bidirectional else 1)  # encoder output (key) size
         self.H, self.luong, self.feeding, self.peeky = H, attention == "luong", input_feeding, peeky
+        self.p = dropout
         self.src_emb = nn.Embedding(src_vocab, E, padding_idx=PAD)
         self.enc = nn.LSTM(E, H, batch_first=True, bidirectional=bidirectional)
         self.bridge_h = nn.Linear(K, H)
@@ -111,13 +115,17 @@ class Seq2Seq(nn.Module):
             self.combine = nn.Linear(K + H, H, bias=False)
         self.out = nn.Linear(H, tgt_vocab)
 
+    def drop(self, x):
+        return nn.functional.dropout(x, self.p, self.training)
+
     def encode(self, src, src_len):
-        packed = pack_padded_sequence(self.src_emb(src), src_len, batch_first=True,
+        packed = pack_padded_sequence(self.drop(self.src_emb(src)), src_len, batch_first=True,
                                       enforce_sorted=False)
         out, (h, c) = self.enc(packed)
         enc, _ = pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])
         h_last = torch.cat(list(h), 1)  # [B,K] the directions' final states
         c_last = torch.cat(list(c), 1)
+        enc = self.drop(enc)  # what the attention reads
         mem = {"enc": enc, "summary": h_last}
         if self.luong:
             mem["keys"] = self.W(enc)  # [B,S,H]
@@ -128,19 +136,19 @@ class Seq2Seq(nn.Module):
 
     def step(self, tok, state, mem):
         h, c, feed = state
-        x = [self.tgt_emb(tok)]
+        x = [self.drop(self.tgt_emb(tok))]
         if self.luong and self.feeding:
             x.append(feed)
         if self.peeky:
             x.append(mem["summary"])
         h, c = self.cell(torch.cat(x, 1), (h, c))
         if not self.luong:
-            return self.out(h), (h, c, feed)
+            return self.out(self.drop(h)), (h, c, feed)
         scores = torch.bmm(mem["keys"], h.unsqueeze(2)).squeeze(2)
         a = torch.softmax(scores.masked_fill(mem["mask"], float("-inf")), 1)
         ctx = torch.bmm(a.unsqueeze(1), mem["enc"]).squeeze(1)
         ht = torch.tanh(self.combine(torch.cat([ctx, h], 1)))
-        return self.out(ht), (h, c, ht)
+        return self.out(self.drop(ht)), (h, c, ht)
 
     def loss(self, src, src_len, tgt_in, tgt_out):
         mem, state = self.encode(src, src_len)
@@ -274,7 +282,8 @@ def main():
     max_len = max(len(tv.encode(r)) for _, refs in valid + test for r in refs)
     max_len = max(max_len, max(len(tv.encode(y)) for _, y in train)) + 1  # eos
     model = Seq2Seq(len(sv.itos), len(tv.itos), m["embed"], m["hidden"], m.get("bidirectional"),
-                    att, m.get("attention", {}).get("input_feeding", True), m.get("peeky", False))
+                    att, m.get("attention", {}).get("input_feeding", True), m.get("peeky", False),
+                    m.get("dropout", 0.0))
     opt_cfg, steps = t["optimizer"], t["steps"]
     lr = opt_cfg["lr"]
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(opt_cfg.get("beta1", 0.9),

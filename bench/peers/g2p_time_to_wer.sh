@@ -3,7 +3,7 @@
 #
 # usage: bench/peers/g2p_time_to_wer.sh [--config FILE] [--target WER] [--set PATH=VALUE ...]
 #            [--peer-threads N,...] [THREADS ...]
-#        (defaults: configs/g2p_luong.json, WER 0.30, threads 1 2, the twin at every one of them)
+#        (defaults: configs/g2p_luong.json, WER 0.45, threads 1 2, the twin at every one of them)
 #
 # Exports the data set with `qkv data CONFIG --set ... --out DIR` (the splits as TSV and
 # DIR/export.json, the resolved recipe with the target train.target = {wer <= WER} added),
@@ -20,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 qkv=${QKV:-${QKV_BUILD_DIR:-build}/qkv}
 config=configs/g2p_luong.json
-target=0.30
+target=0.45
 sets=()
 threads=()
 peer_threads=

@@ -29,7 +29,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* buf, size_t size) {
   const std::string in = fuzz::bytes(buf, size);
   for (bool stress : {false, true})
-    fuzz::refuse_ok([&] { check_entries(data::parse_cmudict(in, "cmudict", stress)); });
+    for (auto set : {data::CmudictPhones::cmudict, data::CmudictPhones::festival})
+      fuzz::refuse_ok([&] { check_entries(data::parse_cmudict(in, "cmudict", stress, set)); });
   fuzz::refuse_ok([&] { check_entries(data::parse_pairs_tsv(in, "pairs.tsv")); });
   for (const std::string& text : {in, data::latin1_to_utf8(in)}) {
     fuzz::refuse_ok([&] {

@@ -256,19 +256,21 @@ TEST_SUITE("tools/lexicon") {
   }
 
   // ---- CMUdict ------------------------------------------------------------------
+  constexpr CmudictPhones kCmu = CmudictPhones::cmudict;
+
   TEST_CASE("CMUdict: entries with stress on and off, several pronunciations kept") {
     const std::string text =
         "MNCL\n"
         "(\"a\" dt (((ax) 0)))\n"
         "(\"a\" n (((ey) 1)))\n"
         "(\"Aardvark\" nil (((aa r d) 1) ((v aa r k) 2)))\n";
-    const auto plain = parse_cmudict(text, "c.out", false);
+    const auto plain = parse_cmudict(text, "c.out", false, kCmu);
     REQUIRE(plain.size() == 3);
     CHECK(plain[0].src == "a");
     CHECK(plain[0].refs == Strings{"ah"});  // Festival's "ax" is CMUdict's unstressed ah
     CHECK(plain[2].src == "aardvark");
     CHECK(plain[2].refs == Strings{"aa r d v aa r k"});
-    const auto stressed = parse_cmudict(text, "c.out", true);
+    const auto stressed = parse_cmudict(text, "c.out", true, kCmu);
     CHECK(stressed[2].refs == Strings{"aa1 r d v aa2 r k"});
     CHECK(stressed[0].refs == Strings{"ah0"});
     const auto festival = parse_cmudict(text, "c.out", false, CmudictPhones::festival);
@@ -284,17 +286,17 @@ TEST_SUITE("tools/lexicon") {
     const std::string text =
         "(\"the\" dt (((dh ax) 0)))\n"
         "(\"the\" dt (((dh ah) 1)))\n";
-    CHECK(merge_entries(parse_cmudict(text, "c.out", false))[0].refs == Strings{"dh ah"});
+    CHECK(merge_entries(parse_cmudict(text, "c.out", false, kCmu))[0].refs == Strings{"dh ah"});
     CHECK(merge_entries(parse_cmudict(text, "c.out", false, CmudictPhones::festival))[0].refs ==
           Strings{"dh ax", "dh ah"});
-    CHECK(merge_entries(parse_cmudict(text, "c.out", true))[0].refs ==
+    CHECK(merge_entries(parse_cmudict(text, "c.out", true, kCmu))[0].refs ==
           Strings{"dh ah0", "dh ah1"});
   }
 
   TEST_CASE("CMUdict: a malformed entry names the file and line") {
     auto err = [](const std::string& line) {
       return test::error_of(
-          [&] { parse_cmudict("MNCL\n(\"ok\" nil (((ow k) 1)))\n" + line, "c.out", false); });
+          [&] { parse_cmudict("MNCL\n(\"ok\" nil (((ow k) 1)))\n" + line, "c.out", false, kCmu); });
     };
     CHECK(err("(\"bad\" nil (((b ae d) x)))") ==
           "c.out:3: the stress of syllable 1 is \"x\" (expected 0, 1 or 2)");

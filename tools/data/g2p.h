@@ -3,9 +3,9 @@
 // token each, lower-cased), phonemes out (one token each, with the syllable's
 // stress digit on vowels when "stress" is on). The phoneme set is CMUdict's
 // own 39 by default: Festival writes the unstressed "ah" (CMUdict's AH0, the
-// schwa) as "ax", which without stress digits would be a 40th phoneme that the
-// published G2P figures do not have; "phones": "festival" keeps it. A word with several
-// pronunciations keeps them all: each is a training example, and a predicted
+// schwa) as "ax", which without stress digits would be a 40th phoneme that
+// the published G2P figures do not have; "phones": "festival" keeps it. A
+// word with several pronunciations keeps them all: each is a training example, and a predicted
 // pronunciation is correct if it matches any of them (WER); PER is the edit
 // distance to the nearest one. Splits are disjoint by word.
 #pragma once
@@ -42,7 +42,6 @@ std::unique_ptr<Dataset> make_g2p(const G2pOptions& o, uint64_t seed);
 // (not merged): the word lower-cased, the phonemes joined by spaces. Throws
 // qkv::Error "FILE:LINE: ..." naming what is malformed.
 std::vector<LexiconEntry> parse_cmudict(std::string_view text, const std::string& file,
-                                        bool stress,
-                                        CmudictPhones phones = CmudictPhones::cmudict);
+                                        bool stress, CmudictPhones phones);
 
 }  // namespace qkv::data

@@ -197,19 +197,21 @@ inline float finish(float v, const GemmEpilogue& e, int64_t i, int64_t j) {
 //   e: this tile's share of the epilogue (biases offset to the tile's first
 //      row / column, the gate to the tile's first element; null biases, no
 //      gate and relu = false on all but the K blocks where they apply).
-// The MR x NR accumulator tile lives in registers for the whole k loop.
+// The kMR x NR accumulator tile lives in registers for the whole k loop.
 // kNV <= NV: the vectors of the tile computed (a ragged last panel of nr <=
 // kNV*W columns runs only those: N = 784, a 28x28 image, ends in a 16-column
 // panel, where a full 64-wide tile would multiply 48 columns of padding).
-template <bool kPackedA, int kNV = NV>
+// kMR <= MR likewise: the rows computed (mr <= kMR; a packed a keeps its
+// MR-float stride per k).
+template <bool kPackedA, int kNV = NV, int kMR = MR>
 __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const float* __restrict a,
                                                         int64_t lda, const float* __restrict b,
                                                         int64_t bs, float* c, int64_t ldc, int mr,
                                                         int nr, float alpha, float beta,
                                                         const GemmEpilogue& e) {
-  VF acc[MR][kNV];
+  VF acc[kMR][kNV];
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
+  for (int i = 0; i < kMR; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < kNV; ++v) acc[i][v] = VF(0.f);
 
@@ -217,14 +219,14 @@ __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const float*
   // tile is revisited once per KC block) arrive during the k loop instead of
   // stalling the stores at the end. One prefetch per 64-byte line.
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
+  for (int i = 0; i < kMR; ++i)
 #pragma GCC unroll 8
     for (int j = 0; j < kNV * W; j += 16) __builtin_prefetch(c + std::min(i, mr - 1) * ldc + j, 1, 3);
 
-  const float* row[MR];
+  const float* row[kMR];
   if constexpr (!kPackedA)
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) row[i] = a + std::min(i, mr - 1) * lda;
+    for (int i = 0; i < kMR; ++i) row[i] = a + std::min(i, mr - 1) * lda;
 
   for (int64_t k = 0; k < kc; ++k) {
     // The B micro-panel streams from L2 (it is larger than L1): ask for its
@@ -236,7 +238,7 @@ __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const float*
 #pragma GCC unroll 4
     for (int v = 0; v < kNV; ++v) bv[v] = VF::load_unaligned(b + v * W);
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < kMR; ++i) {
       const VF ai(kPackedA ? a[i] : row[i][k]);
 #pragma GCC unroll 4
       for (int v = 0; v < kNV; ++v) acc[i][v] = xsimd::fma(ai, bv[v], acc[i][v]);
@@ -246,9 +248,9 @@ __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const float*
   }
 
   const VF va(alpha);
-  if (mr == MR && nr == kNV * W) {
+  if (mr == kMR && nr == kNV * W) {
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i)
+    for (int i = 0; i < kMR; ++i)
 #pragma GCC unroll 4
       for (int v = 0; v < kNV; ++v) {
         float* p = c + i * ldc + v * W;
@@ -263,9 +265,9 @@ __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const float*
       }
     return;
   }
-  alignas(64) float tile[MR * NR];  // row stride NR, first kNV*W columns used
+  alignas(64) float tile[kMR * NR];  // row stride NR, first kNV*W columns used
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
+  for (int i = 0; i < kMR; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < kNV; ++v) acc[i][v].store_aligned(tile + i * NR + v * W);
   for (int i = 0; i < mr; ++i)
@@ -275,6 +277,23 @@ __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const float*
     }
 }
 
+// The micro-kernel of mr rows: a full tile, or a ragged last row block with
+// only the rows it needs rounded up to even. A decoder's per-step GEMMs have
+// M = 64 rows (10 tiles + 4 rows), or 32 per thread at two threads (5 + 2),
+// where the 6-row tile multiplied 12.5% padding rows.
+template <bool kPackedA, int kNV>
+inline void micro_kernel_mr(int64_t kc, const float* a, int64_t lda, const float* b, int64_t bs,
+                            float* c, int64_t ldc, int mr, int nr, float alpha, float beta,
+                            const GemmEpilogue& e) {
+  if constexpr (MR == 6) {
+    if (mr <= 2)
+      return micro_kernel<kPackedA, kNV, 2>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
+    if (mr <= 4)
+      return micro_kernel<kPackedA, kNV, 4>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
+  }
+  micro_kernel<kPackedA, kNV>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
+}
+
 // The micro-kernel of nv vectors: a full panel (nv = NV) or a ragged last
 // one with only the vectors it needs.
 template <bool kPackedA>
@@ -282,11 +301,11 @@ inline void micro_kernel_nv(int nv, int64_t kc, const float* a, int64_t lda, con
                             int64_t bs, float* c, int64_t ldc, int mr, int nr, float alpha,
                             float beta, const GemmEpilogue& e) {
   if constexpr (NV == 4) {
-    if (nv == 3) return micro_kernel<kPackedA, 3>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
-    if (nv == 2) return micro_kernel<kPackedA, 2>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
-    if (nv == 1) return micro_kernel<kPackedA, 1>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
+    if (nv == 3) return micro_kernel_mr<kPackedA, 3>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
+    if (nv == 2) return micro_kernel_mr<kPackedA, 2>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
+    if (nv == 1) return micro_kernel_mr<kPackedA, 1>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
   }
-  micro_kernel<kPackedA>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
+  micro_kernel_mr<kPackedA, NV>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
 }
 
 // ---- the blocked driver --------------------------------------------------------

@@ -107,6 +107,8 @@ def run_tool(tool, suite, threads, rnd, timeout, notes):
     for ln in err_lines:
         if ok and ln.startswith(("openblas_gemm: core ", "torch_bench: torch ")):
             tool.info.add(re.sub(r"[,;] \d+ thread\(s\)", "", ln))
+        if ln.startswith("torch_bench: warning: ") and ln not in notes:
+            notes.append(ln)
     if not ok:
         what = f"timed out after {timeout} s" if timed_out else f"exited with status {rc}"
         if bad_lines:

@@ -11,7 +11,8 @@ symmetry with qkv. Method as qkv's: one warm-up call, then repeats until
 >= 0.3 s and >= 5 repeats; the median is reported.
 
 The torch version, its CPU capability (the ATen kernel set: AVX2, AVX512...)
-and the BLAS core type go to stderr. Exit 2: torch is not installed, or bad
+and the BLAS core type go to stderr, and a warning when torch.mm is too slow
+to be OpenBLAS (see blas_check). Exit 2: torch is not installed, or bad
 arguments; exit 1: a result check failed.
 """
 import importlib.util
@@ -356,12 +357,32 @@ def external(suite):
     return importlib.import_module(EXTERNAL[suite])
 
 
+def blas_check():
+    """Debian's torch calls whatever libblas.so.3 the system's alternatives
+    select. Without libopenblas that is the reference BLAS, whose products run
+    some 30x slower than OpenBLAS's (measured: 6 against 230 GFLOP/s at 512^3,
+    one thread), and every ratio against torch would measure that. Warns (one
+    line, which compare.py repeats in its notes) when a 256^3 torch.mm runs
+    under 20 GFLOP/s; any vectorised BLAS is several times faster."""
+    a, b = torch.randn(256, 256), torch.randn(256, 256)
+    torch.mm(a, b)
+    n, t0 = 5, time.perf_counter()
+    for _ in range(n):
+        torch.mm(a, b)
+    gflops = 2 * 256 ** 3 * n / (time.perf_counter() - t0) / 1e9
+    if gflops < 20:
+        print(f"torch_bench: warning: torch.mm runs at {gflops:.1f} GFLOP/s at 256^3: its BLAS "
+              "(libblas.so.3) is probably the reference one; apt-get install libopenblas-dev",
+              file=sys.stderr)
+
+
 def main():
     torch.set_num_threads(THREADS)
     torch.set_grad_enabled(False)
     print(f"torch_bench: torch {torch.__version__}, CPU capability {cpu_capability()}, "
           f"{torch.get_num_threads()} thread(s), "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}", file=sys.stderr)
+    blas_check()
     known = set()
     for s in RUN_SUITES:
         if s in EXTERNAL:

@@ -112,10 +112,13 @@ Tensor cell_weights(const Tensor& w_ih, const Tensor& w_hh, int64_t E) {
   return w;
 }
 
-// g (xg_t) += [y | h_{t-1}] W_yh^T in one GEMM, then the cell: c, h from g and c_prev.
-void cell_step(float* g, const float* yh, int64_t ld, int64_t B, int64_t H, const PackedB& w_yh_t,
-               const float* c_prev, float* c, float* h) {
-  gemm(B, 1.f, yh, ld, w_yh_t, 1.f, g, 4 * H);
+// g = xg_t + [y | h_{t-1}] W_yh^T in one GEMM (xg_t added as it writes g: no
+// copy of the input gates first), then the cell: c, h from g and c_prev.
+void cell_step(const float* xg, float* g, const float* yh, int64_t ld, int64_t B, int64_t H,
+               const PackedB& w_yh_t, const float* c_prev, float* c, float* h) {
+  GemmEpilogue in;
+  in.add = xg, in.ld_add = 4 * H;
+  gemm(B, 1.f, yh, ld, w_yh_t, 0.f, g, 4 * H, in);
   lstm_cell_forward(g, c_prev, c, h, B, H, nullptr);
 }
 
@@ -217,7 +220,8 @@ LuongDecoderOutput luong_decoder(const Var& xg, const Var& h0, const Var& c0, co
   Tensor fh({T, B, YW});
   copy_rows(fh.data(), YW, f0.value().data(), B, F);
   copy_rows(fh.data() + F, YW, h0.value().data(), B, H);
-  Tensor act = xg.value().clone();  // [T,B,G] pre-activations: xg + the recurrent part, by step
+  Tensor act({T, B, G});  // pre-activations: xg + the recurrent part, by step
+  const float* xgd = xg.value().data();
 
   Tensor c_all({T, B, H}), h_all({T, B, H}), cat({T, B, CW}), ht_all({T, B, H}), w_all({T, B, S});
   // Rows never meet in the recurrence: each thread runs every step on its own block of rows.
@@ -228,8 +232,8 @@ LuongDecoderOutput luong_decoder(const Var& xg, const Var& h0, const Var& c0, co
       const int64_t row = t * B + r0;  // the block's first row at step t
       const float* c_prev = t ? c_all.data() + (row - B) * H : c0.value().data() + r0 * H;
       float *ht = h_all.data() + row * H, *cat_t = cat.data() + row * CW;
-      cell_step(act.data() + row * G, fh.data() + row * YW, YW, n, H, wyh_t, c_prev,
-                c_all.data() + row * H, ht);
+      cell_step(xgd + row * G, act.data() + row * G, fh.data() + row * YW, YW, n, H, wyh_t,
+                c_prev, c_all.data() + row * H, ht);
       step_attention_forward(n, S, H, K, ht, H, Pb, Vb, Mb, scale, w_all.data() + row * S, S,
                              cat_t, CW);
       copy_rows(cat_t + K, CW, ht, n, H);
@@ -394,7 +398,8 @@ BahdanauDecoderOutput bahdanau_decoder(const Var& xg, const Var& h0, const Var& 
   // ch: [T,B,K+H] rows [ctx_t | h_{t-1}] (written as the steps run)
   Tensor ch({T, B, YW});
   copy_rows(ch.data() + K, YW, h0.value().data(), B, H);
-  Tensor act = xg.value().clone();  // [T,B,G]
+  Tensor act({T, B, G});  // pre-activations, as Luong's
+  const float* xgd = xg.value().data();
 
   Tensor c_all({T, B, H}), h_all({T, B, H}), qp_all({T, B, A}), w_all({T, B, S});
   parallel_row_blocks(B, T * B * G * YW, [&](int64_t r0, int64_t r1) {  // rows apart, as Luong's
@@ -410,7 +415,8 @@ BahdanauDecoderOutput bahdanau_decoder(const Var& xg, const Var& h0, const Var& 
                                  YW);
       const float* c_prev = t ? c_all.data() + (rw - B) * H : c0.value().data() + r0 * H;
       float* ht = h_all.data() + rw * H;
-      cell_step(act.data() + rw * G, row, YW, n, H, wyh_t, c_prev, c_all.data() + rw * H, ht);
+      cell_step(xgd + rw * G, act.data() + rw * G, row, YW, n, H, wyh_t, c_prev,
+                c_all.data() + rw * H, ht);
       if (t + 1 < T) copy_rows(ch.data() + (rw + B) * YW + K, YW, ht, n, H);
     }
   });

@@ -93,17 +93,20 @@ Tensor rows_of(const Tensor& bias, int64_t rows, int64_t G) {
 Tensor col_sum(const Tensor& m, int64_t G) { return reduce(ReduceOp::sum, m.view({-1, G}), 0); }
 
 // ---- the LSTM recurrence both entries share --------------------------------------
-// act: [T,B,G] the input's share of the gates (x W_ih^T + biases), completed
-// and activated in place step by step; hp: rows t*B+b, ld apart, whose columns
-// [0,H) receive h_{t-1} (the A of backward's dW_hh GEMM).
+// xg: [T,B,G] the input's share of the gates (x W_ih^T + biases); act: [T,B,G]
+// receives xg + h_{t-1} W_hh^T step by step, activated in place. xg may be act
+// itself (completed in place) or a tensor the caller keeps (each step's GEMM
+// then adds its rows as it writes act's: no copy of xg first). hp: rows
+// t*B+b, ld apart, whose columns [0,H) receive h_{t-1} (the A of backward's
+// dW_hh GEMM).
 struct LstmSteps {
   Tensor out, c_prev, c_all;  // [T,B,H]: outputs, c_{t-1}, c_t
   Tensor h, c;                // [B,H] the final state
 };
 
-LstmSteps lstm_steps(Tensor& act, float* hp, int64_t ld, const Tensor& w_hh, const Tensor& h0,
-                     const Tensor& c0, const std::vector<uint8_t>& active, bool reverse,
-                     bool padded, int64_t T, int64_t B, int64_t H) {
+LstmSteps lstm_steps(const float* xg, Tensor& act, float* hp, int64_t ld, const Tensor& w_hh,
+                     const Tensor& h0, const Tensor& c0, const std::vector<uint8_t>& active,
+                     bool reverse, bool padded, int64_t T, int64_t B, int64_t H) {
   const int64_t G = 4 * H;
   const PackedB whh_t(true, H, G, w_hh.data(), H);  // W_hh^T [H,G], packed for all steps
   LstmSteps r{buffer({T, B, H}, padded), Tensor({T, B, H}), Tensor({T, B, H}), h0.clone(),
@@ -119,7 +122,13 @@ LstmSteps lstm_steps(Tensor& act, float* hp, int64_t ld, const Tensor& w_hh, con
       for (int64_t b = 0; b < n; ++b)
         std::memcpy(hp + (row + b) * ld, h + b * H, size_t(H) * sizeof(float));
       std::memcpy(r.c_prev.data() + row * H, c, size_t(n * H) * sizeof(float));
-      gemm(n, 1.f, h, H, whh_t, 1.f, g, G);
+      if (xg == act.data()) {
+        gemm(n, 1.f, h, H, whh_t, 1.f, g, G);
+      } else {
+        GemmEpilogue in;
+        in.add = xg + row * G, in.ld_add = G;
+        gemm(n, 1.f, h, H, whh_t, 0.f, g, G, in);
+      }
       const uint8_t* a = active.data() + row;
       float *ct = r.c_all.data() + row * H, *ht = r.out.data() + row * H;
       lstm_cell_forward(g, c, ct, ht, n, H, a);
@@ -188,8 +197,8 @@ std::vector<Var> lstm_layer(const Var& x, const Var& h0_in, const Var& c0_in, co
   // the biases), then activated in place step by step.
   Tensor act = rows_of(qkv::add(b_ih.value(), b_hh.value()), T * B, G).view({T, B, G});
   gemm(false, true, T * B, G, I, 1.f, xh.data(), XH, w_ih.value().data(), I, 1.f, act.data(), G);
-  LstmSteps f = lstm_steps(act, xh.data() + I, XH, w_hh.value(), h0.value(), c0.value(), active,
-                           reverse, padded, T, B, H);
+  LstmSteps f = lstm_steps(act.data(), act, xh.data() + I, XH, w_hh.value(), h0.value(),
+                           c0.value(), active, reverse, padded, T, B, H);
 
   return record_multi(
       "lstm", {f.out, f.h, f.c}, {x, h0, c0, w_ih, w_hh, b_ih, b_hh},
@@ -244,9 +253,9 @@ std::vector<Var> lstm_layer_gates(const Var& xg, const Var& h0_in, const Var& c0
     check(s->shape() == Shape{B, H}, op, ": h0, c0 must be [", B, ",", H, "], got ", s->shape());
   const std::vector<uint8_t> active = active_mask(lengths, T, B, op);
   const bool padded = lengths != nullptr;
-  Tensor act = xg.value().clone(), hp({T * B, H});
-  LstmSteps f = lstm_steps(act, hp.data(), H, w_hh.value(), h0.value(), c0.value(), active, reverse,
-                           padded, T, B, H);
+  Tensor act({T, B, G}), hp({T * B, H});
+  LstmSteps f = lstm_steps(xg.value().data(), act, hp.data(), H, w_hh.value(), h0.value(),
+                           c0.value(), active, reverse, padded, T, B, H);
   return record_multi(
       "lstm_gates", {f.out, f.h, f.c}, {xg, h0, c0, w_hh},
       [hp, Whh = w_hh.value(), act, f, active, reverse, padded, T = T, B = B, H = H, G = G](

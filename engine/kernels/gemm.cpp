@@ -180,6 +180,7 @@ inline float blend(float v, float c, float alpha, float beta) {
 
 // The epilogue of one element (i, j relative to the biases' offsets).
 inline float finish(float v, const GemmEpilogue& e, int64_t i, int64_t j) {
+  if (e.add) v += e.add[i * e.ld_add + j];
   if (e.row_bias) v += e.row_bias[i];
   if (e.col_bias) v += e.col_bias[j];
   if (e.relu && v < 0.f) v = 0.f;
@@ -195,8 +196,9 @@ inline float finish(float v, const GemmEpilogue& e, int64_t i, int64_t j) {
 //      read but discarded, so nothing out of bounds is touched);
 //   beta == 0: C is not read (it may hold NaN),
 //   e: this tile's share of the epilogue (biases offset to the tile's first
-//      row / column, the gate to the tile's first element; null biases, no
-//      gate and relu = false on all but the K blocks where they apply).
+//      row / column, the addend and the gate to the tile's first element;
+//      null biases and addend, no gate and relu = false on all but the K
+//      blocks where they apply).
 // The kMR x NR accumulator tile lives in registers for the whole k loop.
 // kNV <= NV: the vectors of the tile computed (a ragged last panel of nr <=
 // kNV*W columns runs only those: N = 784, a 28x28 image, ends in a 16-column
@@ -256,6 +258,7 @@ __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const float*
         float* p = c + i * ldc + v * W;
         VF r = acc[i][v] * va;
         if (beta != 0.f) r = xsimd::fma(VF(beta), VF::load_unaligned(p), r);
+        if (e.add) r += VF::load_unaligned(e.add + i * e.ld_add + v * W);
         if (e.col_bias) r += VF::load_unaligned(e.col_bias + v * W);
         if (e.row_bias) r += VF(e.row_bias[i]);
         if (e.relu) r = xsimd::max(r, VF(0.f));
@@ -349,17 +352,19 @@ void run_unit(const Problem& P, bool pack_a, bool pack_b, int64_t i0, int64_t mc
     const float* bpanel = in_place ? P.B + pc * P.ldb + jc + jr : bp + p * NR * kc;
     const int64_t bs = in_place ? P.ldb : NR;
     float* cblk = P.C + i0 * P.ldc + jc + jr;
-    // Biases are added in the first K block (later ones accumulate onto it),
-    // relu and the gate applied in the last.
+    // Biases and the addend are added in the first K block (later ones
+    // accumulate onto it), relu and the gate applied in the last.
     GemmEpilogue e;
     if (pc == 0 && P.ep.col_bias) e.col_bias = P.ep.col_bias + jc + jr;
     const bool last_k = pc + kc == P.K;
     e.relu = P.ep.relu && last_k;
     e.ldg = P.ep.ldg;
+    e.ld_add = P.ep.ld_add;
     for (int64_t ir = 0; ir < mc; ir += MR) {
       const int mr = int(std::min<int64_t>(MR, mc - ir));
       float* c = cblk + ir * P.ldc;
       if (pc == 0 && P.ep.row_bias) e.row_bias = P.ep.row_bias + i0 + ir;
+      if (pc == 0 && P.ep.add) e.add = P.ep.add + (i0 + ir) * P.ep.ld_add + jc + jr;
       if (last_k && P.ep.gate) e.gate = P.ep.gate + (i0 + ir) * P.ep.ldg + jc + jr;
       const float* a = pack_a ? ap + ir * kc : P.A + (i0 + ir) * P.lda + pc;
       const int64_t lda = pack_a ? 0 : P.lda;
@@ -541,6 +546,8 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
   check(ldc >= std::max<int64_t>(1, N), "gemm: ldc=", ldc, " too small for C [", M, ",", N, "]");
   check(!ep.gate || ep.ldg >= std::max<int64_t>(1, N), "gemm: ldg=", ep.ldg,
         " too small for the gate [", M, ",", N, "]");
+  check(!ep.add || ep.ld_add >= std::max<int64_t>(1, N), "gemm: ld_add=", ep.ld_add,
+        " too small for the addend [", M, ",", N, "]");
   // The blocked path sums the rows of a transposed A as it packs it; the
   // other paths (and any call that returns early) sum them here.
   const bool packs_a = ta && M >= MR / 2 && N >= W && K > 0 && alpha != 0.f;
@@ -564,7 +571,7 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
     gemm_few_cols(P, nt);
   // The small paths store plain alpha/beta results; their epilogue is a pass
   // over C (M or N is tiny here, so C is too).
-  if (ep.row_bias || ep.col_bias || ep.relu || ep.gate)
+  if (ep.add || ep.row_bias || ep.col_bias || ep.relu || ep.gate)
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = finish(C[i * ldc + j], ep, i, j);
 }
@@ -613,6 +620,8 @@ void gemm(int64_t M, float alpha, const float* A, int64_t lda, const PackedB& B,
         "]");
   check(!ep.gate || ep.ldg >= N, "gemm: ldg=", ep.ldg, " too small for the gate [", M, ",", N,
         "]");
+  check(!ep.add || ep.ld_add >= N, "gemm: ld_add=", ep.ld_add, " too small for the addend [", M,
+        ",", N, "]");
   if (ep.row_sums) plain_row_sums(false, M, K, A, lda, ep.row_sums);
   Problem P{false, B.tb, M, N, K, alpha, A, lda, B.B, B.ldb, beta, C, ldc, ep};
   P.pre = &B;

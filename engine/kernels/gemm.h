@@ -13,17 +13,22 @@
 namespace qkv {
 
 // Applied to each element as C is stored, after alpha and beta:
-//   v = act(alpha * op(A)op(B)(i,j) + beta * c(i,j) + row_bias[i] + col_bias[j])
+//   v = act(alpha * op(A)op(B)(i,j) + beta * c(i,j) + add(i,j) + row_bias[i] + col_bias[j])
 //   c(i,j) = gate(i,j) > 0 ? v : 0        (no gate: c(i,j) = v)
-// (a missing bias adds nothing; act is relu or the identity). Folding a
+// (a missing term adds nothing; act is relu or the identity). Folding a
 // Linear's bias and ReLU, or a convolution's per-channel bias, into the GEMM's
 // last write of C saves a full pass over the output for each. The gate is
 // ReLU's backward through its saved output y = relu(z): the GEMM that makes
 // dy stores dz = dy * [y > 0] directly (a feed-forward block's dX of its
 // second Linear), instead of a pass reading dy and y and writing dz.
+// The addend is a matrix added on the way out: a recurrence's pre-activations
+// are its input part plus h W_hh^T, written in one pass from the input part
+// instead of a copy of it that the GEMM then accumulates onto (beta = 1).
 struct GemmEpilogue {
   const float* row_bias = nullptr;  // [M]
   const float* col_bias = nullptr;  // [N]
+  const float* add = nullptr;       // [M,N], row stride ld_add; must not overlap C
+  int64_t ld_add = 0;
   bool relu = false;
   const float* gate = nullptr;  // [M,N], row stride ldg
   int64_t ldg = 0;

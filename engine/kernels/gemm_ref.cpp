@@ -23,6 +23,7 @@ void gemm_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, co
       }
       float& c = C[i * ldc + j];
       double v = alpha * acc + (beta == 0.f ? 0.0 : double(beta) * c);
+      if (ep.add) v += ep.add[i * ep.ld_add + j];
       if (ep.row_bias) v += ep.row_bias[i];
       if (ep.col_bias) v += ep.col_bias[j];
       if (ep.relu && v < 0) v = 0;

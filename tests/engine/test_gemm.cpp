@@ -19,6 +19,7 @@ struct Gemm {
   float alpha, beta;
   int64_t pad = 0;  // extra columns in every leading dimension
   bool row_bias = false, col_bias = false, relu = false, gate = false;  // the epilogue
+  bool add = false;       // its addend
   bool row_sums = false;  // and the side output
 };
 
@@ -36,7 +37,13 @@ void check_gemm(const Gemm& g, uint64_t seed) {
   // the gate: about half its entries <= 0 (a few exactly 0, which close the gate too)
   Tensor gt = test::rand_tensor({std::max<int64_t>(g.M, 1), ldc}, seed + 5);
   for (int64_t i = 0; i < gt.numel(); i += 11) gt.data()[i] = 0.f;
+  // the addend: rows ldc + 5 apart (its own stride), padding NaN, which must not leak
+  const int64_t ld_add = g.N + 5;
+  Tensor ad = test::rand_tensor({std::max<int64_t>(g.M, 1), ld_add}, seed + 6);
+  for (int64_t i = 0; i < g.M; ++i)
+    for (int64_t j = g.N; j < ld_add; ++j) ad.data()[i * ld_add + j] = std::nanf("");
   GemmEpilogue ep;
+  if (g.add) ep.add = ad.data(), ep.ld_add = ld_add;
   if (g.row_bias) ep.row_bias = rb.data();
   if (g.col_bias) ep.col_bias = cb.data();
   ep.relu = g.relu;
@@ -55,7 +62,7 @@ void check_gemm(const Gemm& g, uint64_t seed) {
                      " K=" + std::to_string(g.K) + " alpha=" + std::to_string(g.alpha) +
                      " beta=" + std::to_string(g.beta) + " pad=" + std::to_string(g.pad) +
                      " epilogue=" + std::to_string(g.row_bias) + std::to_string(g.col_bias) +
-                     std::to_string(g.relu) + std::to_string(g.gate) +
+                     std::to_string(g.relu) + std::to_string(g.gate) + std::to_string(g.add) +
                      " row_sums=" + std::to_string(g.row_sums);
   test::expect_close(C.data(), R.data(), C.numel(), tol, what);  // padding columns included:
   // they must be untouched, which comparing whole buffers also checks.
@@ -106,7 +113,7 @@ TEST_SUITE("engine/gemm") {
     set_num_threads(saved);
   }
 
-  TEST_CASE("epilogue and side output: biases, relu, the gate and row sums, on every path") {
+  TEST_CASE("epilogue and side output: biases, the addend, relu, the gate and row sums, on every path") {
     // Blocked with A read in place or packed (ta): edge tiles, several K
     // blocks (biases once, relu and the gate only at the end; row sums over
     // all), several ic blocks, two and three column blocks, panels split over
@@ -121,9 +128,10 @@ TEST_SUITE("engine/gemm") {
           for (auto [m, n, k] : std::vector<std::array<int64_t, 3>>{
                    {37, 70, 29}, {200, 131, 600}, {13, 900, 40}, {9, 450, 77}, {2, 45, 33},
                    {40, 5, 17}, {9, 20, 0}})
-            for (int e = 1; e < 16; ++e) {
-              Gemm g{ta, tb, m, n, k, k == 77 ? 0.f : 1.5f, e == 3 || e == 8 ? 0.5f : 0.f};
+            for (int e = 1; e < 32; ++e) {
+              Gemm g{ta, tb, m, n, k, k == 77 ? 0.f : 1.5f, e == 3 || e == 8 || e == 17 ? 0.5f : 0.f};
               g.row_bias = e & 1, g.col_bias = e & 2, g.relu = e & 4, g.gate = e & 8;
+              g.add = e & 16;
               g.row_sums = e % 3 != 0;
               g.pad = k == 0;  // a leading dimension of at least 1
               check_gemm(g, seed++);
@@ -135,7 +143,8 @@ TEST_SUITE("engine/gemm") {
   TEST_CASE("a prepacked B gives gemm()'s results, reused over several A") {
     // Across NC (384) and KC (512) blocks, ragged last panels, both layouts
     // of B, the blocked path and the small ones it hands back to gemm(),
-    // an epilogue, 1 and 2 threads; one PackedB serves three products.
+    // an epilogue (with and without the addend), 1 and 2 threads; one PackedB
+    // serves three products.
     const int saved = num_threads();
     uint64_t seed = 700;
     for (int nt : {1, 2}) {
@@ -154,8 +163,10 @@ TEST_SUITE("engine/gemm") {
             const Tensor cb = test::rand_tensor({n}, seed++);
             const Tensor C0 = test::rand_tensor({m, n}, seed++);
             Tensor C = C0.clone(), R = C0.clone();
+            const Tensor X = test::rand_tensor({m, n}, seed++);
             GemmEpilogue ep;
             ep.col_bias = cb.data(), ep.relu = m == 37;
+            if (m != 37) ep.add = X.data(), ep.ld_add = n;  // the decoders' pre-activations
             const float beta = m == 200 ? 0.5f : 0.f;
             gemm(m, 1.25f, A.data(), std::max<int64_t>(k, 1), pb, beta, C.data(), n, ep);
             gemm_ref(false, tb, m, n, k, 1.25f, A.data(), std::max<int64_t>(k, 1), B.data(), ldb,
@@ -195,6 +206,11 @@ TEST_SUITE("engine/gemm") {
                          doctest::Contains("gemm: ldb=4 too small"), Error);
     CHECK_THROWS_WITH_AS(gemm(false, false, 4, 4, 4, 1.f, x, 4, x, 4, 0.f, x, 3),
                          doctest::Contains("gemm: ldc=3"), Error);
+    float y[64] = {};
+    GemmEpilogue ep;
+    ep.add = y, ep.ld_add = 3;
+    CHECK_THROWS_WITH_AS(gemm(false, false, 4, 4, 4, 1.f, x, 4, x, 4, 0.f, x, 4, ep),
+                         doctest::Contains("gemm: ld_add=3 too small for the addend [4,4]"), Error);
   }
 
   TEST_CASE("deterministic for a fixed thread count") {

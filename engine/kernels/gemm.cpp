@@ -447,9 +447,18 @@ void axpy(float s, const float* x, float* y, int64_t n) {
   for (; j < n; ++j) y[j] += s * x[j];
 }
 
-void store_row(const Problem& P, float* c, const float* acc, int64_t n) {
-  for (int64_t j = 0; j < n; ++j)
-    c[j] = blend(acc[j], c[j], P.alpha, P.beta);
+// The small paths' store of C(i,j): alpha and beta, and the addend (which
+// they apply here: a pass over C afterwards, as for the biases, cost 5% of
+// decoding one source at a time, whose recurrent GEMMs all take these paths).
+inline float store_value(const Problem& P, float v, float c, int64_t i, int64_t j) {
+  const float r = blend(v, c, P.alpha, P.beta);
+  return P.ep.add ? r + P.ep.add[i * P.ep.ld_add + j] : r;
+}
+
+// Row i of C, columns [j0, j0+n), from acc.
+void store_row(const Problem& P, int64_t i, int64_t j0, const float* acc, int64_t n) {
+  float* c = P.C + i * P.ldc + j0;
+  for (int64_t j = 0; j < n; ++j) c[j] = store_value(P, acc[j], c[j], i, j0 + j);
 }
 
 // The small paths split a length over threads in chunks of whole vectors, at
@@ -475,7 +484,7 @@ void gemm_few_rows(const Problem& P, int nt) {
           const float a = P.ta ? P.A[k * P.lda + i] : P.A[i * P.lda + k];
           axpy(a, P.B + k * P.ldb + j0, acc.data(), n);
         }
-        store_row(P, P.C + i * P.ldc + j0, acc.data(), n);
+        store_row(P, i, j0, acc.data(), n);
       }
     }
   } else {
@@ -492,7 +501,7 @@ void gemm_few_rows(const Problem& P, int nt) {
 #pragma omp for schedule(static)
         for (int64_t j = 0; j < N; ++j) {
           float& c = P.C[i * P.ldc + j];
-          c = blend(rows::dot(a, P.B + j * P.ldb, K), c, P.alpha, P.beta);
+          c = store_value(P, rows::dot(a, P.B + j * P.ldb, K), c, i, j);
         }
       }
     }
@@ -511,7 +520,7 @@ void gemm_few_cols(const Problem& P, int nt) {
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) {
         float& c = P.C[i * P.ldc + j];
-        c = blend(rows::dot(P.A + i * P.lda, bcol.data() + j * K, K), c, P.alpha, P.beta);
+        c = store_value(P, rows::dot(P.A + i * P.lda, bcol.data() + j * K, K), c, i, j);
       }
   } else {
     // op(A) columns are rows of A: c(:, j) = sum_k b(k,j) * A[k, :], split over rows.
@@ -526,7 +535,7 @@ void gemm_few_cols(const Problem& P, int nt) {
         for (int64_t k = 0; k < K; ++k) axpy(bcol[j * K + k], P.A + k * P.lda + i0, acc.data(), m);
         for (int64_t i = 0; i < m; ++i) {
           float& c = P.C[(i0 + i) * P.ldc + j];
-          c = blend(acc[i], c, P.alpha, P.beta);
+          c = store_value(P, acc[i], c, i0 + i, j);
         }
       }
     }
@@ -569,11 +578,13 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
     gemm_few_rows(P, nt);
   else
     gemm_few_cols(P, nt);
-  // The small paths store plain alpha/beta results; their epilogue is a pass
-  // over C (M or N is tiny here, so C is too).
-  if (ep.add || ep.row_bias || ep.col_bias || ep.relu || ep.gate)
+  // The small paths store alpha/beta results with the addend; the rest of
+  // their epilogue is a pass over C (M or N is tiny here, so C is too).
+  GemmEpilogue rest = ep;
+  rest.add = nullptr;
+  if (rest.row_bias || rest.col_bias || rest.relu || rest.gate)
     for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = finish(C[i * ldc + j], ep, i, j);
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = finish(C[i * ldc + j], rest, i, j);
 }
 
 PackedB::PackedB(bool tb_, int64_t K_, int64_t N_, const float* B_, int64_t ldb_)

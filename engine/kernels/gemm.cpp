@@ -304,9 +304,12 @@ inline void micro_kernel_nv(int nv, int64_t kc, const float* a, int64_t lda, con
                             int64_t bs, float* c, int64_t ldc, int mr, int nr, float alpha,
                             float beta, const GemmEpilogue& e) {
   if constexpr (NV == 4) {
-    if (nv == 3) return micro_kernel_mr<kPackedA, 3>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
-    if (nv == 2) return micro_kernel_mr<kPackedA, 2>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
-    if (nv == 1) return micro_kernel_mr<kPackedA, 1>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
+    if (nv == 3)
+      return micro_kernel_mr<kPackedA, 3>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
+    if (nv == 2)
+      return micro_kernel_mr<kPackedA, 2>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
+    if (nv == 1)
+      return micro_kernel_mr<kPackedA, 1>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
   }
   micro_kernel_mr<kPackedA, NV>(kc, a, lda, b, bs, c, ldc, mr, nr, alpha, beta, e);
 }

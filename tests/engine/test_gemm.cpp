@@ -113,7 +113,7 @@ TEST_SUITE("engine/gemm") {
     set_num_threads(saved);
   }
 
-  TEST_CASE("epilogue and side output: biases, the addend, relu, the gate and row sums, on every path") {
+  TEST_CASE("epilogue on every path: biases, the addend, relu, the gate and row sums") {
     // Blocked with A read in place or packed (ta): edge tiles, several K
     // blocks (biases once, relu and the gate only at the end; row sums over
     // all), several ic blocks, two and three column blocks, panels split over
@@ -129,7 +129,8 @@ TEST_SUITE("engine/gemm") {
                    {37, 70, 29}, {200, 131, 600}, {13, 900, 40}, {9, 450, 77}, {2, 45, 33},
                    {40, 5, 17}, {9, 20, 0}})
             for (int e = 1; e < 32; ++e) {
-              Gemm g{ta, tb, m, n, k, k == 77 ? 0.f : 1.5f, e == 3 || e == 8 || e == 17 ? 0.5f : 0.f};
+              const float beta = e == 3 || e == 8 || e == 17 ? 0.5f : 0.f;
+              Gemm g{ta, tb, m, n, k, k == 77 ? 0.f : 1.5f, beta};
               g.row_bias = e & 1, g.col_bias = e & 2, g.relu = e & 4, g.gate = e & 8;
               g.add = e & 16;
               g.row_sums = e % 3 != 0;

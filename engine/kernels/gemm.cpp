@@ -450,12 +450,11 @@ void axpy(float s, const float* x, float* y, int64_t n) {
   for (; j < n; ++j) y[j] += s * x[j];
 }
 
-// The small paths' store of C(i,j): alpha and beta, and the addend (which
-// they apply here: a pass over C afterwards, as for the biases, cost 5% of
-// decoding one source at a time, whose recurrent GEMMs all take these paths).
+// The small paths' store of C(i,j): alpha, beta and the whole epilogue as
+// each element is written (a pass over C afterwards for the addend cost 5%
+// of decoding one source at a time, whose recurrent GEMMs all take these paths).
 inline float store_value(const Problem& P, float v, float c, int64_t i, int64_t j) {
-  const float r = blend(v, c, P.alpha, P.beta);
-  return P.ep.add ? r + P.ep.add[i * P.ep.ld_add + j] : r;
+  return finish(blend(v, c, P.alpha, P.beta), P.ep, i, j);
 }
 
 // Row i of C, columns [j0, j0+n), from acc.
@@ -581,13 +580,6 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
     gemm_few_rows(P, nt);
   else
     gemm_few_cols(P, nt);
-  // The small paths store alpha/beta results with the addend; the rest of
-  // their epilogue is a pass over C (M or N is tiny here, so C is too).
-  GemmEpilogue rest = ep;
-  rest.add = nullptr;
-  if (rest.row_bias || rest.col_bias || rest.relu || rest.gate)
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = finish(C[i * ldc + j], rest, i, j);
 }
 
 PackedB::PackedB(bool tb_, int64_t K_, int64_t N_, const float* B_, int64_t ldb_)
